@@ -1,0 +1,59 @@
+# Every target creates what it needs: a fresh clone needs only python3.11 and npm.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUF_DIR := $(VENV)/buf
+BUF := $(BUF_DIR)/node_modules/.bin/buf
+BUF_VERSION := 1.75.0
+DATA_DIR ?= .keyway
+PROTO_FILES := $(wildcard proto/keyway/v1/*.proto)
+
+.PHONY: all run demo test lint proto proto-check stubs bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(BUF):
+	mkdir -p $(BUF_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(BUF_DIR) @bufbuild/buf@$(BUF_VERSION)
+
+run: $(STAMP)
+	$(BIN)/keyway up --data-dir $(DATA_DIR)
+
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto \
+		--python_out=proto --grpc_python_out=proto \
+		--mypy_out=proto --mypy_grpc_out=proto \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+		$(PROTO_FILES:proto/%=%)
+
+# Fails when the committed generated code is not what `make proto` produces.
+proto-check: proto
+	git diff --exit-code --stat -- proto/ || \
+		(echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
+
+lint: $(STAMP) $(BUF)
+	$(BUF) lint
+	@if git cat-file -e HEAD~1:proto 2>/dev/null; then \
+		$(BUF) breaking --against '.git#ref=HEAD~1,subdir=proto'; \
+	else echo "buf breaking: no previous commit with proto/, skipped"; fi
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) proto-check lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/pytest tests/bench -p no:randomly -s --timeout=900
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
