@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -48,19 +50,27 @@ class RotateMasterKeyResponse(_message.Message):
 
     KEY_ID_FIELD_NUMBER: _builtins.int
     REWRAPPED_FIELD_NUMBER: _builtins.int
+    RETIRED_KEY_IDS_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """Id of the key-encryption key now current."""
     rewrapped: _builtins.int
     """Number of data keys re-wrapped by this call."""
+    @_builtins.property
+    def retired_key_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Older key-encryption keys removed from the key provider because no data
+        key is wrapped by them any more (key-file provider only).
+        """
+
     def __init__(
         self,
         *,
         key_id: _builtins.str = ...,
         rewrapped: _builtins.int = ...,
+        retired_key_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "rewrapped", b"rewrapped"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "retired_key_ids", b"retired_key_ids", "rewrapped", b"rewrapped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,169 @@
+"""AccountService and AdminApiKeyService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyway.v1 import accounts_pb2 as apb
+from keyway.v1 import accounts_pb2_grpc, admin_api_keys_pb2_grpc
+from keyway.v1 import admin_api_keys_pb2 as kpb
+
+from control_plane.domain import tokens
+from control_plane.domain.errors import NotFound, Violations
+from control_plane.domain.fields import check_common, require_id
+from control_plane.store.store import ACCOUNTS, ADMIN_KEYS
+
+from .auth import Principal
+from .base import Servicer, changes, check_update, common, next_token, page_args, rpc
+
+_ACCOUNT_FIELDS = {"display_name": "name", "description": "description", "metadata": "metadata"}
+_KEY_FIELDS = {"name": "name", "description": "description", "metadata": "metadata"}
+
+
+def account_message(row: dict[str, Any]) -> apb.Account:
+    return apb.Account(display_name=row["name"], **common(row))
+
+
+def admin_key_message(row: dict[str, Any]) -> kpb.AdminApiKey:
+    return kpb.AdminApiKey(
+        account_id=row["account_id"],
+        name=row["name"],
+        redacted_token=row["redacted_token"],
+        **common(row),
+    )
+
+
+def _check_account(account: apb.Account) -> None:
+    v = Violations()
+    check_common(
+        v,
+        "",
+        name=account.display_name,
+        description=account.description,
+        metadata=account.metadata,
+        name_field="display_name",
+    )
+    v.raise_if_any()
+
+
+class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
+    @rpc
+    def CreateAccount(
+        self, request: apb.CreateAccountRequest, who: Principal
+    ) -> apb.CreateAccountResponse:
+        who.require_operator()
+        a = request.account
+        _check_account(a)
+        row = self.store.create_account(a.display_name, a.description, a.metadata)
+        return apb.CreateAccountResponse(account=account_message(row))
+
+    @rpc
+    def GetAccount(self, request: apb.GetAccountRequest, who: Principal) -> apb.GetAccountResponse:
+        account_id = request.id or who.account()
+        if not who.may_act_on(account_id):
+            raise NotFound(f"account '{account_id}' not found")
+        return apb.GetAccountResponse(
+            account=account_message(self.store.get(ACCOUNTS, account_id, None))
+        )
+
+    @rpc
+    def ListAccounts(
+        self, request: apb.ListAccountsRequest, who: Principal
+    ) -> apb.ListAccountsResponse:
+        who.require_operator()
+        page = self.store.list_accounts(**page_args(request.page_size, request.page_token))
+        return apb.ListAccountsResponse(
+            accounts=[account_message(r) for r in page.rows], next_page_token=next_token(page)
+        )
+
+    @rpc
+    def UpdateAccount(
+        self, request: apb.UpdateAccountRequest, who: Principal
+    ) -> apb.UpdateAccountResponse:
+        who.require_operator()
+        a = request.account
+        require_id(a.id, "account.id")
+        values = changes(a, request.update_mask, _ACCOUNT_FIELDS)
+        current = self.store.get(ACCOUNTS, a.id, None)
+        check_update(values, current, name_field="display_name")
+        row = self.store.update(ACCOUNTS, a.id, None, values, a.etag)
+        return apb.UpdateAccountResponse(account=account_message(row))
+
+    @rpc
+    def DeleteAccount(
+        self, request: apb.DeleteAccountRequest, who: Principal
+    ) -> apb.DeleteAccountResponse:
+        who.require_operator()
+        self.store.delete_account(require_id(request.id), etag=request.etag, force=request.force)
+        return apb.DeleteAccountResponse()
+
+
+class AdminApiKeyServicer(Servicer, admin_api_keys_pb2_grpc.AdminApiKeyServiceServicer):
+    def _account(self, requested: str, who: Principal) -> str:
+        account_id = requested or who.account()
+        if not who.may_act_on(account_id):
+            raise NotFound(f"account '{account_id}' not found")
+        return account_id
+
+    def _key(self, key_id: str, who: Principal) -> dict[str, Any]:
+        row = self.store.get(ADMIN_KEYS, require_id(key_id), None)
+        if not who.may_act_on(row["account_id"]):
+            raise NotFound(f"admin API key '{key_id}' not found")
+        return row
+
+    @rpc
+    def CreateAdminApiKey(
+        self, request: kpb.CreateAdminApiKeyRequest, who: Principal
+    ) -> kpb.CreateAdminApiKeyResponse:
+        account_id = self._account(request.account_id, who)
+        k = request.admin_api_key
+        v = Violations()
+        check_common(v, "", name=k.name, description=k.description, metadata=k.metadata)
+        v.raise_if_any()
+        row, token = self.store.create_credential(
+            tokens.TokenKind.ADMIN,
+            account_id=account_id,
+            name=k.name,
+            description=k.description,
+            metadata=k.metadata,
+        )
+        return kpb.CreateAdminApiKeyResponse(admin_api_key=admin_key_message(row), token=token)
+
+    @rpc
+    def GetAdminApiKey(
+        self, request: kpb.GetAdminApiKeyRequest, who: Principal
+    ) -> kpb.GetAdminApiKeyResponse:
+        return kpb.GetAdminApiKeyResponse(
+            admin_api_key=admin_key_message(self._key(request.id, who))
+        )
+
+    @rpc
+    def ListAdminApiKeys(
+        self, request: kpb.ListAdminApiKeysRequest, who: Principal
+    ) -> kpb.ListAdminApiKeysResponse:
+        account_id = self._account(request.account_id, who)
+        args = page_args(request.page_size, request.page_token, account_id)
+        page = self.store.list_admin_keys(account_id, **args)
+        return kpb.ListAdminApiKeysResponse(
+            admin_api_keys=[admin_key_message(r) for r in page.rows],
+            next_page_token=next_token(page, account_id),
+        )
+
+    @rpc
+    def UpdateAdminApiKey(
+        self, request: kpb.UpdateAdminApiKeyRequest, who: Principal
+    ) -> kpb.UpdateAdminApiKeyResponse:
+        k = request.admin_api_key
+        current = self._key(k.id, who)
+        values = changes(k, request.update_mask, _KEY_FIELDS)
+        check_update(values, current)
+        row = self.store.update(ADMIN_KEYS, k.id, current["account_id"], values, k.etag)
+        return kpb.UpdateAdminApiKeyResponse(admin_api_key=admin_key_message(row))
+
+    @rpc
+    def DeleteAdminApiKey(
+        self, request: kpb.DeleteAdminApiKeyRequest, who: Principal
+    ) -> kpb.DeleteAdminApiKeyResponse:
+        row = self._key(request.id, who)
+        self.store.delete(ADMIN_KEYS, row["id"], row["account_id"], request.etag)
+        return kpb.DeleteAdminApiKeyResponse()

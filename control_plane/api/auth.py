@@ -1,0 +1,64 @@
+"""Who is calling: bearer tokens in gRPC metadata, resolved through the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from control_plane.domain import tokens
+from control_plane.domain.errors import PermissionDenied, Unauthenticated
+from control_plane.store.store import Store
+
+OPERATOR = "operator"
+ADMIN = "admin"
+DATA_PLANE = "data_plane"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: str
+    credential_id: str
+    account_id: str | None
+
+    def account(self) -> str:
+        """The account an account-scoped RPC acts on."""
+        if self.kind != ADMIN or self.account_id is None:
+            raise PermissionDenied(
+                "this RPC acts on one account: call it with that account's admin API key, "
+                "not the operator token"
+            )
+        return self.account_id
+
+    def require_operator(self) -> None:
+        if self.kind != OPERATOR:
+            raise PermissionDenied("this RPC needs the operator token")
+
+    def may_act_on(self, account_id: str) -> bool:
+        return self.kind == OPERATOR or self.account_id == account_id
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+            return token.strip()
+    raise Unauthenticated(
+        "missing authorization metadata: send 'authorization: Bearer <token>' "
+        "(the CLI reads --token or KEYWAY_TOKEN)"
+    )
+
+
+def authenticate(store: Store, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal:
+    token = bearer_token(metadata)
+    kind = tokens.kind_of(token)
+    if kind is None:
+        # Caught by the checksum before any lookup; says nothing about storage.
+        raise Unauthenticated("malformed token (wrong prefix, length or checksum)")
+    found = store.authenticate(token)
+    if found is None:
+        raise Unauthenticated("unknown or revoked token")
+    if found.kind == DATA_PLANE:
+        raise PermissionDenied("data-plane tokens cannot call the admin API")
+    return Principal(found.kind, found.id, found.account_id)

@@ -1,0 +1,118 @@
+"""AccessKeyConfigurationService: validated scope + routing, stored canonical."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyway.v1 import access_key_configurations_pb2 as pb
+from keyway.v1 import access_key_configurations_pb2_grpc
+
+from control_plane.domain import configuration
+from control_plane.domain.errors import Violations
+from control_plane.domain.fields import check_common, require_id
+from control_plane.store.codec import config_from_columns, config_to_columns
+from control_plane.store.store import CONFIGURATIONS, ValidateConfig
+
+from .auth import Principal
+from .base import Servicer, changes, check_update, common, next_token, page_args, rpc
+
+_UPDATABLE = {
+    "name": "name",
+    "description": "description",
+    "metadata": "metadata",
+    "access": "access",
+    "router": "router",
+}
+
+
+def configuration_message(row: dict[str, Any], linked: int) -> pb.AccessKeyConfiguration:
+    message = config_from_columns(row["access_json"], row["router_json"])
+    message.MergeFrom(
+        pb.AccessKeyConfiguration(name=row["name"], access_key_count=linked, **common(row))
+    )
+    return message
+
+
+def _validator(candidate: pb.AccessKeyConfiguration) -> ValidateConfig:
+    """Runs inside the store's write transaction, against the account as it is then."""
+
+    def validate(view: configuration.AccountView) -> tuple[str | None, str]:
+        v = Violations()
+        normal = configuration.normalise(candidate, view, v)
+        v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
+        return config_to_columns(normal)
+
+    return validate
+
+
+class ConfigurationServicer(
+    Servicer, access_key_configurations_pb2_grpc.AccessKeyConfigurationServiceServicer
+):
+    def _message(self, row: dict[str, Any]) -> pb.AccessKeyConfiguration:
+        return configuration_message(row, self.store.linked_count(row["id"]))
+
+    @rpc
+    def CreateAccessKeyConfiguration(
+        self, request: pb.CreateAccessKeyConfigurationRequest, who: Principal
+    ) -> pb.CreateAccessKeyConfigurationResponse:
+        account_id = who.account()
+        c = request.configuration
+        v = Violations()
+        check_common(v, "", name=c.name, description=c.description, metadata=c.metadata)
+        v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
+        row = self.store.create_configuration(
+            account_id,
+            name=c.name,
+            description=c.description,
+            metadata=c.metadata,
+            validate=_validator(c),
+        )
+        return pb.CreateAccessKeyConfigurationResponse(configuration=self._message(row))
+
+    @rpc
+    def GetAccessKeyConfiguration(
+        self, request: pb.GetAccessKeyConfigurationRequest, who: Principal
+    ) -> pb.GetAccessKeyConfigurationResponse:
+        row = self.store.get(CONFIGURATIONS, require_id(request.id), who.account())
+        return pb.GetAccessKeyConfigurationResponse(configuration=self._message(row))
+
+    @rpc
+    def ListAccessKeyConfigurations(
+        self, request: pb.ListAccessKeyConfigurationsRequest, who: Principal
+    ) -> pb.ListAccessKeyConfigurationsResponse:
+        page = self.store.list_configurations(
+            who.account(), **page_args(request.page_size, request.page_token)
+        )
+        return pb.ListAccessKeyConfigurationsResponse(
+            configurations=[self._message(r) for r in page.rows],
+            next_page_token=next_token(page),
+        )
+
+    @rpc
+    def UpdateAccessKeyConfiguration(
+        self, request: pb.UpdateAccessKeyConfigurationRequest, who: Principal
+    ) -> pb.UpdateAccessKeyConfigurationResponse:
+        account_id = who.account()
+        c = request.configuration
+        current = self.store.get(CONFIGURATIONS, require_id(c.id, "configuration.id"), account_id)
+        values = changes(c, request.update_mask, _UPDATABLE)
+        check_update(values, current)
+        validate = None
+        if "access" in values or "router" in values:
+            candidate = config_from_columns(current["access_json"], current["router_json"])
+            for part in ("access", "router"):
+                if part in values:
+                    candidate.ClearField(part)
+                    if c.HasField(part):
+                        getattr(candidate, part).CopyFrom(getattr(c, part))
+            validate = _validator(candidate)
+        columns = {k: v for k, v in values.items() if k not in ("access", "router")}
+        row = self.store.update_configuration(account_id, c.id, columns, c.etag, validate)
+        return pb.UpdateAccessKeyConfigurationResponse(configuration=self._message(row))
+
+    @rpc
+    def DeleteAccessKeyConfiguration(
+        self, request: pb.DeleteAccessKeyConfigurationRequest, who: Principal
+    ) -> pb.DeleteAccessKeyConfigurationResponse:
+        self.store.delete(CONFIGURATIONS, require_id(request.id), who.account(), request.etag)
+        return pb.DeleteAccessKeyConfigurationResponse()

@@ -1,0 +1,59 @@
+"""The one place where domain errors become gRPC statuses (with rich details)."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from control_plane.domain import errors
+
+DOMAIN = "keyway.dev"
+
+_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_status(error: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    code = _CODES.get(type(error), grpc.StatusCode.INTERNAL)
+    for cls, mapped in _CODES.items():
+        if isinstance(error, cls):
+            code = mapped
+            break
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    status.details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)))
+    if isinstance(error, errors.InvalidArgument) and error.violations:
+        bad = error_details_pb2.BadRequest()
+        for v in error.violations:
+            bad.field_violations.add(field=v.field, description=v.description)
+        status.details.append(_pack(bad))
+    if isinstance(error, errors.FailedPrecondition) and error.subjects:
+        failure = error_details_pb2.PreconditionFailure()
+        for subject in error.subjects:
+            failure.violations.add(type=error.reason, subject=subject, description=error.message)
+        status.details.append(_pack(failure))
+    return code, status
+
+
+def internal_status(request_id: str) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    message = f"internal error (request id {request_id}); see the control plane log"
+    status = status_pb2.Status(code=code_pb2.INTERNAL, message=message)
+    status.details.append(_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN)))
+    return grpc.StatusCode.INTERNAL, status
+
+
+def trailing_metadata(status: status_pb2.Status) -> tuple[tuple[str, bytes], ...]:
+    return (("grpc-status-details-bin", status.SerializeToString()),)

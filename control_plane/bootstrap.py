@@ -1,0 +1,67 @@
+"""First start: create the operator credential, a default account and tokens.
+
+Tokens are written once to 0600 files in the data directory; only their
+hashes are stored, so a lost file means minting a new credential.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from control_plane.domain.tokens import TokenKind
+from control_plane.store.store import Store
+
+OPERATOR_FILE = "operator.token"
+ADMIN_FILE = "admin.token"
+DATA_PLANE_FILE = "data-plane.token"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFiles:
+    operator: Path
+    admin: Path
+    data_plane: Path
+    created: bool
+
+
+def write_secret_file(path: Path, content: str) -> None:
+    """Creates `path` with mode 0600 from the first byte (no window where it is readable)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def bootstrap(store: Store, data_dir: Path) -> TokenFiles:
+    files = TokenFiles(
+        data_dir / OPERATOR_FILE, data_dir / ADMIN_FILE, data_dir / DATA_PLANE_FILE, False
+    )
+    if store.count_credentials("operator"):
+        return files
+    # Files are written inside the transaction: if writing fails nothing is
+    # committed, and the next start tries again instead of leaving an
+    # operator credential whose token nobody holds.
+    with store.db.atomic():
+        _, operator = store.create_credential(TokenKind.OPERATOR, account_id=None, name="operator")
+        account = store.create_account("Default", "created on first start", "")
+        _, admin = store.create_credential(
+            TokenKind.ADMIN, account_id=account["id"], name="default admin key"
+        )
+        _, data_plane = store.create_credential(
+            TokenKind.DATA_PLANE, account_id=None, name="local data plane"
+        )
+        write_secret_file(files.operator, operator)
+        write_secret_file(files.admin, admin)
+        write_secret_file(files.data_plane, data_plane)
+    for label, path in (
+        ("operator token", files.operator),
+        (f"admin token of account {account['id']}", files.admin),
+        ("data-plane token", files.data_plane),
+    ):
+        print(f"keyway: wrote the {label} to {path} (mode 0600)", flush=True)
+    return TokenFiles(files.operator, files.admin, files.data_plane, True)

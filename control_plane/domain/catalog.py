@@ -1,0 +1,61 @@
+"""The built-in provider catalog. The providers themselves are data (catalog.json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+FORMAT_OPENAI = "openai"
+FORMAT_ANTHROPIC = "anthropic"
+AUTH_BEARER = "bearer"
+AUTH_X_API_KEY = "x-api-key"
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: str
+    upstream_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    id: str
+    name: str
+    base_url: str
+    formats: tuple[str, ...]
+    auth_style: str
+    models: tuple[Model, ...]
+    built_in: bool = True
+
+
+def _parse(doc: Any) -> tuple[ProviderSpec, ...]:
+    specs = []
+    for raw in doc["providers"]:
+        specs.append(
+            ProviderSpec(
+                id=raw["id"],
+                name=raw["name"],
+                base_url=raw["baseUrl"],
+                formats=tuple(raw["formats"]),
+                auth_style=raw["authStyle"],
+                models=tuple(Model(m) for m in raw["models"]),
+            )
+        )
+    return tuple(specs)
+
+
+def _load() -> tuple[ProviderSpec, ...]:
+    text = resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8")
+    return _parse(json.loads(text))
+
+
+BUILT_IN: tuple[ProviderSpec, ...] = _load()
+BUILT_IN_IDS: frozenset[str] = frozenset(p.id for p in BUILT_IN)
+
+
+def with_overrides(base_urls: Mapping[str, str]) -> tuple[ProviderSpec, ...]:
+    """The catalog with the operator's base-URL overrides applied."""
+    return tuple(replace(p, base_url=base_urls[p.id]) if p.id in base_urls else p for p in BUILT_IN)

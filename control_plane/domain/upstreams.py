@@ -1,0 +1,95 @@
+"""Rules for upstream base URLs and custom provider definitions."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from keyway.v1 import providers_pb2 as pb
+
+from .catalog import BUILT_IN_IDS
+from .errors import Violations
+from .fields import NAME_MAX, check_common
+
+_PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+MAX_MODELS = 500
+
+
+def _is_private_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
+def base_url_problem(url: str, *, allow_private: bool) -> str | None:
+    """Why `url` cannot be an upstream, or None when it can.
+
+    Private and loopback addresses are refused unless the operator allows
+    them, so a tenant cannot point the gateway at internal services. Names
+    are not resolved here: DNS answers can change after validation.
+    """
+    if not url:
+        return "is required"
+    if len(url) > 2048:
+        return "must be at most 2048 characters"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an absolute http(s) URL"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return "must not contain credentials, a query or a fragment"
+    private = _is_private_host(host)
+    if private and not allow_private:
+        return "points at a private or loopback address, which the operator has not allowed"
+    if parts.scheme == "http" and not private:
+        return "must use https (plain http is only allowed for allowed private addresses)"
+    return None
+
+
+def check_custom_provider(
+    v: Violations, cp: pb.CustomProvider, *, allow_private: bool, creating: bool
+) -> None:
+    check_common(v, "", name=cp.name, description=cp.description, metadata=cp.metadata)
+    if creating:
+        if not cp.provider_id:
+            v.add("provider_id", "is required")
+        elif not _PROVIDER_ID.fullmatch(cp.provider_id):
+            v.add("provider_id", "must be 1-63 lowercase letters, digits or '-'")
+        elif cp.provider_id in BUILT_IN_IDS:
+            v.add("provider_id", f"'{cp.provider_id}' is a built-in provider")
+    problem = base_url_problem(cp.base_url, allow_private=allow_private)
+    if problem:
+        v.add("base_url", problem)
+    if not cp.formats:
+        v.add("formats", "must list at least one format")
+    for i, fmt in enumerate(cp.formats):
+        if fmt not in (pb.API_FORMAT_OPENAI, pb.API_FORMAT_ANTHROPIC):
+            v.add(f"formats[{i}]", "must be API_FORMAT_OPENAI or API_FORMAT_ANTHROPIC")
+    if len(set(cp.formats)) != len(cp.formats):
+        v.add("formats", "lists a format twice")
+    if cp.auth_style not in pb.AuthStyle.values():
+        v.add("auth_style", "is not a known auth style")
+    if len(cp.models) > MAX_MODELS:
+        v.add("models", f"must list at most {MAX_MODELS} models")
+    seen: set[str] = set()
+    for i, model in enumerate(cp.models):
+        if not model.id or len(model.id) > NAME_MAX or any(c.isspace() for c in model.id):
+            v.add(f"models[{i}].id", f"must be a model id of 1-{NAME_MAX} characters, no spaces")
+        elif model.id.lower() in seen:
+            v.add(f"models[{i}].id", f"model '{model.id}' is listed twice")
+        seen.add(model.id.lower())
+        if len(model.upstream_id) > NAME_MAX:
+            v.add(f"models[{i}].upstream_id", f"must be at most {NAME_MAX} characters")
+
+
+def effective_auth_style(cp: pb.CustomProvider) -> int:
+    if cp.auth_style != pb.AUTH_STYLE_UNSPECIFIED:
+        return cp.auth_style
+    if cp.formats and cp.formats[0] == pb.API_FORMAT_ANTHROPIC:
+        return pb.AUTH_STYLE_X_API_KEY
+    return pb.AUTH_STYLE_BEARER

@@ -1,0 +1,134 @@
+"""Assembles the control plane: store, secrets, servicers, health, reflection."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from keyway.v1 import (
+    access_key_configurations_pb2,
+    access_key_configurations_pb2_grpc,
+    access_keys_pb2,
+    access_keys_pb2_grpc,
+    accounts_pb2,
+    accounts_pb2_grpc,
+    admin_api_keys_pb2,
+    admin_api_keys_pb2_grpc,
+    master_keys_pb2,
+    master_keys_pb2_grpc,
+    provider_keys_pb2,
+    provider_keys_pb2_grpc,
+    providers_pb2,
+    providers_pb2_grpc,
+)
+
+from control_plane.api.access_keys import AccessKeyServicer
+from control_plane.api.accounts import AccountServicer, AdminApiKeyServicer
+from control_plane.api.base import Options
+from control_plane.api.configurations import ConfigurationServicer
+from control_plane.api.master_keys import MasterKeyServicer
+from control_plane.api.provider_keys import ProviderKeyServicer
+from control_plane.api.providers import ProviderServicer
+from control_plane.bootstrap import bootstrap
+from control_plane.secrets.keyring import load_key_provider
+from control_plane.secrets.sealing import Sealer
+from control_plane.store.database import open_database
+from control_plane.store.store import Store
+
+log = logging.getLogger("keyway.control_plane")
+
+_SERVICES = (
+    accounts_pb2.DESCRIPTOR.services_by_name["AccountService"],
+    admin_api_keys_pb2.DESCRIPTOR.services_by_name["AdminApiKeyService"],
+    provider_keys_pb2.DESCRIPTOR.services_by_name["ProviderKeyService"],
+    access_keys_pb2.DESCRIPTOR.services_by_name["AccessKeyService"],
+    access_key_configurations_pb2.DESCRIPTOR.services_by_name["AccessKeyConfigurationService"],
+    providers_pb2.DESCRIPTOR.services_by_name["ProviderService"],
+    master_keys_pb2.DESCRIPTOR.services_by_name["MasterKeyService"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path(".keyway")
+    provider_base_urls: dict[str, str] = field(default_factory=dict)
+    allow_private_upstreams: bool = False
+
+
+class ControlPlane:
+    """A running control plane; `start()` binds, `stop()` drains and closes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = 0
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sealer = Sealer(load_key_provider(settings.data_dir, os.environ))
+        self.store = Store(open_database(settings.data_dir / "keyway.db"), sealer)
+        self.tokens = bootstrap(self.store, settings.data_dir)
+        options = Options(
+            provider_base_urls=dict(settings.provider_base_urls),
+            allow_private_upstreams=settings.allow_private_upstreams,
+        )
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ]
+        )
+        self._health = health.aio.HealthServicer()
+        s, st = self._server, self.store
+        accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(st, options), s)
+        admin_api_keys_pb2_grpc.add_AdminApiKeyServiceServicer_to_server(
+            AdminApiKeyServicer(st, options), s
+        )
+        provider_keys_pb2_grpc.add_ProviderKeyServiceServicer_to_server(
+            ProviderKeyServicer(st, options), s
+        )
+        access_keys_pb2_grpc.add_AccessKeyServiceServicer_to_server(
+            AccessKeyServicer(st, options), s
+        )
+        access_key_configurations_pb2_grpc.add_AccessKeyConfigurationServiceServicer_to_server(
+            ConfigurationServicer(st, options), s
+        )
+        providers_pb2_grpc.add_ProviderServiceServicer_to_server(ProviderServicer(st, options), s)
+        master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server(
+            MasterKeyServicer(st, options, sealer), s
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, s)
+        names = [svc.full_name for svc in _SERVICES]
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            s,
+        )
+
+    async def start(self) -> int:
+        self.port = self._server.add_insecure_port(self.settings.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.listen}")
+        await self._server.start()
+        for svc in _SERVICES:
+            await self._health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        host = self.settings.listen.rsplit(":", 1)[0]
+        log.info("control plane listening on %s:%d", host, self.port)
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        self.store.db.close()
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()

@@ -1,0 +1,77 @@
+"""Schema migrations. Append new migrations; never edit an applied one."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("keyway")
+
+_COMMON = """
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '',
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL,
+    etag TEXT NOT NULL
+"""
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO revision (id, value) VALUES (1, 0)")
+    db.execute(f"CREATE TABLE accounts ({_COMMON})")
+    db.execute(
+        f"""CREATE TABLE credentials ({_COMMON},
+            kind TEXT NOT NULL CHECK (kind IN ('operator', 'admin', 'data_plane')),
+            account_id TEXT REFERENCES accounts(id),
+            token_hash TEXT NOT NULL UNIQUE,
+            redacted_token TEXT NOT NULL)"""
+    )
+    db.execute(
+        f"""CREATE TABLE provider_keys ({_COMMON},
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            provider_id TEXT NOT NULL,
+            redacted_value TEXT NOT NULL,
+            kek_id TEXT NOT NULL,
+            wrapped_key BLOB NOT NULL,
+            ciphertext BLOB NOT NULL,
+            secret_version INTEGER NOT NULL,
+            rotate_time INTEGER NOT NULL,
+            last_used_time INTEGER,
+            last_error_status INTEGER,
+            last_error_reason TEXT,
+            last_error_time INTEGER)"""
+    )
+    db.execute("CREATE INDEX provider_keys_account ON provider_keys (account_id, provider_id)")
+    db.execute(
+        f"""CREATE TABLE configurations ({_COMMON},
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            access_json TEXT,
+            router_json TEXT NOT NULL)"""
+    )
+    db.execute("CREATE INDEX configurations_account ON configurations (account_id)")
+    db.execute(
+        f"""CREATE TABLE access_keys ({_COMMON},
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            token_hash TEXT NOT NULL UNIQUE,
+            redacted_token TEXT NOT NULL,
+            configuration_id TEXT REFERENCES configurations(id),
+            last_used_time INTEGER)"""
+    )
+    db.execute("CREATE INDEX access_keys_account ON access_keys (account_id, configuration_id)")
+    db.execute(
+        f"""CREATE TABLE custom_providers ({_COMMON},
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            provider_id TEXT NOT NULL,
+            base_url TEXT NOT NULL,
+            formats_json TEXT NOT NULL,
+            auth_style INTEGER NOT NULL,
+            models_json TEXT NOT NULL,
+            UNIQUE (account_id, provider_id))"""
+    )

@@ -1,0 +1,588 @@
+"""The control plane's repository: every read and write of resources.
+
+Methods run synchronously on the caller's thread; each write is one
+transaction that also bumps the store revision. Rows come back as plain
+dicts and the API layer maps them to messages. Secrets enter as `Secret`
+and are sealed before they touch the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
+from sqlite_utils import Database
+
+from control_plane.domain import catalog, ids, tokens
+from control_plane.domain.configuration import AccountView, referenced_keys, referenced_providers
+from control_plane.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from control_plane.domain.redact import redact
+from control_plane.secrets.sealing import SealedSecret, Sealer
+from control_plane.secrets.secret import Secret
+
+from .codec import config_from_columns
+from .database import current_revision, write
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[Row]
+    next_after: int | None
+    """Sequence number to continue after, or None on the last page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    id: str
+    kind: str
+    account_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    table: str
+    label: str
+    prefix: str
+
+
+ACCOUNTS = _Kind("accounts", "account", ids.ACCOUNT)
+ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY)
+PROVIDER_KEYS = _Kind("provider_keys", "provider key", ids.PROVIDER_KEY)
+ACCESS_KEYS = _Kind("access_keys", "access key", ids.ACCESS_KEY)
+CONFIGURATIONS = _Kind("configurations", "configuration", ids.CONFIGURATION)
+CUSTOM_PROVIDERS = _Kind("custom_providers", "custom provider", ids.CUSTOM_PROVIDER)
+
+# Tables holding an account's resources, children before parents for deletes.
+_ACCOUNT_TABLES = ("access_keys", "configurations", "provider_keys", "custom_providers")
+
+ValidateConfig = Callable[[AccountView], tuple[str | None, str]]
+"""Given the account, returns the (access_json, router_json) to store or raises."""
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _aad(row_id: str, version: int) -> bytes:
+    return f"{row_id}:{version}".encode()
+
+
+class Store:
+    def __init__(
+        self,
+        db: Database,
+        sealer: Sealer,
+        *,
+        clock: Callable[[], int] = _now_us,
+    ) -> None:
+        self._db = db
+        self._sealer = sealer
+        self._clock = clock
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    def revision(self) -> int:
+        return current_revision(self._db)
+
+    # -- generic helpers ---------------------------------------------------------------
+
+    def _select(self, table: str, where: Mapping[str, Any]) -> Row | None:
+        clauses = " AND ".join(f"{column} = ?" for column in where)
+        cursor = self._db.execute(
+            f"SELECT * FROM {table} WHERE {clauses}",  # noqa: S608 - constant names
+            list(where.values()),
+        )
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        return dict(zip([c[0] for c in cursor.description], found, strict=True))
+
+    def _find(self, kind: _Kind, row_id: str, account_id: str | None) -> Row:
+        where: dict[str, Any] = {"id": row_id}
+        if account_id is not None:
+            where["account_id"] = account_id
+        if kind is ADMIN_KEYS:
+            where["kind"] = "admin"
+        row = self._select(kind.table, where)
+        if row is None:
+            # Another tenant's resource is reported exactly like a missing one.
+            raise NotFound(f"{kind.label} '{row_id}' not found")
+        return row
+
+    def _page(
+        self,
+        kind: _Kind,
+        *,
+        after: int,
+        limit: int,
+        where: Mapping[str, Any],
+    ) -> Page:
+        clauses = ["seq > ?"] + [f"{column} = ?" for column in where]
+        params = [after, *where.values(), limit + 1]
+        sql = (
+            f"SELECT * FROM {kind.table} WHERE {' AND '.join(clauses)} "  # noqa: S608
+            "ORDER BY seq LIMIT ?"
+        )
+        cursor = self._db.execute(sql, params)
+        columns = [c[0] for c in cursor.description]
+        rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, rows[-1]["seq"] if more else None)
+
+    @staticmethod
+    def _check_etag(kind: _Kind, row: Row, etag: str) -> None:
+        if etag and etag != row["etag"]:
+            raise Aborted(
+                f"{kind.label} '{row['id']}' was changed since etag '{etag}' "
+                f"(current etag '{row['etag']}'); read it again and retry"
+            )
+
+    def _insert(self, kind: _Kind, fields: Row, revision: int) -> Row:
+        now = self._clock()
+        row = {
+            "id": ids.new_id(kind.prefix),
+            "create_time": now,
+            "update_time": now,
+            "etag": str(revision),
+            **fields,
+        }
+        self._db.table(kind.table).insert(row)
+        inserted = self._select(kind.table, {"id": row["id"]})
+        assert inserted is not None
+        return inserted
+
+    def _update(
+        self, kind: _Kind, row: Row, changes: Mapping[str, Any], etag: str, revision: int
+    ) -> Row:
+        self._check_etag(kind, row, etag)
+        values = {**changes, "update_time": self._clock(), "etag": str(revision)}
+        self._db.table(kind.table).update(row["seq"], values)
+        return self._find(kind, row["id"], None)
+
+    def get(self, kind: _Kind, row_id: str, account_id: str | None) -> Row:
+        return self._find(kind, row_id, account_id)
+
+    def update(
+        self,
+        kind: _Kind,
+        row_id: str,
+        account_id: str | None,
+        changes: Mapping[str, Any],
+        etag: str = "",
+    ) -> Row:
+        with write(self._db) as revision:
+            row = self._find(kind, row_id, account_id)
+            return self._update(kind, row, changes, etag, revision)
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def create_account(self, name: str, description: str, metadata: str) -> Row:
+        with write(self._db) as revision:
+            fields = {"name": name, "description": description, "metadata": metadata}
+            return self._insert(ACCOUNTS, fields, revision)
+
+    def list_accounts(self, *, after: int, limit: int) -> Page:
+        return self._page(ACCOUNTS, after=after, limit=limit, where={})
+
+    def delete_account(self, account_id: str, *, etag: str, force: bool) -> None:
+        with write(self._db) as _:
+            row = self._find(ACCOUNTS, account_id, None)
+            self._check_etag(ACCOUNTS, row, etag)
+            counts = {
+                table: self._db.execute(
+                    f"SELECT count(*) FROM {table} WHERE account_id = ?",  # noqa: S608
+                    [account_id],
+                ).fetchone()[0]
+                for table in _ACCOUNT_TABLES
+            }
+            held = {table: n for table, n in counts.items() if n}
+            if held and not force:
+                summary = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in held.items())
+                raise FailedPrecondition(
+                    f"account '{account_id}' still holds {summary}; delete them or pass force",
+                    [account_id],
+                    reason="ACCOUNT_NOT_EMPTY",
+                )
+            for table in (*_ACCOUNT_TABLES, "credentials"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE account_id = ?",  # noqa: S608
+                    [account_id],
+                )
+            self._db.execute("DELETE FROM accounts WHERE id = ?", [account_id])
+
+    # -- credentials (operator, admin API keys, data plane) ----------------------------
+
+    def create_credential(
+        self,
+        kind: tokens.TokenKind,
+        *,
+        account_id: str | None,
+        name: str,
+        description: str = "",
+        metadata: str = "",
+    ) -> tuple[Row, str]:
+        token = tokens.mint(kind)
+        with write(self._db) as revision:
+            if account_id is not None:
+                self._find(ACCOUNTS, account_id, None)
+            fields = {
+                "kind": kind.name.lower(),
+                "account_id": account_id,
+                "name": name,
+                "description": description,
+                "metadata": metadata,
+                "token_hash": tokens.token_hash(token),
+                "redacted_token": redact(token),
+            }
+            return self._insert(ADMIN_KEYS, fields, revision), token
+
+    def authenticate(self, token: str) -> Credential | None:
+        found = self._db.execute(
+            "SELECT id, kind, account_id FROM credentials WHERE token_hash = ?",
+            [tokens.token_hash(token)],
+        ).fetchone()
+        return None if found is None else Credential(found[0], found[1], found[2])
+
+    def count_credentials(self, kind: str) -> int:
+        return int(
+            self._db.execute("SELECT count(*) FROM credentials WHERE kind = ?", [kind]).fetchone()[
+                0
+            ]
+        )
+
+    def list_admin_keys(self, account_id: str, *, after: int, limit: int) -> Page:
+        self._find(ACCOUNTS, account_id, None)
+        where = {"account_id": account_id, "kind": "admin"}
+        return self._page(ADMIN_KEYS, after=after, limit=limit, where=where)
+
+    # -- generic delete for leaf resources ---------------------------------------------
+
+    def delete(self, kind: _Kind, row_id: str, account_id: str | None, etag: str = "") -> None:
+        with write(self._db) as _:
+            row = self._find(kind, row_id, account_id)
+            self._check_etag(kind, row, etag)
+            if kind is PROVIDER_KEYS:
+                self._refuse_if_referenced(row)
+            elif kind is CONFIGURATIONS:
+                self._refuse_if_linked(row)
+            elif kind is CUSTOM_PROVIDERS:
+                self._refuse_if_provider_used(row)
+            self._db.execute(f"DELETE FROM {kind.table} WHERE seq = ?", [row["seq"]])  # noqa: S608
+
+    def _configurations_of(self, account_id: str) -> Iterator[tuple[str, AccessKeyConfiguration]]:
+        cursor = self._db.execute(
+            "SELECT id, access_json, router_json FROM configurations "
+            "WHERE account_id = ? ORDER BY seq",
+            [account_id],
+        )
+        for config_id, access_json, router_json in cursor.fetchall():
+            yield config_id, config_from_columns(access_json, router_json)
+
+    def _refuse_if_referenced(self, key: Row) -> None:
+        users = [
+            config_id
+            for config_id, config in self._configurations_of(key["account_id"])
+            if key["id"] in referenced_keys(config.router)
+        ]
+        if users:
+            raise FailedPrecondition(
+                f"provider key '{key['id']}' is referenced by the router of "
+                f"configuration(s) {', '.join(users)}; remove it from them first",
+                users,
+                reason="PROVIDER_KEY_IN_USE",
+            )
+
+    def _refuse_if_linked(self, config: Row) -> None:
+        linked = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT id FROM access_keys WHERE configuration_id = ? ORDER BY seq",
+                [config["id"]],
+            ).fetchall()
+        ]
+        if linked:
+            shown = ", ".join(linked[:20]) + (" …" if len(linked) > 20 else "")
+            raise FailedPrecondition(
+                f"configuration '{config['id']}' is linked to {len(linked)} access key(s): "
+                f"{shown}; link them elsewhere first",
+                linked,
+                reason="CONFIGURATION_IN_USE",
+            )
+
+    def _refuse_if_provider_used(self, custom: Row) -> None:
+        provider = custom["provider_id"]
+        keys = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT id FROM provider_keys WHERE account_id = ? AND provider_id = ?",
+                [custom["account_id"], provider],
+            ).fetchall()
+        ]
+        configs = [
+            config_id
+            for config_id, config in self._configurations_of(custom["account_id"])
+            if provider in referenced_providers(config)
+        ]
+        if keys or configs:
+            raise FailedPrecondition(
+                f"custom provider '{provider}' is used by "
+                + "; ".join(
+                    part
+                    for part in (
+                        keys and f"provider key(s) {', '.join(keys)}",
+                        configs and f"configuration(s) {', '.join(configs)}",
+                    )
+                    if part
+                ),
+                [*keys, *configs],
+                reason="PROVIDER_IN_USE",
+            )
+
+    # -- provider keys -----------------------------------------------------------------
+
+    def _known_providers(self, account_id: str) -> frozenset[str]:
+        custom = self._db.execute(
+            "SELECT provider_id FROM custom_providers WHERE account_id = ?", [account_id]
+        ).fetchall()
+        return catalog.BUILT_IN_IDS | {r[0] for r in custom}
+
+    def account_view(self, account_id: str) -> AccountView:
+        keys = self._db.execute(
+            "SELECT id, provider_id FROM provider_keys WHERE account_id = ?", [account_id]
+        ).fetchall()
+        return AccountView(self._known_providers(account_id), {k: p for k, p in keys})
+
+    def _sealed_fields(self, row_id: str, version: int, value: Secret) -> Row:
+        sealed = self._sealer.seal(value, _aad(row_id, version))
+        return {
+            "kek_id": sealed.kek_id,
+            "wrapped_key": sealed.wrapped_key,
+            "ciphertext": sealed.ciphertext,
+            "secret_version": version,
+            "redacted_value": redact(value.reveal()),
+            "rotate_time": self._clock(),
+        }
+
+    def create_provider_key(
+        self,
+        account_id: str,
+        *,
+        provider_id: str,
+        name: str,
+        description: str,
+        metadata: str,
+        value: Secret,
+    ) -> Row:
+        with write(self._db) as revision:
+            if provider_id not in self._known_providers(account_id):
+                raise InvalidArgument.field(
+                    "provider_id",
+                    f"unknown provider '{provider_id}'; see `keyway admin providers list`",
+                )
+            row_id = ids.new_id(PROVIDER_KEYS.prefix)
+            now = self._clock()
+            row = {
+                "id": row_id,
+                "account_id": account_id,
+                "provider_id": provider_id,
+                "name": name,
+                "description": description,
+                "metadata": metadata,
+                "create_time": now,
+                "update_time": now,
+                "etag": str(revision),
+                **self._sealed_fields(row_id, 1, value),
+            }
+            self._db.table("provider_keys").insert(row)
+            return self._find(PROVIDER_KEYS, row_id, None)
+
+    def rotate_provider_key(
+        self, account_id: str, key_id: str, *, value: Secret, name: str, etag: str
+    ) -> Row:
+        with write(self._db) as revision:
+            row = self._find(PROVIDER_KEYS, key_id, account_id)
+            changes = self._sealed_fields(key_id, row["secret_version"] + 1, value)
+            if name:
+                changes["name"] = name
+            return self._update(PROVIDER_KEYS, row, changes, etag, revision)
+
+    def list_provider_keys(
+        self, account_id: str, *, provider_id: str, after: int, limit: int
+    ) -> Page:
+        where: dict[str, Any] = {"account_id": account_id}
+        if provider_id:
+            where["provider_id"] = provider_id
+        return self._page(PROVIDER_KEYS, after=after, limit=limit, where=where)
+
+    def reveal(self, key: Row) -> Secret:
+        """The plaintext of a provider key; only the snapshot compiler calls it."""
+        sealed = SealedSecret(key["kek_id"], key["wrapped_key"], key["ciphertext"])
+        return self._sealer.open(sealed, _aad(key["id"], key["secret_version"]))
+
+    def rewrap_secrets(self, batch: int = 200) -> int:
+        """Re-wraps data keys not under the current KEK, one batch per transaction.
+
+        Each batch commits on its own so an interrupted run loses nothing and
+        the next run continues with whatever is still under an old KEK. The
+        revision does not move: the plaintexts, and so snapshots, are unchanged.
+        """
+        done = 0
+        current = self._sealer.current_kek_id()
+        while True:
+            rows = self._db.execute(
+                "SELECT seq, id, kek_id, wrapped_key, ciphertext, secret_version "
+                "FROM provider_keys WHERE kek_id != ? LIMIT ?",
+                [current, batch],
+            ).fetchall()
+            if not rows:
+                return done
+            with self._db.atomic():
+                for seq, row_id, kek_id, wrapped, ciphertext, version in rows:
+                    sealed = self._sealer.rewrap(
+                        SealedSecret(kek_id, wrapped, ciphertext), _aad(row_id, version)
+                    )
+                    self._db.table("provider_keys").update(
+                        seq, {"kek_id": sealed.kek_id, "wrapped_key": sealed.wrapped_key}
+                    )
+            done += len(rows)
+
+    # -- access keys -------------------------------------------------------------------
+
+    def _check_configuration(self, account_id: str, config_id: str | None) -> None:
+        if (
+            config_id
+            and self._db.execute(
+                "SELECT 1 FROM configurations WHERE id = ? AND account_id = ?",
+                [config_id, account_id],
+            ).fetchone()
+            is None
+        ):
+            raise InvalidArgument.field(
+                "configuration_id", f"no configuration '{config_id}' in this account"
+            )
+
+    def create_access_key(
+        self,
+        account_id: str,
+        *,
+        name: str,
+        description: str,
+        metadata: str,
+        configuration_id: str | None,
+    ) -> tuple[Row, str]:
+        token = tokens.mint(tokens.TokenKind.ACCESS)
+        with write(self._db) as revision:
+            self._check_configuration(account_id, configuration_id)
+            fields = {
+                "account_id": account_id,
+                "name": name,
+                "description": description,
+                "metadata": metadata,
+                "token_hash": tokens.token_hash(token),
+                "redacted_token": redact(token),
+                "configuration_id": configuration_id,
+            }
+            return self._insert(ACCESS_KEYS, fields, revision), token
+
+    def update_access_key(
+        self, account_id: str, key_id: str, changes: Mapping[str, Any], etag: str
+    ) -> Row:
+        with write(self._db) as revision:
+            row = self._find(ACCESS_KEYS, key_id, account_id)
+            if "configuration_id" in changes:
+                self._check_configuration(account_id, changes["configuration_id"])
+            return self._update(ACCESS_KEYS, row, changes, etag, revision)
+
+    def list_access_keys(
+        self, account_id: str, *, configuration_id: str, after: int, limit: int
+    ) -> Page:
+        where: dict[str, Any] = {"account_id": account_id}
+        if configuration_id:
+            where["configuration_id"] = configuration_id
+        return self._page(ACCESS_KEYS, after=after, limit=limit, where=where)
+
+    # -- configurations ----------------------------------------------------------------
+
+    def linked_count(self, config_id: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM access_keys WHERE configuration_id = ?", [config_id]
+            ).fetchone()[0]
+        )
+
+    def create_configuration(
+        self,
+        account_id: str,
+        *,
+        name: str,
+        description: str,
+        metadata: str,
+        validate: ValidateConfig,
+    ) -> Row:
+        with write(self._db) as revision:
+            access_json, router_json = validate(self.account_view(account_id))
+            fields = {
+                "account_id": account_id,
+                "name": name,
+                "description": description,
+                "metadata": metadata,
+                "access_json": access_json,
+                "router_json": router_json,
+            }
+            return self._insert(CONFIGURATIONS, fields, revision)
+
+    def update_configuration(
+        self,
+        account_id: str,
+        config_id: str,
+        changes: Mapping[str, Any],
+        etag: str,
+        validate: ValidateConfig | None,
+    ) -> Row:
+        with write(self._db) as revision:
+            row = self._find(CONFIGURATIONS, config_id, account_id)
+            merged = dict(changes)
+            if validate is not None:
+                merged["access_json"], merged["router_json"] = validate(
+                    self.account_view(account_id)
+                )
+            return self._update(CONFIGURATIONS, row, merged, etag, revision)
+
+    def list_configurations(self, account_id: str, *, after: int, limit: int) -> Page:
+        return self._page(
+            CONFIGURATIONS, after=after, limit=limit, where={"account_id": account_id}
+        )
+
+    # -- custom providers --------------------------------------------------------------
+
+    def create_custom_provider(self, account_id: str, fields: Row) -> Row:
+        with write(self._db) as revision:
+            clash = self._db.execute(
+                "SELECT id FROM custom_providers WHERE account_id = ? AND provider_id = ?",
+                [account_id, fields["provider_id"]],
+            ).fetchone()
+            if clash is not None:
+                raise AlreadyExists(
+                    f"custom provider '{fields['provider_id']}' already exists as {clash[0]}",
+                    reason="PROVIDER_ID_IN_USE",
+                )
+            return self._insert(CUSTOM_PROVIDERS, {"account_id": account_id, **fields}, revision)
+
+    def list_custom_providers(self, account_id: str, *, after: int, limit: int) -> Page:
+        return self._page(
+            CUSTOM_PROVIDERS, after=after, limit=limit, where={"account_id": account_id}
+        )

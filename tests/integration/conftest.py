@@ -1,0 +1,83 @@
+"""A real control plane on 127.0.0.1:0 with a temporary data directory.
+
+The server runs on its own event loop in a background thread so that tests
+can use the ordinary synchronous gRPC client (and the CLI) against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from control_plane.server import ControlPlane, Settings
+
+
+@dataclass
+class RunningControlPlane:
+    address: str
+    operator_token: str
+    admin_token: str
+    data_dir: Path
+    server: ControlPlane
+    channel: grpc.Channel
+
+    @staticmethod
+    def auth(token: str) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {token}"),)
+
+    @property
+    def admin(self) -> tuple[tuple[str, str]]:
+        return self.auth(self.admin_token)
+
+    @property
+    def operator(self) -> tuple[tuple[str, str]]:
+        return self.auth(self.operator_token)
+
+
+def start_control_plane(settings: Settings) -> tuple[ControlPlane, asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="control-plane", daemon=True)
+    thread.start()
+
+    async def make() -> ControlPlane:
+        server = ControlPlane(settings)
+        await server.start()
+        return server
+
+    return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout=10), loop
+
+
+def stop_control_plane(server: ControlPlane, loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.run_coroutine_threadsafe(server.stop(grace=0.5), loop).result(timeout=10)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+@pytest.fixture
+def control_plane_settings(tmp_path: Path) -> Settings:
+    return Settings(listen="127.0.0.1:0", data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def control_plane(control_plane_settings: Settings) -> Iterator[RunningControlPlane]:
+    server, loop = start_control_plane(control_plane_settings)
+    data_dir = control_plane_settings.data_dir
+    address = f"127.0.0.1:{server.port}"
+    channel = grpc.insecure_channel(address)
+    try:
+        yield RunningControlPlane(
+            address=address,
+            operator_token=(data_dir / "operator.token").read_text().strip(),
+            admin_token=(data_dir / "admin.token").read_text().strip(),
+            data_dir=data_dir,
+            server=server,
+            channel=channel,
+        )
+    finally:
+        channel.close()
+        stop_control_plane(server, loop)
