@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import pytest
 
 from control_plane.server import ControlPlane, Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -40,22 +43,37 @@ class RunningControlPlane:
         return self.auth(self.operator_token)
 
 
-def start_control_plane(settings: Settings) -> tuple[ControlPlane, asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="control-plane", daemon=True)
-    thread.start()
+class BackgroundLoop:
+    """An event loop on its own thread, closed cleanly on `close()`."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+def start_control_plane(settings: Settings) -> tuple[ControlPlane, BackgroundLoop]:
+    background = BackgroundLoop("control-plane")
 
     async def make() -> ControlPlane:
         server = ControlPlane(settings)
         await server.start()
         return server
 
-    return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout=10), loop
+    return background.run(make()), background
 
 
-def stop_control_plane(server: ControlPlane, loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.run_coroutine_threadsafe(server.stop(grace=0.5), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
+def stop_control_plane(server: ControlPlane, background: BackgroundLoop) -> None:
+    background.run(server.stop(grace=0.5))
+    background.close()
 
 
 @pytest.fixture

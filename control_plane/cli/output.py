@@ -1,0 +1,289 @@
+"""Rendering of admin API messages for humans and scripts, and JSON input parsing.
+
+Humans get aligned tables; scripts get the proto3 JSON mapping (camelCase), which is
+also the documented input shape, so `get --json` output can be edited and sent back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+_M = TypeVar("_M", bound=Message)
+
+_EMPTY = "-"
+
+
+def to_json(value: Message | Sequence[Message]) -> str:
+    """The proto3 JSON mapping of one message, or a JSON array of several."""
+    if isinstance(value, Message):
+        return json.dumps(json_format.MessageToDict(value), indent=2, sort_keys=False)
+    items = [json_format.MessageToDict(item) for item in value]
+    return json.dumps(items, indent=2, sort_keys=False)
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; the last column is not padded."""
+    table = [list(headers), *(list(row) for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    return "\n".join(lines)
+
+
+def render_detail(message: Message) -> str:
+    """Every field of one message as `name  value` lines; nested values may span lines."""
+    names = [field.name for field in _descriptor(message).fields]
+    width = max(len(name) for name in names)
+    lines: list[str] = []
+    for name in names:
+        value_lines = format_field(message, name).split("\n")
+        lines.append(f"{name.ljust(width)}  {value_lines[0]}")
+        lines.extend(f"{' ' * width}  {extra}" for extra in value_lines[1:])
+    return "\n".join(lines)
+
+
+def format_field(message: Message, name: str) -> str:
+    """One field for a table cell: empty values as `-`, enums as short lowercase labels."""
+    field = _descriptor(message).fields_by_name[name]
+    value = getattr(message, name)
+    if field.is_repeated:
+        parts = [_format_scalar(field, item) for item in value]
+        return ", ".join(parts) if parts else _EMPTY
+    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and not message.HasField(name):
+        # An absent scope is not "nothing": it means every provider and model.
+        return "everything allowed" if _message_type(field).full_name == _ACCESS else _EMPTY
+    return _format_scalar(field, value)
+
+
+def format_timestamp(seconds: int) -> str:
+    """ISO-8601 UTC to the second, e.g. `2025-01-02T03:04:05Z`."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def enum_label(enum: EnumDescriptor, number: int) -> str:
+    """`API_FORMAT_OPENAI` → `openai`, `AUTH_STYLE_X_API_KEY` → `x-api-key`; unset → `-`."""
+    if number == 0:
+        return _EMPTY
+    value = enum.values_by_number.get(number)
+    if value is None:
+        return str(number)
+    return value.name.removeprefix(_enum_prefix(enum)).lower().replace("_", "-")
+
+
+def enum_labels(enum: EnumDescriptor) -> tuple[str, ...]:
+    """The labels a user may type, in declaration order, without the unspecified value."""
+    return tuple(enum_label(enum, value.number) for value in enum.values if value.number != 0)
+
+
+def enum_number(enum: EnumDescriptor, label: str) -> int:
+    """Inverse of `enum_label`; raises ValueError naming the accepted labels."""
+    for value in enum.values:
+        if value.number != 0 and enum_label(enum, value.number) == label:
+            return value.number
+    raise ValueError(f"invalid choice {label!r} (choose from {', '.join(enum_labels(enum))})")
+
+
+def parse_json_object(text: str, source: str) -> dict[str, Any]:
+    """Parses a JSON document that must be an object; errors give line and column."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{source}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+        ) from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {_json_kind(document)}")
+    return document
+
+
+def json_to_message(document: dict[str, Any], message: _M, source: str) -> _M:
+    """Fills `message` from its proto3 JSON form; errors name the offending field path."""
+    # protobuf's own errors nest "Failed to parse X field" clauses and sometimes omit the
+    # path, so the document is checked against the descriptor first to name the field.
+    problem = _find_problem(document, _descriptor(message), "")
+    if problem is not None:
+        raise ValueError(f"{source}: {problem}")
+    try:
+        return json_format.ParseDict(document, message)
+    except json_format.ParseError as err:
+        raise ValueError(f"{source}: {str(err).splitlines()[0]}") from None
+
+
+_ACCESS = "keyway.v1.Access"
+
+
+def _descriptor(message: Message) -> Descriptor:
+    # The stubs type DESCRIPTOR as a union with the upb classes, which mirror these.
+    return cast(Descriptor, message.DESCRIPTOR)
+
+
+def _message_type(field: FieldDescriptor) -> Descriptor:
+    if field.message_type is None:
+        raise TypeError(f"{field.full_name} is not a message field")
+    return field.message_type
+
+
+def _enum_type(field: FieldDescriptor) -> EnumDescriptor:
+    if field.enum_type is None:
+        raise TypeError(f"{field.full_name} is not an enum field")
+    return field.enum_type
+
+
+def _format_scalar(field: FieldDescriptor, value: Any) -> str:
+    cpp = field.cpp_type
+    if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
+        formatter = _MESSAGE_FORMATTERS.get(_message_type(field).full_name, _compact_json)
+        return formatter(value)
+    if cpp == FieldDescriptor.CPPTYPE_ENUM:
+        return enum_label(_enum_type(field), value)
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        return "yes" if value else "no"
+    text = str(value)
+    return text if text else _EMPTY
+
+
+def _format_timestamp_message(value: Any) -> str:
+    return format_timestamp(value.seconds) if value.seconds or value.nanos else _EMPTY
+
+
+def _format_provider_model(value: Any) -> str:
+    if value.upstream_id and value.upstream_id != value.id:
+        return f"{value.id}={value.upstream_id}"
+    return str(value.id)
+
+
+def _format_provider_key_error(value: Any) -> str:
+    status = str(value.status) if value.status else "no response"
+    when = f" at {format_timestamp(value.time.seconds)}" if value.HasField("time") else ""
+    return f"{status}: {value.reason or 'unknown'}{when}"
+
+
+def _format_access(value: Any) -> str:
+    lines = []
+    for dimension in ("providers", "models"):
+        if not value.HasField(dimension):
+            lines.append(f"{dimension}: all")
+        else:
+            allowed = list(getattr(value, dimension).allow)
+            lines.append(f"{dimension}: {', '.join(allowed) if allowed else 'none'}")
+    return "\n".join(lines)
+
+
+def _format_router(value: Any) -> str:
+    lines = []
+    for rule in value.rules:
+        target = f"{rule.provider}/{rule.model}" if rule.model else rule.provider
+        steps = "; ".join(
+            f"{step.type or _EMPTY} {step.key_selection_strategy or 'ordered'} "
+            f"[{', '.join(key.id for key in step.keys)}]"
+            for step in rule.steps
+        )
+        lines.append(f"{target}: {steps}")
+    return "\n".join(lines) if lines else "no rules (default routing)"
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(json_format.MessageToDict(value), separators=(", ", ": "))
+
+
+_MESSAGE_FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "google.protobuf.Timestamp": _format_timestamp_message,
+    "keyway.v1.ProviderModel": _format_provider_model,
+    "keyway.v1.ProviderKeyError": _format_provider_key_error,
+    _ACCESS: _format_access,
+    "keyway.v1.Router": _format_router,
+}
+
+
+def _enum_prefix(enum: EnumDescriptor) -> str:
+    # Buf's STANDARD lint requires values prefixed with the UPPER_SNAKE enum name.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _find_problem(value: object, descriptor: Descriptor, path: str) -> str | None:
+    if not isinstance(value, dict):
+        return f"{path or 'top level'}: expected an object, got {_json_kind(value)}"
+    fields = {field.json_name: field for field in descriptor.fields}
+    fields.update({field.name: field for field in descriptor.fields})
+    for key, item in value.items():
+        item_path = f"{path}.{key}" if path else str(key)
+        field = fields.get(key)
+        if field is None:
+            expected = ", ".join(field.json_name for field in descriptor.fields)
+            return f"{item_path}: unknown field (expected one of: {expected})"
+        if item is None:
+            continue  # null means "default" for every field in proto3 JSON
+        if not field.is_repeated:
+            problem = _check_value(item, field, item_path)
+        elif not isinstance(item, list):
+            problem = f"{item_path}: expected a list, got {_json_kind(item)}"
+        else:
+            problem = next(
+                (
+                    found
+                    for index, element in enumerate(item)
+                    if (found := _check_value(element, field, f"{item_path}[{index}]"))
+                ),
+                None,
+            )
+        if problem is not None:
+            return problem
+    return None
+
+
+_INTEGER_TYPES = frozenset(
+    {
+        FieldDescriptor.CPPTYPE_INT32,
+        FieldDescriptor.CPPTYPE_INT64,
+        FieldDescriptor.CPPTYPE_UINT32,
+        FieldDescriptor.CPPTYPE_UINT64,
+    }
+)
+
+
+def _check_value(value: object, field: FieldDescriptor, path: str) -> str | None:
+    cpp = field.cpp_type
+    if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
+        message_type = _message_type(field)
+        if message_type.full_name.startswith("google.protobuf."):
+            return None  # well-known types have their own JSON forms; ParseDict checks them
+        return _find_problem(value, message_type, path)
+    if cpp == FieldDescriptor.CPPTYPE_STRING:
+        ok, expected = isinstance(value, str), "a string"
+    elif cpp == FieldDescriptor.CPPTYPE_BOOL:
+        ok, expected = isinstance(value, bool), "a boolean"
+    elif cpp == FieldDescriptor.CPPTYPE_ENUM:
+        names = [item.name for item in _enum_type(field).values]
+        ok = value in names or (isinstance(value, int) and not isinstance(value, bool))
+        expected = f"one of {', '.join(names)}"
+    elif cpp in _INTEGER_TYPES:
+        ok = isinstance(value, int | str) and not isinstance(value, bool)
+        expected = "an integer"
+    else:
+        ok = isinstance(value, int | float | str) and not isinstance(value, bool)
+        expected = "a number"
+    return None if ok else f"{path}: expected {expected}, got {_json_kind(value)}"
