@@ -1,0 +1,1 @@
+"""Pure routing core of the data plane: error classifier, key cooldowns and the failover engine."""
