@@ -38,7 +38,7 @@ def split_model_ref(entry: str) -> tuple[str, str] | None:
     (`openrouter/meta-llama/llama-3.3-70b-instruct`, `openai:ft:gpt-4o:acme`)
     survive intact.
     """
-    cut = min((i for i in (entry.find("/"), entry.find(":")) if i > 0), default=-1)
+    cut = min((i for i in (entry.find("/"), entry.find(":")) if i >= 0), default=-1)
     if cut <= 0:
         return None
     provider, model = entry[:cut], entry[cut + 1 :]
@@ -131,7 +131,7 @@ def _normalise_router(router: pb.Router, view: AccountView, v: Violations) -> pb
         field = f"router.rules[{r}]"
         known = _check_provider(v, f"{field}.provider", rule.provider, view)
         model = rule.model.lower()
-        if model != model.strip() or len(model) > MODEL_MAX:
+        if any(c.isspace() for c in model) or len(model) > MODEL_MAX:
             v.add(f"{field}.model", f"must be a model id of at most {MODEL_MAX} characters")
         target = (rule.provider, model)
         if target in targets:

@@ -13,6 +13,8 @@ PROVIDER_KEY = "pk_"
 ACCESS_KEY = "ak_"
 CONFIGURATION = "akc_"
 CUSTOM_PROVIDER = "cp_"
+DATA_PLANE_CREDENTIAL = "dpc_"
+OPERATOR = "op_"
 
 _BODY = re.compile(r"[a-z2-7]{16}")
 

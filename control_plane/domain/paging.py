@@ -33,9 +33,10 @@ def decode(token: str, filter_key: str = "", field: str = "page_token") -> int:
         doc = json.loads(base64.urlsafe_b64decode(padded.encode()))
         after = doc["a"]
         fingerprint = doc["f"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         raise InvalidArgument.field(field, "is not a token from a previous response") from None
-    if not isinstance(after, int) or after < 0:
+    # bool is an int subclass; the bound keeps it a valid SQLite INTEGER.
+    if type(after) is not int or not 0 <= after < 2**63:
         raise InvalidArgument.field(field, "is not a token from a previous response")
     if fingerprint != _fingerprint(filter_key):
         raise InvalidArgument.field(field, "was issued for a different filter")

@@ -50,6 +50,9 @@ def is_well_formed(token: str, kind: TokenKind) -> bool:
         return False
     if not token.startswith(kind.value):
         return False
+    # Base62 only: also keeps non-ASCII input away from compare_digest (TypeError).
+    if any(c not in _ALPHABET for c in token[len(kind.value) :]):
+        return False
     head, check = token[:-_CHECK_LEN], token[-_CHECK_LEN:]
     return secrets.compare_digest(_checksum(head), check)
 

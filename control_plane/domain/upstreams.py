@@ -37,7 +37,11 @@ def base_url_problem(url: str, *, allow_private: bool) -> str | None:
         return "is required"
     if len(url) > 2048:
         return "must be at most 2048 characters"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        return "must be an absolute http(s) URL"
     host = parts.hostname or ""
     if parts.scheme not in ("https", "http") or not host:
         return "must be an absolute http(s) URL"
