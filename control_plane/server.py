@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,6 +22,10 @@ from keyway.v1 import (
     accounts_pb2_grpc,
     admin_api_keys_pb2,
     admin_api_keys_pb2_grpc,
+    data_planes_pb2,
+    data_planes_pb2_grpc,
+    discovery_pb2,
+    discovery_pb2_grpc,
     master_keys_pb2,
     master_keys_pb2_grpc,
     provider_keys_pb2,
@@ -31,12 +38,17 @@ from control_plane.api.access_keys import AccessKeyServicer
 from control_plane.api.accounts import AccountServicer, AdminApiKeyServicer
 from control_plane.api.base import Options
 from control_plane.api.configurations import ConfigurationServicer
+from control_plane.api.data_planes import DataPlaneServicer
 from control_plane.api.master_keys import MasterKeyServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
 from control_plane.secrets.keyring import load_key_provider
 from control_plane.secrets.sealing import Sealer
+from control_plane.snapshots.discovery import DiscoveryServicer
+from control_plane.snapshots.publisher import Publisher
+from control_plane.snapshots.source import StateReader
+from control_plane.snapshots.status import StatusBook
 from control_plane.store.database import open_database
 from control_plane.store.store import Store
 
@@ -50,7 +62,23 @@ _SERVICES = (
     access_key_configurations_pb2.DESCRIPTOR.services_by_name["AccessKeyConfigurationService"],
     providers_pb2.DESCRIPTOR.services_by_name["ProviderService"],
     master_keys_pb2.DESCRIPTOR.services_by_name["MasterKeyService"],
+    data_planes_pb2.DESCRIPTOR.services_by_name["DataPlaneService"],
+    discovery_pb2.DESCRIPTOR.services_by_name["DataPlaneDiscoveryService"],
 )
+
+
+class InsecureListenError(Exception):
+    """Snapshots carry provider keys: refuse to serve them in clear off this host."""
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +87,44 @@ class Settings:
     data_dir: Path = Path(".keyway")
     provider_base_urls: dict[str, str] = field(default_factory=dict)
     allow_private_upstreams: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    """When set, proxies (and admin clients) must present a certificate it signed."""
+    allow_insecure_remote: bool = False
+    publish_quiet: float = 0.02
+    publish_cap: float = 0.2
 
 
 class ControlPlane:
     """A running control plane; `start()` binds, `stop()` drains and closes."""
 
     def __init__(self, settings: Settings) -> None:
+        if settings.tls_cert is None and not (
+            settings.allow_insecure_remote or is_loopback(settings.listen)
+        ):
+            raise InsecureListenError(
+                f"refusing to listen on {settings.listen} without TLS: snapshots carry provider "
+                "keys. Pass --tls-cert/--tls-key, or --allow-insecure-remote if a trusted "
+                "network layer already encrypts the traffic"
+            )
         self.settings = settings
         self.port = 0
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         sealer = Sealer(load_key_provider(settings.data_dir, os.environ))
-        self.store = Store(open_database(settings.data_dir / "keyway.db"), sealer)
+        db_path = settings.data_dir / "keyway.db"
+        self.store = Store(open_database(db_path), sealer)
         self.tokens = bootstrap(self.store, settings.data_dir)
+        self._reader = StateReader(db_path, sealer, settings.provider_base_urls)
+        self.publisher = Publisher(
+            self._reader.read,
+            self._reader.revision,
+            quiet=settings.publish_quiet,
+            cap=settings.publish_cap,
+        )
+        self.store.on_commit(self.publisher.notify)
+        self.status = StatusBook(self.store.db)
+        self._publishing: asyncio.Task[None] | None = None
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
@@ -102,6 +156,11 @@ class ControlPlane:
         master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server(
             MasterKeyServicer(st, options, sealer), s
         )
+        discovery = DiscoveryServicer(st, self.publisher, self.status)
+        discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server(discovery, s)
+        data_planes_pb2_grpc.add_DataPlaneServiceServicer_to_server(
+            DataPlaneServicer(st, options, self.status, self.publisher, discovery.revoke), s
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, s)
         names = [svc.full_name for svc in _SERVICES]
         reflection.enable_server_reflection(
@@ -113,10 +172,23 @@ class ControlPlane:
             s,
         )
 
+    def _bind(self) -> int:
+        s = self.settings
+        if s.tls_cert is None or s.tls_key is None:
+            return self._server.add_insecure_port(s.listen)
+        credentials = grpc.ssl_server_credentials(
+            [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
+            root_certificates=s.tls_client_ca.read_bytes() if s.tls_client_ca else None,
+            require_client_auth=s.tls_client_ca is not None,
+        )
+        return self._server.add_secure_port(s.listen, credentials)
+
     async def start(self) -> int:
-        self.port = self._server.add_insecure_port(self.settings.listen)
+        self.port = self._bind()
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.listen}")
+        await self.publisher.publish_now()
+        self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         await self._server.start()
         for svc in _SERVICES:
             await self._health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
@@ -128,6 +200,11 @@ class ControlPlane:
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
+        if self._publishing is not None:
+            self._publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publishing
+        self._reader.close()
         self.store.db.close()
 
     async def wait(self) -> None:

@@ -75,3 +75,23 @@ def _initial(db: Database) -> None:
             models_json TEXT NOT NULL,
             UNIQUE (account_id, provider_id))"""
     )
+
+
+@MIGRATIONS(name="0002_data_planes")
+def _data_planes(db: Database) -> None:
+    # Bookkeeping, not routing data: written without bumping the revision.
+    db.execute(
+        """CREATE TABLE data_planes (
+            node_id TEXT PRIMARY KEY,
+            pool TEXT NOT NULL,
+            build_version TEXT NOT NULL,
+            connected INTEGER NOT NULL,
+            connect_time INTEGER NOT NULL,
+            last_seen_time INTEGER NOT NULL,
+            sent_version INTEGER NOT NULL DEFAULT 0,
+            applied_version INTEGER NOT NULL DEFAULT 0,
+            applied_hash TEXT NOT NULL DEFAULT '',
+            rejected_version INTEGER,
+            rejected_message TEXT,
+            rejected_time INTEGER)"""
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +55,21 @@ class _Kind:
     table: str
     label: str
     prefix: str
+    credential: str | None = None
+    """For rows of the shared credentials table: the `kind` column value."""
 
 
 ACCOUNTS = _Kind("accounts", "account", ids.ACCOUNT)
-ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY)
+ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY, "admin")
+DATA_PLANE_CREDENTIALS = _Kind(
+    "credentials", "data-plane credential", ids.DATA_PLANE_CREDENTIAL, "data_plane"
+)
+_OPERATOR = _Kind("credentials", "operator credential", ids.OPERATOR, "operator")
+_CREDENTIAL_KINDS = {
+    tokens.TokenKind.ADMIN: ADMIN_KEYS,
+    tokens.TokenKind.DATA_PLANE: DATA_PLANE_CREDENTIALS,
+    tokens.TokenKind.OPERATOR: _OPERATOR,
+}
 PROVIDER_KEYS = _Kind("provider_keys", "provider key", ids.PROVIDER_KEY)
 ACCESS_KEYS = _Kind("access_keys", "access key", ids.ACCESS_KEY)
 CONFIGURATIONS = _Kind("configurations", "configuration", ids.CONFIGURATION)
@@ -89,10 +101,25 @@ class Store:
         self._db = db
         self._sealer = sealer
         self._clock = clock
+        self._listeners: list[Callable[[int], None]] = []
 
     @property
     def db(self) -> Database:
         return self._db
+
+    def on_commit(self, listener: Callable[[int], None]) -> None:
+        """Calls `listener(revision)` after every committed write (snapshot publishing)."""
+        self._listeners.append(listener)
+
+    @contextmanager
+    def _write(self) -> Iterator[int]:
+        with write(self._db) as revision:
+            yield revision
+        if not self._db.conn.in_transaction:
+            # Only once the outermost transaction committed: a nested write
+            # (bootstrap) must not announce state that could still roll back.
+            for listener in self._listeners:
+                listener(revision)
 
     def revision(self) -> int:
         return current_revision(self._db)
@@ -114,8 +141,8 @@ class Store:
         where: dict[str, Any] = {"id": row_id}
         if account_id is not None:
             where["account_id"] = account_id
-        if kind is ADMIN_KEYS:
-            where["kind"] = "admin"
+        if kind.credential is not None:
+            where["kind"] = kind.credential
         row = self._select(kind.table, where)
         if row is None:
             # Another tenant's resource is reported exactly like a missing one.
@@ -184,14 +211,14 @@ class Store:
         changes: Mapping[str, Any],
         etag: str = "",
     ) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             row = self._find(kind, row_id, account_id)
             return self._update(kind, row, changes, etag, revision)
 
     # -- accounts ----------------------------------------------------------------------
 
     def create_account(self, name: str, description: str, metadata: str) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             fields = {"name": name, "description": description, "metadata": metadata}
             return self._insert(ACCOUNTS, fields, revision)
 
@@ -199,7 +226,7 @@ class Store:
         return self._page(ACCOUNTS, after=after, limit=limit, where={})
 
     def delete_account(self, account_id: str, *, etag: str, force: bool) -> None:
-        with write(self._db) as _:
+        with self._write() as _:
             row = self._find(ACCOUNTS, account_id, None)
             self._check_etag(ACCOUNTS, row, etag)
             counts = {
@@ -236,7 +263,7 @@ class Store:
         metadata: str = "",
     ) -> tuple[Row, str]:
         token = tokens.mint(kind)
-        with write(self._db) as revision:
+        with self._write() as revision:
             if account_id is not None:
                 self._find(ACCOUNTS, account_id, None)
             fields = {
@@ -248,7 +275,7 @@ class Store:
                 "token_hash": tokens.token_hash(token),
                 "redacted_token": redact(token),
             }
-            return self._insert(ADMIN_KEYS, fields, revision), token
+            return self._insert(_CREDENTIAL_KINDS[kind], fields, revision), token
 
     def authenticate(self, token: str) -> Credential | None:
         found = self._db.execute(
@@ -269,10 +296,14 @@ class Store:
         where = {"account_id": account_id, "kind": "admin"}
         return self._page(ADMIN_KEYS, after=after, limit=limit, where=where)
 
+    def list_data_plane_credentials(self, *, after: int, limit: int) -> Page:
+        where = {"kind": "data_plane"}
+        return self._page(DATA_PLANE_CREDENTIALS, after=after, limit=limit, where=where)
+
     # -- generic delete for leaf resources ---------------------------------------------
 
     def delete(self, kind: _Kind, row_id: str, account_id: str | None, etag: str = "") -> None:
-        with write(self._db) as _:
+        with self._write() as _:
             row = self._find(kind, row_id, account_id)
             self._check_etag(kind, row, etag)
             if kind is PROVIDER_KEYS:
@@ -387,7 +418,7 @@ class Store:
         metadata: str,
         value: Secret,
     ) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             if provider_id not in self._known_providers(account_id):
                 raise InvalidArgument.field(
                     "provider_id",
@@ -413,7 +444,7 @@ class Store:
     def rotate_provider_key(
         self, account_id: str, key_id: str, *, value: Secret, name: str, etag: str
     ) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             row = self._find(PROVIDER_KEYS, key_id, account_id)
             changes = self._sealed_fields(key_id, row["secret_version"] + 1, value)
             if name:
@@ -485,7 +516,7 @@ class Store:
         configuration_id: str | None,
     ) -> tuple[Row, str]:
         token = tokens.mint(tokens.TokenKind.ACCESS)
-        with write(self._db) as revision:
+        with self._write() as revision:
             self._check_configuration(account_id, configuration_id)
             fields = {
                 "account_id": account_id,
@@ -501,7 +532,7 @@ class Store:
     def update_access_key(
         self, account_id: str, key_id: str, changes: Mapping[str, Any], etag: str
     ) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             row = self._find(ACCESS_KEYS, key_id, account_id)
             if "configuration_id" in changes:
                 self._check_configuration(account_id, changes["configuration_id"])
@@ -533,7 +564,7 @@ class Store:
         metadata: str,
         validate: ValidateConfig,
     ) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             access_json, router_json = validate(self.account_view(account_id))
             fields = {
                 "account_id": account_id,
@@ -553,7 +584,7 @@ class Store:
         etag: str,
         validate: ValidateConfig | None,
     ) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             row = self._find(CONFIGURATIONS, config_id, account_id)
             merged = dict(changes)
             if validate is not None:
@@ -570,7 +601,7 @@ class Store:
     # -- custom providers --------------------------------------------------------------
 
     def create_custom_provider(self, account_id: str, fields: Row) -> Row:
-        with write(self._db) as revision:
+        with self._write() as revision:
             clash = self._db.execute(
                 "SELECT id FROM custom_providers WHERE account_id = ? AND provider_id = ?",
                 [account_id, fields["provider_id"]],

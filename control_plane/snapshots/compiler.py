@@ -1,0 +1,130 @@
+"""Store state at one revision -> one Snapshot. Pure: the caller gathers the state.
+
+Everything is ordered by id or creation order and serialised
+deterministically, so equal state gives equal bytes and the same hash in any
+control-plane process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from keyway.v1 import access_key_configurations_pb2 as cpb
+from keyway.v1 import snapshot_pb2 as spb
+
+from control_plane.domain import catalog
+from control_plane.secrets.secret import Secret
+
+SCHEMA_VERSION = 1
+
+_FORMATS = {
+    catalog.FORMAT_OPENAI: spb.SNAPSHOT_FORMAT_OPENAI,
+    catalog.FORMAT_ANTHROPIC: spb.SNAPSHOT_FORMAT_ANTHROPIC,
+}
+_AUTH = {
+    catalog.AUTH_BEARER: spb.SNAPSHOT_AUTH_STYLE_BEARER,
+    catalog.AUTH_X_API_KEY: spb.SNAPSHOT_AUTH_STYLE_X_API_KEY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    provider_id: str
+    value: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKeyRecord:
+    id: str
+    token_sha256: str
+    configuration_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    id: str
+    custom_providers: tuple[catalog.ProviderSpec, ...]
+    keys: tuple[KeyRecord, ...]
+    """In creation order."""
+    configurations: tuple[tuple[str, cpb.AccessKeyConfiguration], ...]
+    access_keys: tuple[AccessKeyRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    revision: int
+    accounts: tuple[AccountRecord, ...]
+    base_url_overrides: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    version: int
+    sha256: str
+    payload: bytes
+    """The serialised Snapshot: the exact bytes sent to every proxy."""
+
+    def __repr__(self) -> str:  # the payload holds provider key values
+        return f"Compiled(version={self.version}, sha256={self.sha256[:12]}…)"
+
+
+def _provider(spec: catalog.ProviderSpec) -> spb.SnapshotProvider:
+    return spb.SnapshotProvider(
+        id=spec.id,
+        base_url=spec.base_url,
+        formats=[_FORMATS[f] for f in spec.formats],
+        auth_style=_AUTH[spec.auth_style],
+        models=[spb.SnapshotModel(id=m.id, upstream_id=m.upstream_id) for m in spec.models],
+    )
+
+
+def _configuration(config_id: str, config: cpb.AccessKeyConfiguration) -> spb.SnapshotConfiguration:
+    out = spb.SnapshotConfiguration(id=config_id)
+    if config.access.HasField("providers"):
+        out.providers.allow.extend(config.access.providers.allow)
+        out.providers.SetInParent()
+    if config.access.HasField("models"):
+        out.models.allow.extend(config.access.models.allow)
+        out.models.SetInParent()
+    rules = sorted(config.router.rules, key=lambda r: (r.provider, r.model))
+    for rule in rules:
+        route = out.routes.add(provider_id=rule.provider, model=rule.model.lower())
+        for step in rule.steps:
+            route.steps.add(
+                strategy=step.key_selection_strategy or "ordered",
+                key_ids=[k.id for k in step.keys],
+            )
+    return out
+
+
+def _account(account: AccountRecord) -> spb.SnapshotAccount:
+    out = spb.SnapshotAccount(id=account.id)
+    out.custom_providers.extend(
+        _provider(p) for p in sorted(account.custom_providers, key=lambda p: p.id)
+    )
+    for key in account.keys:
+        out.provider_keys.add(id=key.id, provider_id=key.provider_id, value=key.value.reveal())
+    for config_id, config in sorted(account.configurations, key=lambda c: c[0]):
+        out.configurations.append(_configuration(config_id, config))
+    for ak in sorted(account.access_keys, key=lambda a: a.id):
+        out.access_keys.add(
+            id=ak.id, token_sha256=ak.token_sha256, configuration_id=ak.configuration_id or ""
+        )
+    return out
+
+
+def compile_snapshot(state: StoreState) -> spb.Snapshot:
+    snapshot = spb.Snapshot(schema_version=SCHEMA_VERSION, version=state.revision)
+    snapshot.providers.extend(
+        _provider(p) for p in catalog.with_overrides(state.base_url_overrides)
+    )
+    snapshot.accounts.extend(_account(a) for a in sorted(state.accounts, key=lambda a: a.id))
+    return snapshot
+
+
+def serialise(snapshot: spb.Snapshot) -> Compiled:
+    payload = snapshot.SerializeToString(deterministic=True)
+    return Compiled(snapshot.version, hashlib.sha256(payload).hexdigest(), payload)

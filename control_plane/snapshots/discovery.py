@@ -1,0 +1,140 @@
+"""DataPlaneDiscoveryService: one bidirectional stream per proxy.
+
+A thin shell: `StreamState` decides what to send, `Publisher` provides the
+latest snapshot, `StatusBook` records what each proxy runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from keyway.v1 import discovery_pb2 as pb
+from keyway.v1 import discovery_pb2_grpc
+
+from control_plane.api.auth import DATA_PLANE, bearer_token
+from control_plane.domain import tokens
+from control_plane.domain.errors import Unauthenticated
+from control_plane.store.store import Store
+
+from .publisher import Published, Publisher
+from .status import StatusBook
+from .stream import Reply, Revision, Send, StreamState
+
+log = logging.getLogger("keyway.control_plane.discovery")
+
+Context = grpc.aio.ServicerContext[pb.StreamSnapshotsRequest, pb.StreamSnapshotsResponse]
+
+
+def _response(send: Send, published: Published) -> pb.StreamSnapshotsResponse:
+    response = pb.StreamSnapshotsResponse(nonce=send.nonce)
+    if send.reply is Reply.CURRENT:
+        response.current.CopyFrom(
+            pb.Current(version=send.revision.version, hash=send.revision.sha256)
+        )
+    else:
+        generated = Timestamp()
+        generated.FromMicroseconds(published.generate_time_us)
+        response.update.CopyFrom(
+            pb.SnapshotUpdate(
+                version=published.compiled.version,
+                hash=published.compiled.sha256,
+                generate_time=generated,
+                snapshot=published.compiled.payload,
+            )
+        )
+    return response
+
+
+class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
+    def __init__(self, store: Store, publisher: Publisher, status: StatusBook) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._status = status
+        self._streams: dict[str, set[asyncio.Task[Any]]] = {}
+
+    def revoke(self, credential_id: str) -> None:
+        """Closes every stream opened with a credential that was just deleted."""
+        for task in self._streams.pop(credential_id, set()):
+            task.cancel()
+
+    def _authenticate(self, context: Context) -> str:
+        token = bearer_token(context.invocation_metadata())
+        found = None
+        if tokens.is_well_formed(token, tokens.TokenKind.DATA_PLANE):
+            found = self._store.authenticate(token)
+        if found is None or found.kind != DATA_PLANE:
+            raise Unauthenticated("unknown, revoked or malformed data-plane token")
+        return found.id
+
+    async def StreamSnapshots(  # type: ignore[override]
+        self, request_iterator: Any, context: Context
+    ) -> None:
+        try:
+            credential_id = self._authenticate(context)
+        except Unauthenticated as error:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
+        first = await context.read()
+        if (
+            not isinstance(first, pb.StreamSnapshotsRequest)
+            or first.WhichOneof("message") != "hello"
+        ):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello"
+            )
+        hello = first.hello
+        if not hello.node_id or len(hello.node_id) > 255:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello.node_id: 1-255 characters")
+        applied = (
+            Revision(hello.applied_version, hello.applied_hash) if hello.applied_version else None
+        )
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.setdefault(credential_id, set()).add(task)
+        generation = self._status.connected(
+            hello.node_id, hello.pool or "default", hello.build_version, applied
+        )
+        log.info("proxy %s connected (applied version %d)", hello.node_id, hello.applied_version)
+        state = StreamState(applied)
+        subscription = self._publisher.subscribe()
+        reader = asyncio.create_task(self._read(context, state, hello.node_id))
+        try:
+            while not reader.done():
+                published = self._publisher.latest
+                send = state.next_send(published.revision if published else None)
+                if send is not None and published is not None:
+                    await context.write(_response(send, published))
+                    self._status.sent(hello.node_id, send.revision.version)
+                waiter = asyncio.create_task(subscription.wait())
+                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+        finally:
+            self._publisher.unsubscribe(subscription)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self._streams.get(credential_id, set()).discard(task)
+            self._status.disconnected(hello.node_id, generation)
+            log.info("proxy %s disconnected", hello.node_id)
+
+    async def _read(self, context: Context, state: StreamState, node_id: str) -> None:
+        while True:
+            message = await context.read()
+            if not isinstance(message, pb.StreamSnapshotsRequest):
+                return  # EOF: the proxy closed its side
+            kind = message.WhichOneof("message")
+            if kind == "ack":
+                ack = message.ack
+                if state.on_ack(ack.nonce, Revision(ack.version, ack.hash)):
+                    self._status.acked(node_id, Revision(ack.version, ack.hash))
+            elif kind == "nack":
+                nack = message.nack
+                if state.on_nack(nack.nonce, nack.message) and state.last_rejection:
+                    self._status.rejected(node_id, state.last_rejection)
+                    log.warning(
+                        "proxy %s rejected snapshot %d: %s", node_id, nack.version, nack.message
+                    )

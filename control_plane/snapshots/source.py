@@ -1,0 +1,116 @@
+"""Reads the whole store at one revision, for the compiler.
+
+Runs on a worker thread with its own read-only connection: in WAL mode one
+read transaction sees a consistent state while the admin API keeps writing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+from keyway.v1 import providers_pb2 as ppb
+from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
+
+from control_plane.domain import catalog
+from control_plane.secrets.sealing import SealedSecret, Sealer
+from control_plane.store.codec import config_from_columns
+
+from .compiler import AccessKeyRecord, AccountRecord, KeyRecord, StoreState
+
+_FORMAT_NAMES = {
+    ppb.API_FORMAT_OPENAI: catalog.FORMAT_OPENAI,
+    ppb.API_FORMAT_ANTHROPIC: catalog.FORMAT_ANTHROPIC,
+}
+
+
+def _auth_name(style: int, formats: list[int]) -> str:
+    if style == ppb.AUTH_STYLE_X_API_KEY:
+        return catalog.AUTH_X_API_KEY
+    if style == ppb.AUTH_STYLE_BEARER:
+        return catalog.AUTH_BEARER
+    anthropic_first = bool(formats) and formats[0] == ppb.API_FORMAT_ANTHROPIC
+    return catalog.AUTH_X_API_KEY if anthropic_first else catalog.AUTH_BEARER
+
+
+class StateReader:
+    def __init__(self, path: Path, sealer: Sealer, overrides: Mapping[str, str]) -> None:
+        self._conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
+        self._sealer = sealer
+        self._overrides = dict(overrides)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def revision(self) -> int:
+        return int(self._conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0])
+
+    def read(self) -> StoreState:
+        c = self._conn
+        c.execute("BEGIN")
+        try:
+            revision = self.revision()
+            customs: dict[str, list[catalog.ProviderSpec]] = defaultdict(list)
+            for (
+                account_id,
+                provider_id,
+                name,
+                base_url,
+                formats_json,
+                auth,
+                models_json,
+            ) in c.execute(
+                "SELECT account_id, provider_id, name, base_url, formats_json, auth_style, "
+                "models_json FROM custom_providers ORDER BY seq"
+            ):
+                formats = json.loads(formats_json)
+                customs[account_id].append(
+                    catalog.ProviderSpec(
+                        id=provider_id,
+                        name=name,
+                        base_url=base_url,
+                        formats=tuple(_FORMAT_NAMES[f] for f in formats),
+                        auth_style=_auth_name(auth, formats),
+                        models=tuple(catalog.Model(i, u) for i, u in json.loads(models_json)),
+                        built_in=False,
+                    )
+                )
+            keys: dict[str, list[KeyRecord]] = defaultdict(list)
+            for account_id, key_id, provider_id, kek, wrapped, ciphertext, version in c.execute(
+                "SELECT account_id, id, provider_id, kek_id, wrapped_key, ciphertext, "
+                "secret_version FROM provider_keys ORDER BY seq"
+            ):
+                value = self._sealer.open(
+                    SealedSecret(kek, wrapped, ciphertext), f"{key_id}:{version}".encode()
+                )
+                keys[account_id].append(KeyRecord(key_id, provider_id, value))
+            configs: dict[str, list[tuple[str, AccessKeyConfiguration]]] = defaultdict(list)
+            for account_id, config_id, access_json, router_json in c.execute(
+                "SELECT account_id, id, access_json, router_json FROM configurations"
+            ):
+                configs[account_id].append(
+                    (config_id, config_from_columns(access_json, router_json))
+                )
+            access: dict[str, list[AccessKeyRecord]] = defaultdict(list)
+            for account_id, key_id, token_hash, config_id in c.execute(
+                "SELECT account_id, id, token_hash, configuration_id FROM access_keys"
+            ):
+                access[account_id].append(AccessKeyRecord(key_id, token_hash, config_id))
+            accounts = tuple(
+                AccountRecord(
+                    id=account_id,
+                    custom_providers=tuple(customs[account_id]),
+                    keys=tuple(keys[account_id]),
+                    configurations=tuple(configs[account_id]),
+                    access_keys=tuple(access[account_id]),
+                )
+                for (account_id,) in c.execute("SELECT id FROM accounts")
+            )
+        finally:
+            c.execute("COMMIT")
+        return StoreState(revision, accounts, self._overrides)

@@ -1,0 +1,150 @@
+"""The proxy's routing table: a validated Snapshot compiled for lookups.
+
+Built once per snapshot, off the request path, then published by swapping one
+reference. Requests only do dict lookups against it and never mutate it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from keyway.v1 import snapshot_pb2 as spb
+
+OPENAI = "openai"
+ANTHROPIC = "anthropic"
+BEARER = "bearer"
+X_API_KEY = "x-api-key"
+
+_FORMATS = {spb.SNAPSHOT_FORMAT_OPENAI: OPENAI, spb.SNAPSHOT_FORMAT_ANTHROPIC: ANTHROPIC}
+_AUTH = {spb.SNAPSHOT_AUTH_STYLE_BEARER: BEARER, spb.SNAPSHOT_AUTH_STYLE_X_API_KEY: X_API_KEY}
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: str
+    base_url: str
+    formats: frozenset[str]
+    auth_style: str
+    models: Mapping[str, str]
+    """Lowercased catalog model id -> upstream model id."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKey:
+    id: str
+    provider_id: str
+    value: str = field(repr=False)
+    """Unwrapped only where the upstream auth header is built."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Scope and routes shared by every access key of one configuration."""
+
+    allowed_providers: frozenset[str] | None
+    allowed_models: frozenset[str] | None
+    """Canonical `provider/model` entries, or None for unrestricted."""
+    routes: Mapping[tuple[str, str], tuple[str, ...]]
+    """(provider, lowercased model or "") -> key ids in order."""
+
+
+ALLOW_ALL = Policy(None, None, MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    providers: Mapping[str, Provider]
+    """Built-ins plus the account's custom providers."""
+    keys: Mapping[str, ProviderKey]
+    default_keys: Mapping[str, tuple[str, ...]]
+    """Provider id -> all of the account's key ids for it, in creation order."""
+    bare_models: Mapping[str, tuple[str, ...]]
+    """Lowercased model id -> provider ids listing it, catalog order first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What an access key resolves to."""
+
+    access_key_id: str
+    account: Account
+    policy: Policy
+
+    def key_ids(self, provider: str, model: str) -> tuple[str, ...]:
+        """Model rule, then provider rule, then every key of the provider."""
+        routes = self.policy.routes
+        found = routes.get((provider, model.lower())) or routes.get((provider, ""))
+        if found is not None:
+            return found
+        return self.account.default_keys.get(provider, ())
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    version: int
+    sha256: str
+    callers: Mapping[str, Caller]
+    """Token SHA-256 (hex) -> caller."""
+
+    def __repr__(self) -> str:
+        return f"RoutingTable(version={self.version}, callers={len(self.callers)})"
+
+
+def _provider(p: spb.SnapshotProvider) -> Provider:
+    return Provider(
+        id=p.id,
+        base_url=p.base_url.rstrip("/"),
+        formats=frozenset(_FORMATS[f] for f in p.formats),
+        auth_style=_AUTH[p.auth_style],
+        models=MappingProxyType({m.id.lower(): m.upstream_id or m.id for m in p.models}),
+    )
+
+
+def _policy(c: spb.SnapshotConfiguration) -> Policy:
+    routes = {
+        (r.provider_id, r.model): tuple(k for step in r.steps for k in step.key_ids)
+        for r in c.routes
+    }
+    return Policy(
+        allowed_providers=frozenset(c.providers.allow) if c.HasField("providers") else None,
+        allowed_models=frozenset(c.models.allow) if c.HasField("models") else None,
+        routes=MappingProxyType(routes),
+    )
+
+
+def _bare_models(providers: Mapping[str, Provider]) -> Mapping[str, tuple[str, ...]]:
+    index: dict[str, list[str]] = {}
+    for provider in providers.values():
+        for model in provider.models:
+            index.setdefault(model, []).append(provider.id)
+    return MappingProxyType({m: tuple(ids) for m, ids in index.items()})
+
+
+def build(snapshot: spb.Snapshot, sha256: str) -> RoutingTable:
+    """Compiles a snapshot that has passed `validate.validate`."""
+    built_in = {p.id: _provider(p) for p in snapshot.providers}
+    shared_models = _bare_models(built_in)
+    callers: dict[str, Caller] = {}
+    for a in snapshot.accounts:
+        providers = dict(built_in)
+        providers.update((p.id, _provider(p)) for p in a.custom_providers)
+        defaults: dict[str, list[str]] = {}
+        for k in a.provider_keys:
+            defaults.setdefault(k.provider_id, []).append(k.id)
+        account = Account(
+            id=a.id,
+            providers=MappingProxyType(providers),
+            keys=MappingProxyType(
+                {k.id: ProviderKey(k.id, k.provider_id, k.value) for k in a.provider_keys}
+            ),
+            default_keys=MappingProxyType({p: tuple(ids) for p, ids in defaults.items()}),
+            bare_models=_bare_models(providers) if a.custom_providers else shared_models,
+        )
+        policies = {c.id: _policy(c) for c in a.configurations}
+        for ak in a.access_keys:
+            policy = policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL
+            callers[ak.token_sha256] = Caller(ak.id, account, policy)
+    return RoutingTable(snapshot.version, sha256, MappingProxyType(callers))

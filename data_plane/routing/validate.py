@@ -1,0 +1,145 @@
+"""Internal consistency of a Snapshot, checked by both sides.
+
+The control plane runs it before publishing; proxies run it before applying
+and NACK with the same field paths. Descriptions name ids and paths only:
+a snapshot carries provider key values and a NACK must never echo them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from keyway.v1 import snapshot_pb2 as spb
+
+SCHEMA_VERSION = 1
+STRATEGIES = frozenset({"ordered"})
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_KNOWN_FORMATS = frozenset({spb.SNAPSHOT_FORMAT_OPENAI, spb.SNAPSHOT_FORMAT_ANTHROPIC})
+_KNOWN_AUTH = frozenset({spb.SNAPSHOT_AUTH_STYLE_BEARER, spb.SNAPSHOT_AUTH_STYLE_X_API_KEY})
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    field: str
+    description: str
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.items: list[Violation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(Violation(field, description))
+
+
+def _check_provider(r: _Report, path: str, provider: spb.SnapshotProvider) -> None:
+    if not provider.id:
+        r.add(f"{path}.id", "is empty")
+    parts = urlsplit(provider.base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        r.add(f"{path}.base_url", "is not an absolute http(s) URL")
+    if not provider.formats:
+        r.add(f"{path}.formats", "is empty")
+    for i, fmt in enumerate(provider.formats):
+        if fmt not in _KNOWN_FORMATS:
+            r.add(f"{path}.formats[{i}]", f"unknown format {fmt}")
+    if provider.auth_style not in _KNOWN_AUTH:
+        r.add(f"{path}.auth_style", f"unknown auth style {provider.auth_style}")
+
+
+def _check_configuration(
+    r: _Report,
+    path: str,
+    config: spb.SnapshotConfiguration,
+    key_providers: dict[str, str],
+    providers: set[str],
+) -> None:
+    targets: set[tuple[str, str]] = set()
+    for i, route in enumerate(config.routes):
+        rpath = f"{path}.routes[{i}]"
+        if route.provider_id not in providers:
+            r.add(f"{rpath}.provider_id", f"unknown provider '{route.provider_id}'")
+        target = (route.provider_id, route.model)
+        if target in targets:
+            r.add(rpath, "duplicate route target")
+        targets.add(target)
+        if not route.steps:
+            r.add(f"{rpath}.steps", "is empty")
+        for s, step in enumerate(route.steps):
+            spath = f"{rpath}.steps[{s}]"
+            if step.strategy not in STRATEGIES:
+                r.add(f"{spath}.strategy", f"unknown strategy '{step.strategy}'")
+            if not step.key_ids:
+                r.add(f"{spath}.key_ids", "is empty")
+            for k, key_id in enumerate(step.key_ids):
+                owner = key_providers.get(key_id)
+                if owner is None:
+                    r.add(f"{spath}.key_ids[{k}]", f"unknown provider key '{key_id}'")
+                elif owner != route.provider_id:
+                    r.add(f"{spath}.key_ids[{k}]", f"key '{key_id}' belongs to '{owner}'")
+
+
+def _check_account(
+    r: _Report, path: str, account: spb.SnapshotAccount, built_in: set[str], hashes: set[str]
+) -> None:
+    providers = set(built_in)
+    for i, custom in enumerate(account.custom_providers):
+        _check_provider(r, f"{path}.custom_providers[{i}]", custom)
+        if custom.id in providers:
+            r.add(f"{path}.custom_providers[{i}].id", f"duplicate provider '{custom.id}'")
+        providers.add(custom.id)
+    key_providers: dict[str, str] = {}
+    for i, key in enumerate(account.provider_keys):
+        kpath = f"{path}.provider_keys[{i}]"
+        if not key.id or key.id in key_providers:
+            r.add(f"{kpath}.id", f"empty or duplicate id '{key.id}'")
+        if key.provider_id not in providers:
+            r.add(f"{kpath}.provider_id", f"unknown provider '{key.provider_id}'")
+        if not key.value:
+            r.add(f"{kpath}.value", "is empty")
+        key_providers[key.id] = key.provider_id
+    config_ids: set[str] = set()
+    for i, config in enumerate(account.configurations):
+        cpath = f"{path}.configurations[{i}]"
+        if not config.id or config.id in config_ids:
+            r.add(f"{cpath}.id", f"empty or duplicate id '{config.id}'")
+        config_ids.add(config.id)
+        _check_configuration(r, cpath, config, key_providers, providers)
+    for i, access_key in enumerate(account.access_keys):
+        apath = f"{path}.access_keys[{i}]"
+        if not _SHA256.fullmatch(access_key.token_sha256):
+            r.add(f"{apath}.token_sha256", "is not a lowercase hex SHA-256")
+        elif access_key.token_sha256 in hashes:
+            r.add(f"{apath}.token_sha256", f"duplicate token hash (access key '{access_key.id}')")
+        hashes.add(access_key.token_sha256)
+        if access_key.configuration_id and access_key.configuration_id not in config_ids:
+            r.add(
+                f"{apath}.configuration_id",
+                f"unknown configuration '{access_key.configuration_id}'",
+            )
+
+
+def validate(snapshot: spb.Snapshot) -> list[Violation]:
+    """Every problem found; empty when the snapshot is safe to serve."""
+    r = _Report()
+    if snapshot.schema_version != SCHEMA_VERSION:
+        r.add("schema_version", f"is {snapshot.schema_version}, this proxy knows {SCHEMA_VERSION}")
+        return r.items
+    if snapshot.version <= 0:
+        r.add("version", "must be positive")
+    built_in: set[str] = set()
+    for i, provider in enumerate(snapshot.providers):
+        _check_provider(r, f"providers[{i}]", provider)
+        if provider.id in built_in:
+            r.add(f"providers[{i}].id", f"duplicate provider '{provider.id}'")
+        built_in.add(provider.id)
+    account_ids: set[str] = set()
+    hashes: set[str] = set()
+    for i, account in enumerate(snapshot.accounts):
+        if not account.id or account.id in account_ids:
+            r.add(f"accounts[{i}].id", f"empty or duplicate id '{account.id}'")
+        account_ids.add(account.id)
+        _check_account(r, f"accounts[{i}]", account, built_in, hashes)
+    return r.items
