@@ -50,59 +50,141 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let custom providers use loopback/private addresses and plain http",
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    parser.add_argument(
+        "--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)"
+    )
+    parser.add_argument(
+        "--allow-insecure-remote",
+        action="store_true",
+        help="serve snapshots without TLS on a non-loopback address",
+    )
+
+
+def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
+    parser.add_argument(
+        "--cache-dir", type=Path, help="keep an encrypted last-known-good snapshot here"
+    )
+    parser.add_argument("--node-id", default="", help="default: HOSTNAME:PORT")
+    parser.add_argument("--pool", default="default")
+    if not standalone:
+        return
+    parser.add_argument("--control-plane", default="127.0.0.1:50051", help="host:port")
+    parser.add_argument(
+        "--data-plane-token-file", type=Path, help="else env KEYWAY_DATA_PLANE_TOKEN"
+    )
+    parser.add_argument("--tls-ca", type=Path, help="CA that signed the control plane's cert")
+    parser.add_argument("--tls-client-cert", type=Path, help="client certificate for mTLS")
+    parser.add_argument("--tls-client-key", type=Path, help="client key for mTLS")
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keyway", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cp = commands.add_parser("control-plane", help="run the gRPC control plane")
     cp.add_argument("--listen", default="127.0.0.1:50051", help="host:port (port 0 picks one)")
     _add_control_plane_options(cp)
-    cp.set_defaults(func=_run_control_plane)
+    cp.set_defaults(func=_run, proxy=False, control_plane_on=True)
 
-    up = commands.add_parser("up", help="run Keyway locally on the embedded SQLite default")
+    px = commands.add_parser("proxy", help="run a data-plane proxy")
+    px.add_argument("--listen", default="127.0.0.1:8080", help="host:port (port 0 picks one)")
+    _add_proxy_options(px, standalone=True)
+    px.set_defaults(func=_run, proxy=True, control_plane_on=False)
+
+    up = commands.add_parser("up", help="run a control plane and a proxy locally")
     up.add_argument("--listen", default="127.0.0.1:50051", help="control plane host:port")
+    up.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy host:port")
     _add_control_plane_options(up)
-    up.set_defaults(func=_run_control_plane)
+    _add_proxy_options(up, standalone=False)
+    up.set_defaults(func=_run, proxy=True, control_plane_on=True)
 
     add_admin_parser(commands)
     return parser
 
 
-def _run_control_plane(args: argparse.Namespace) -> int:
+def _proxy_token(args: argparse.Namespace) -> str:
+    if args.data_plane_token_file is not None:
+        return str(args.data_plane_token_file.read_text(encoding="utf-8").strip())
+    token = os.environ.get("KEYWAY_DATA_PLANE_TOKEN", "")
+    if not token:
+        raise SystemExit(
+            "keyway proxy: no data-plane token; pass --data-plane-token-file PATH "
+            "or set KEYWAY_DATA_PLANE_TOKEN"
+        )
+    return token
+
+
+async def _serve(args: argparse.Namespace) -> None:
     from control_plane.server import ControlPlane, Settings
+    from data_plane.runner import Proxy, ProxySettings
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = Settings(
-        listen=args.listen,
-        data_dir=args.data_dir,
-        provider_base_urls=dict(args.provider_base_url),
-        allow_private_upstreams=args.allow_private_upstreams,
-    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
 
-    async def serve() -> None:
+    control_plane = None
+    if args.control_plane_on:
+        settings = Settings(
+            listen=args.listen,
+            data_dir=args.data_dir,
+            provider_base_urls=dict(args.provider_base_url),
+            allow_private_upstreams=args.allow_private_upstreams,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+            allow_insecure_remote=args.allow_insecure_remote,
+        )
         control_plane = ControlPlane(settings)
         port = await control_plane.start()
         host = settings.listen.rsplit(":", 1)[0]
         print(f"keyway: control plane listening on {host}:{port}", flush=True)
-        print(
-            f"keyway: try `KEYWAY_ADDR={host}:{port} keyway admin providers list` "
-            f"(the admin token is read from {settings.data_dir / 'admin.token'})",
-            flush=True,
-        )
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
-        print("keyway: shutting down", flush=True)
+
+    proxy = None
+    if args.proxy:
+        if control_plane is not None:
+            host = args.listen.rsplit(":", 1)[0]
+            proxy_settings = ProxySettings(
+                listen=args.proxy_listen,
+                control_plane=f"{host}:{control_plane.port}",
+                token=control_plane.tokens.data_plane.read_text(encoding="utf-8").strip(),
+                cache_dir=args.cache_dir or args.data_dir / "proxy-cache",
+                node_id=args.node_id,
+                pool=args.pool,
+            )
+        else:
+            proxy_settings = ProxySettings(
+                listen=args.listen,
+                control_plane=args.control_plane,
+                token=_proxy_token(args),
+                cache_dir=args.cache_dir,
+                node_id=args.node_id,
+                pool=args.pool,
+                tls_ca=args.tls_ca,
+                tls_client_cert=args.tls_client_cert,
+                tls_client_key=args.tls_client_key,
+            )
+        proxy = Proxy(proxy_settings)
+        await proxy.start()
+        host = proxy_settings.listen.rpartition(":")[0]
+        print(f"keyway: proxy listening on http://{host}:{proxy.port}", flush=True)
+
+    await stopping.wait()
+    print("keyway: shutting down", flush=True)
+    if proxy is not None:
+        await proxy.stop()
+    if control_plane is not None:
         await control_plane.stop()
 
-    asyncio.run(serve())
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_serve(args))
     return 0
 
 

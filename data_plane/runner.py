@@ -1,0 +1,99 @@
+"""Runs one proxy process: the HTTP server plus the snapshot client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import uvicorn
+
+from .app import create_app
+from .snapshot.cache import SnapshotCache
+from .snapshot.client import Identity, SnapshotClient, restore_from_cache
+from .state import ProxyState
+
+log = logging.getLogger("keyway.data_plane")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    listen: str = "127.0.0.1:8080"
+    control_plane: str = "127.0.0.1:50051"
+    token: str = ""
+    cache_dir: Path | None = None
+    node_id: str = ""
+    pool: str = "default"
+    tls_ca: Path | None = None
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The runner owns signals, so a combined `keyway up` stops in order.
+        yield
+
+
+def _credentials(s: ProxySettings) -> grpc.ChannelCredentials | None:
+    if s.tls_ca is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=s.tls_ca.read_bytes(),
+        private_key=s.tls_client_key.read_bytes() if s.tls_client_key else None,
+        certificate_chain=s.tls_client_cert.read_bytes() if s.tls_client_cert else None,
+    )
+
+
+class Proxy:
+    def __init__(self, settings: ProxySettings) -> None:
+        self.settings = settings
+        self.state = ProxyState()
+        host, _, port = settings.listen.rpartition(":")
+        self._socket = socket.create_server((host or "127.0.0.1", int(port)), reuse_port=False)
+        self.port: int = self._socket.getsockname()[1]
+        node_id = settings.node_id or f"{socket.gethostname()}:{self.port}"
+        self.cache = SnapshotCache(settings.cache_dir) if settings.cache_dir else None
+        if self.cache is not None:
+            restore_from_cache(self.state, self.cache)
+        self.client = SnapshotClient(
+            settings.control_plane,
+            settings.token,
+            Identity(node_id=node_id, pool=settings.pool),
+            self.state,
+            cache=self.cache,
+            credentials=_credentials(settings),
+        )
+        config = uvicorn.Config(
+            create_app(self.state),
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = _Server(config)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.client.run(), name="snapshot-client"),
+            asyncio.create_task(self._server.serve(sockets=[self._socket]), name="http"),
+        ]
+        while not self._server.started:
+            if self._tasks[1].done():
+                self._tasks[1].result()
+            await asyncio.sleep(0.01)
+        log.info("proxy listening on %s:%d", self.settings.listen.rpartition(":")[0], self.port)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        self._tasks[0].cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
