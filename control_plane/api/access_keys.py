@@ -12,7 +12,16 @@ from control_plane.domain.fields import check_common, require_id
 from control_plane.store.store import ACCESS_KEYS
 
 from .auth import Principal
-from .base import Servicer, changes, check_update, common, next_token, page_args, rpc, timestamp
+from .base import (
+    Servicer,
+    account_rpc,
+    changes,
+    check_update,
+    common,
+    next_token,
+    page_args,
+    timestamp,
+)
 
 _UPDATABLE = {
     "name": "name",
@@ -33,7 +42,7 @@ def access_key_message(row: dict[str, Any]) -> pb.AccessKey:
 
 
 class AccessKeyServicer(Servicer, access_keys_pb2_grpc.AccessKeyServiceServicer):
-    @rpc
+    @account_rpc
     def CreateAccessKey(
         self, request: pb.CreateAccessKeyRequest, who: Principal
     ) -> pb.CreateAccessKeyResponse:
@@ -51,14 +60,14 @@ class AccessKeyServicer(Servicer, access_keys_pb2_grpc.AccessKeyServiceServicer)
         )
         return pb.CreateAccessKeyResponse(access_key=access_key_message(row), token=token)
 
-    @rpc
+    @account_rpc
     def GetAccessKey(
         self, request: pb.GetAccessKeyRequest, who: Principal
     ) -> pb.GetAccessKeyResponse:
         row = self.store.get(ACCESS_KEYS, require_id(request.id), who.account())
         return pb.GetAccessKeyResponse(access_key=access_key_message(row))
 
-    @rpc
+    @account_rpc
     def ListAccessKeys(
         self, request: pb.ListAccessKeysRequest, who: Principal
     ) -> pb.ListAccessKeysResponse:
@@ -71,7 +80,7 @@ class AccessKeyServicer(Servicer, access_keys_pb2_grpc.AccessKeyServiceServicer)
             next_page_token=next_token(page, request.configuration_id),
         )
 
-    @rpc
+    @account_rpc
     def UpdateAccessKey(
         self, request: pb.UpdateAccessKeyRequest, who: Principal
     ) -> pb.UpdateAccessKeyResponse:
@@ -85,7 +94,7 @@ class AccessKeyServicer(Servicer, access_keys_pb2_grpc.AccessKeyServiceServicer)
         row = self.store.update_access_key(account_id, k.id, values, k.etag)
         return pb.UpdateAccessKeyResponse(access_key=access_key_message(row))
 
-    @rpc
+    @account_rpc
     def DeleteAccessKey(
         self, request: pb.DeleteAccessKeyRequest, who: Principal
     ) -> pb.DeleteAccessKeyResponse:

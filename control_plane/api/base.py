@@ -53,11 +53,26 @@ def rpc(
     Store calls are short SQLite transactions; running them on the event loop
     keeps every write serialised without a lock.
     """
+    return _wrap(fn, account_scoped=False)
 
+
+def account_rpc(
+    fn: Callable[[S, Req, Principal], Resp],
+) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
+    """`rpc` for methods acting on the caller's account: the wrong kind of
+    credential is refused before any input is looked at."""
+    return _wrap(fn, account_scoped=True)
+
+
+def _wrap(
+    fn: Callable[[S, Req, Principal], Resp], *, account_scoped: bool
+) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
     @functools.wraps(fn)
     async def method(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
         try:
             principal = authenticate(self.store, context.invocation_metadata())
+            if account_scoped:
+                principal.account()
             return fn(self, request, principal)
         except DomainError as error:
             code, status = to_status(error)
@@ -128,4 +143,13 @@ def changes(
     return {updatable[f]: getattr(resource, f) for f in chosen}
 
 
-__all__ = ["Options", "Principal", "Servicer", "changes", "common", "rpc", "timestamp"]
+__all__ = [
+    "Options",
+    "Principal",
+    "Servicer",
+    "account_rpc",
+    "changes",
+    "common",
+    "rpc",
+    "timestamp",
+]

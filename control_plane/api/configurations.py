@@ -14,7 +14,7 @@ from control_plane.store.codec import config_from_columns, config_to_columns
 from control_plane.store.store import CONFIGURATIONS, ValidateConfig
 
 from .auth import Principal
-from .base import Servicer, changes, check_update, common, next_token, page_args, rpc
+from .base import Servicer, account_rpc, changes, check_update, common, next_token, page_args
 
 _UPDATABLE = {
     "name": "name",
@@ -51,7 +51,7 @@ class ConfigurationServicer(
     def _message(self, row: dict[str, Any]) -> pb.AccessKeyConfiguration:
         return configuration_message(row, self.store.linked_count(row["id"]))
 
-    @rpc
+    @account_rpc
     def CreateAccessKeyConfiguration(
         self, request: pb.CreateAccessKeyConfigurationRequest, who: Principal
     ) -> pb.CreateAccessKeyConfigurationResponse:
@@ -69,14 +69,14 @@ class ConfigurationServicer(
         )
         return pb.CreateAccessKeyConfigurationResponse(configuration=self._message(row))
 
-    @rpc
+    @account_rpc
     def GetAccessKeyConfiguration(
         self, request: pb.GetAccessKeyConfigurationRequest, who: Principal
     ) -> pb.GetAccessKeyConfigurationResponse:
         row = self.store.get(CONFIGURATIONS, require_id(request.id), who.account())
         return pb.GetAccessKeyConfigurationResponse(configuration=self._message(row))
 
-    @rpc
+    @account_rpc
     def ListAccessKeyConfigurations(
         self, request: pb.ListAccessKeyConfigurationsRequest, who: Principal
     ) -> pb.ListAccessKeyConfigurationsResponse:
@@ -88,7 +88,7 @@ class ConfigurationServicer(
             next_page_token=next_token(page),
         )
 
-    @rpc
+    @account_rpc
     def UpdateAccessKeyConfiguration(
         self, request: pb.UpdateAccessKeyConfigurationRequest, who: Principal
     ) -> pb.UpdateAccessKeyConfigurationResponse:
@@ -110,7 +110,7 @@ class ConfigurationServicer(
         row = self.store.update_configuration(account_id, c.id, columns, c.etag, validate)
         return pb.UpdateAccessKeyConfigurationResponse(configuration=self._message(row))
 
-    @rpc
+    @account_rpc
     def DeleteAccessKeyConfiguration(
         self, request: pb.DeleteAccessKeyConfigurationRequest, who: Principal
     ) -> pb.DeleteAccessKeyConfigurationResponse:

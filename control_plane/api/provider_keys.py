@@ -13,7 +13,16 @@ from control_plane.secrets.secret import Secret
 from control_plane.store.store import PROVIDER_KEYS
 
 from .auth import Principal
-from .base import Servicer, changes, check_update, common, next_token, page_args, rpc, timestamp
+from .base import (
+    Servicer,
+    account_rpc,
+    changes,
+    check_update,
+    common,
+    next_token,
+    page_args,
+    timestamp,
+)
 
 _UPDATABLE = {"name": "name", "description": "description", "metadata": "metadata"}
 
@@ -39,7 +48,7 @@ def provider_key_message(row: dict[str, Any]) -> pb.ProviderKey:
 
 
 class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceServicer):
-    @rpc
+    @account_rpc
     def CreateProviderKey(
         self, request: pb.CreateProviderKeyRequest, who: Principal
     ) -> pb.CreateProviderKeyResponse:
@@ -60,14 +69,14 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
         )
         return pb.CreateProviderKeyResponse(provider_key=provider_key_message(row))
 
-    @rpc
+    @account_rpc
     def GetProviderKey(
         self, request: pb.GetProviderKeyRequest, who: Principal
     ) -> pb.GetProviderKeyResponse:
         row = self.store.get(PROVIDER_KEYS, require_id(request.id), who.account())
         return pb.GetProviderKeyResponse(provider_key=provider_key_message(row))
 
-    @rpc
+    @account_rpc
     def ListProviderKeys(
         self, request: pb.ListProviderKeysRequest, who: Principal
     ) -> pb.ListProviderKeysResponse:
@@ -79,7 +88,7 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
             next_page_token=next_token(page, request.provider_id),
         )
 
-    @rpc
+    @account_rpc
     def UpdateProviderKey(
         self, request: pb.UpdateProviderKeyRequest, who: Principal
     ) -> pb.UpdateProviderKeyResponse:
@@ -90,14 +99,14 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
         row = self.store.update(PROVIDER_KEYS, k.id, who.account(), values, k.etag)
         return pb.UpdateProviderKeyResponse(provider_key=provider_key_message(row))
 
-    @rpc
+    @account_rpc
     def DeleteProviderKey(
         self, request: pb.DeleteProviderKeyRequest, who: Principal
     ) -> pb.DeleteProviderKeyResponse:
         self.store.delete(PROVIDER_KEYS, require_id(request.id), who.account(), request.etag)
         return pb.DeleteProviderKeyResponse()
 
-    @rpc
+    @account_rpc
     def RotateProviderKey(
         self, request: pb.RotateProviderKeyRequest, who: Principal
     ) -> pb.RotateProviderKeyResponse:
@@ -105,6 +114,9 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
         v = Violations()
         check_secret(v, "value", request.value)
         check_text(v, "name", request.name, limit=255)
+        if request.name and not request.name.strip():
+            # Create and Update refuse a blank name; empty (not blank) keeps the current one.
+            v.add("name", "must not be blank; leave it empty to keep the current name")
         v.raise_if_any()
         row = self.store.rotate_provider_key(
             account_id,

@@ -15,7 +15,7 @@ from control_plane.domain.upstreams import check_custom_provider, effective_auth
 from control_plane.store.store import CUSTOM_PROVIDERS
 
 from .auth import Principal
-from .base import Servicer, changes, common, next_token, page_args, rpc
+from .base import Servicer, account_rpc, changes, common, next_token, page_args, rpc
 
 _FORMATS = {
     catalog.FORMAT_OPENAI: pb.API_FORMAT_OPENAI,
@@ -98,7 +98,7 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
                 after = page.next_after
         return response
 
-    @rpc
+    @account_rpc
     def CreateCustomProvider(
         self, request: pb.CreateCustomProviderRequest, who: Principal
     ) -> pb.CreateCustomProviderResponse:
@@ -110,14 +110,14 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
         )
         return pb.CreateCustomProviderResponse(custom_provider=custom_provider_message(row))
 
-    @rpc
+    @account_rpc
     def GetCustomProvider(
         self, request: pb.GetCustomProviderRequest, who: Principal
     ) -> pb.GetCustomProviderResponse:
         row = self.store.get(CUSTOM_PROVIDERS, require_id(request.id), who.account())
         return pb.GetCustomProviderResponse(custom_provider=custom_provider_message(row))
 
-    @rpc
+    @account_rpc
     def ListCustomProviders(
         self, request: pb.ListCustomProvidersRequest, who: Principal
     ) -> pb.ListCustomProvidersResponse:
@@ -129,7 +129,7 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
             next_page_token=next_token(page),
         )
 
-    @rpc
+    @account_rpc
     def UpdateCustomProvider(
         self, request: pb.UpdateCustomProviderRequest, who: Principal
     ) -> pb.UpdateCustomProviderResponse:
@@ -149,7 +149,7 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
         )
         return pb.UpdateCustomProviderResponse(custom_provider=custom_provider_message(row))
 
-    @rpc
+    @account_rpc
     def DeleteCustomProvider(
         self, request: pb.DeleteCustomProviderRequest, who: Principal
     ) -> pb.DeleteCustomProviderResponse:

@@ -16,14 +16,41 @@ _PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MAX_MODELS = 500
 
 
+_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
+
+
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """IPv4 spellings that inet_aton, and so the resolver, still accepts: `127.1`,
+    `2130706433`, `0x7f000001`, `0177.0.0.1` (like inet_aton, text after a space is ignored)."""
+    parts = re.split(r"\s", host, maxsplit=1)[0].split(".")
+    if not 1 <= len(parts) <= 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
+        return None
+    values = [
+        int(p[2:], 16) if p[:2] in ("0x", "0X") else int(p, 8 if p[0] == "0" else 10) for p in parts
+    ]
+    *head, last = values
+    if any(v > 0xFF for v in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    address = last
+    for i, value in enumerate(head):
+        address |= value << (24 - 8 * i)
+    return ipaddress.IPv4Address(address)
+
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return _legacy_ipv4(host)
+
+
 def _is_private_host(host: str) -> bool:
+    host = host.rstrip(".")  # `localhost.` and `127.0.0.1.` are the same hosts
     if host == "localhost" or host.endswith(".localhost"):
         return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_private or address.is_loopback or address.is_link_local
+    address = _ip_address(host)
+    # Not just is_private: shared (100.64/10, carrier-grade NAT) space is internal too.
+    return address is not None and not address.is_global
 
 
 def base_url_problem(url: str, *, allow_private: bool) -> str | None:

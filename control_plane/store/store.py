@@ -9,7 +9,7 @@ and are sealed before they touch the database.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -456,6 +456,9 @@ class Store:
     ) -> Page:
         where: dict[str, Any] = {"account_id": account_id}
         if provider_id:
+            if provider_id not in self._known_providers(account_id):
+                # A typo must not read as "this provider has no keys".
+                raise InvalidArgument.field("provider_id", f"unknown provider '{provider_id}'")
             where["provider_id"] = provider_id
         return self._page(PROVIDER_KEYS, after=after, limit=limit, where=where)
 
@@ -490,6 +493,38 @@ class Store:
                         seq, {"kek_id": sealed.kek_id, "wrapped_key": sealed.wrapped_key}
                     )
             done += len(rows)
+
+    def record_usage(
+        self,
+        provider_keys: Iterable[tuple[str, int | None, int, str, int | None]],
+        access_keys: Iterable[tuple[str, int]],
+    ) -> None:
+        """Proxies' reports: (key id, last used, error status, reason, error time).
+
+        Bookkeeping, not configuration: the revision and etags do not move, so
+        a busy gateway does not republish snapshots for every request. Older
+        reports never overwrite newer ones (proxies report independently).
+        """
+        with self._db.atomic():
+            for key_id, used, status, reason, error_time in provider_keys:
+                if used:
+                    self._db.execute(
+                        "UPDATE provider_keys SET last_used_time = "
+                        "max(coalesce(last_used_time, 0), ?) WHERE id = ?",
+                        [used, key_id],
+                    )
+                if error_time:
+                    self._db.execute(
+                        "UPDATE provider_keys SET last_error_status = ?, last_error_reason = ?, "
+                        "last_error_time = ? WHERE id = ? AND coalesce(last_error_time, 0) < ?",
+                        [status, reason[:255], error_time, key_id, error_time],
+                    )
+            for key_id, used in access_keys:
+                self._db.execute(
+                    "UPDATE access_keys SET last_used_time = "
+                    "max(coalesce(last_used_time, 0), ?) WHERE id = ?",
+                    [used, key_id],
+                )
 
     # -- access keys -------------------------------------------------------------------
 
@@ -543,6 +578,7 @@ class Store:
     ) -> Page:
         where: dict[str, Any] = {"account_id": account_id}
         if configuration_id:
+            self._check_configuration(account_id, configuration_id)
             where["configuration_id"] = configuration_id
         return self._page(ACCESS_KEYS, after=after, limit=limit, where=where)
 
