@@ -8,7 +8,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from .http.gateway import KeywayApp, not_found
+from .http.proxy import Gateway
 from .state import ProxyState
 
 
@@ -60,7 +63,9 @@ def _metrics_text(state: ProxyState, now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_app(state: ProxyState) -> Starlette:
+def create_app(state: ProxyState, gateway: Gateway | None = None) -> ASGIApp:
+    """The whole HTTP surface; without a gateway, only health and metrics."""
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -75,10 +80,14 @@ def create_app(state: ProxyState) -> Starlette:
             _metrics_text(state, time.time()), media_type="text/plain; version=0.0.4"
         )
 
-    return Starlette(
+    admin = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-        ]
+        ],
+        exception_handlers={404: not_found},
     )
+    if gateway is None:
+        return admin
+    return KeywayApp(gateway, admin)

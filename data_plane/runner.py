@@ -7,16 +7,20 @@ import contextlib
 import logging
 import socket
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import uvicorn
 
 from .app import create_app
+from .http.proxy import Gateway, ProxyOptions
+from .routing.table import RoutingTable, rotated_keys
 from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .state import ProxyState
+from .upstream.client import Upstream
+from .usage import UsageRecorder, report_forever
 
 log = logging.getLogger("keyway.data_plane")
 
@@ -32,6 +36,8 @@ class ProxySettings:
     tls_ca: Path | None = None
     tls_client_cert: Path | None = None
     tls_client_key: Path | None = None
+    options: ProxyOptions = field(default_factory=ProxyOptions)
+    usage_interval: float = 2.0
 
 
 class _Server(uvicorn.Server):
@@ -62,38 +68,73 @@ class Proxy:
         self.cache = SnapshotCache(settings.cache_dir) if settings.cache_dir else None
         if self.cache is not None:
             restore_from_cache(self.state, self.cache)
+        self.node_id = node_id
+        credentials = _credentials(settings)
         self.client = SnapshotClient(
             settings.control_plane,
             settings.token,
             Identity(node_id=node_id, pool=settings.pool),
             self.state,
             cache=self.cache,
-            credentials=_credentials(settings),
+            credentials=credentials,
+        )
+        self.upstream = Upstream()
+        self.usage = UsageRecorder()
+        self.gateway = Gateway(self.state, self.upstream, self.usage, settings.options)
+        cooldowns = self.gateway.cooldowns
+
+        def release_rotated(old: RoutingTable | None, new: RoutingTable) -> None:
+            # A rotated key is a new credential: its old failures say nothing.
+            for key_id in rotated_keys(old, new):
+                cooldowns.release(key_id)
+
+        self.state.listeners.append(release_rotated)
+        self._usage_channel = (
+            grpc.aio.secure_channel(settings.control_plane, credentials)
+            if credentials is not None
+            else grpc.aio.insecure_channel(settings.control_plane)
         )
         config = uvicorn.Config(
-            create_app(self.state),
+            create_app(self.state, self.gateway),
             lifespan="off",
             access_log=False,
             log_config=None,
             timeout_graceful_shutdown=5,
+            server_header=False,
+            http="httptools",
         )
         self._server = _Server(config)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        await self.upstream.start()
+        http = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="http")
         self._tasks = [
             asyncio.create_task(self.client.run(), name="snapshot-client"),
-            asyncio.create_task(self._server.serve(sockets=[self._socket]), name="http"),
+            asyncio.create_task(
+                report_forever(
+                    self.usage,
+                    self._usage_channel,
+                    self.settings.token,
+                    self.node_id,
+                    self.settings.usage_interval,
+                ),
+                name="usage-reporter",
+            ),
+            http,
         ]
         while not self._server.started:
-            if self._tasks[1].done():
-                self._tasks[1].result()
+            if http.done():
+                http.result()
             await asyncio.sleep(0.01)
         log.info("proxy listening on %s:%d", self.settings.listen.rpartition(":")[0], self.port)
 
     async def stop(self) -> None:
         self._server.should_exit = True
-        self._tasks[0].cancel()
+        for task in self._tasks[:-1]:
+            task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.upstream.close()
+        await self._usage_channel.close()

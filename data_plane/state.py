@@ -6,9 +6,12 @@ single reference assignment: no locks on the request path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from data_plane.routing.table import RoutingTable
+
+SwapListener = Callable[[RoutingTable | None, RoutingTable], None]
 
 
 @dataclass(slots=True)
@@ -30,9 +33,12 @@ class SnapshotMetrics:
 class ProxyState:
     table: RoutingTable | None = None
     metrics: SnapshotMetrics = field(default_factory=SnapshotMetrics)
+    listeners: list[SwapListener] = field(default_factory=list)
 
     def swap(self, table: RoutingTable, *, generated_at: float, now: float) -> None:
-        self.table = table
+        previous, self.table = self.table, table
+        for listener in self.listeners:
+            listener(previous, table)
         m = self.metrics
         m.applied_version = table.version
         m.applied_at = now

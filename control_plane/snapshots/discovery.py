@@ -21,7 +21,7 @@ from control_plane.domain import tokens
 from control_plane.domain.errors import Unauthenticated
 from control_plane.store.store import Store
 
-from .publisher import Published, Publisher
+from .publisher import Published, Publisher, Subscription
 from .status import StatusBook
 from .stream import Reply, Revision, Send, StreamState
 
@@ -50,19 +50,58 @@ def _response(send: Send, published: Published) -> pb.StreamSnapshotsResponse:
     return response
 
 
+class _OpenStream:
+    """One open stream: its wake-up slot, and whether its credential was revoked."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.revoked = False
+
+
 class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
     def __init__(self, store: Store, publisher: Publisher, status: StatusBook) -> None:
         self._store = store
         self._publisher = publisher
         self._status = status
-        self._streams: dict[str, set[asyncio.Task[Any]]] = {}
+        self._streams: dict[str, set[_OpenStream]] = {}
 
     def revoke(self, credential_id: str) -> None:
         """Closes every stream opened with a credential that was just deleted."""
-        for task in self._streams.pop(credential_id, set()):
-            task.cancel()
+        # Cancelling the handler's task would end it without sending a status, leaving
+        # the proxy's stream open: wake the handler instead, and let it abort.
+        for stream in self._streams.pop(credential_id, set()):
+            stream.revoked = True
+            stream.subscription.wake()
 
-    def _authenticate(self, context: Context) -> str:
+    async def ReportUsage(
+        self,
+        request: pb.ReportUsageRequest,
+        context: grpc.aio.ServicerContext[pb.ReportUsageRequest, pb.ReportUsageResponse],
+    ) -> pb.ReportUsageResponse:
+        try:
+            self._authenticate(context)
+        except Unauthenticated as error:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
+
+        def micros(ts: Timestamp, present: bool) -> int | None:
+            return ts.ToMicroseconds() if present else None
+
+        self._store.record_usage(
+            [
+                (
+                    u.provider_key_id,
+                    micros(u.last_used_time, u.HasField("last_used_time")),
+                    u.last_error_status,
+                    u.last_error_reason,
+                    micros(u.last_error_time, u.HasField("last_error_time")),
+                )
+                for u in request.provider_keys
+            ],
+            [(u.access_key_id, u.last_used_time.ToMicroseconds()) for u in request.access_keys],
+        )
+        return pb.ReportUsageResponse()
+
+    def _authenticate(self, context: Any) -> str:
         token = bearer_token(context.invocation_metadata())
         found = None
         if tokens.is_well_formed(token, tokens.TokenKind.DATA_PLANE):
@@ -78,6 +117,16 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
             credential_id = self._authenticate(context)
         except Unauthenticated as error:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
+        # Registered before the first await, so a revocation never misses this stream.
+        stream = _OpenStream(self._publisher.subscribe())
+        self._streams.setdefault(credential_id, set()).add(stream)
+        try:
+            await self._serve(context, stream)
+        finally:
+            self._publisher.unsubscribe(stream.subscription)
+            self._streams.get(credential_id, set()).discard(stream)
+
+    async def _serve(self, context: Context, stream: _OpenStream) -> None:
         first = await context.read()
         if (
             not isinstance(first, pb.StreamSnapshotsRequest)
@@ -92,32 +141,35 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
         applied = (
             Revision(hello.applied_version, hello.applied_hash) if hello.applied_version else None
         )
-        task = asyncio.current_task()
-        assert task is not None
-        self._streams.setdefault(credential_id, set()).add(task)
         generation = self._status.connected(
             hello.node_id, hello.pool or "default", hello.build_version, applied
         )
         log.info("proxy %s connected (applied version %d)", hello.node_id, hello.applied_version)
         state = StreamState(applied)
-        subscription = self._publisher.subscribe()
         reader = asyncio.create_task(self._read(context, state, hello.node_id))
+        waiter: asyncio.Task[None] | None = None
         try:
             while not reader.done():
+                if stream.revoked:
+                    await context.abort(
+                        grpc.StatusCode.UNAUTHENTICATED, "the data-plane credential was revoked"
+                    )
                 published = self._publisher.latest
                 send = state.next_send(published.revision if published else None)
                 if send is not None and published is not None:
                     await context.write(_response(send, published))
                     self._status.sent(hello.node_id, send.revision.version)
-                waiter = asyncio.create_task(subscription.wait())
+                waiter = asyncio.create_task(stream.subscription.wait())
                 await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
         finally:
-            self._publisher.unsubscribe(subscription)
+            if waiter is not None:
+                # Also when this handler is cancelled mid-wait: a waiter left pending
+                # would never finish once the subscription is gone.
+                waiter.cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            self._streams.get(credential_id, set()).discard(task)
             self._status.disconnected(hello.node_id, generation)
             log.info("proxy %s disconnected", hello.node_id)
 

@@ -29,6 +29,8 @@ class Provider:
     auth_style: str
     models: Mapping[str, str]
     """Lowercased catalog model id -> upstream model id."""
+    listed: tuple[str, ...] = ()
+    """Catalog model ids as written, for `GET /v1/models`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class RoutingTable:
     sha256: str
     callers: Mapping[str, Caller]
     """Token SHA-256 (hex) -> caller."""
+    accounts: Mapping[str, Account] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"RoutingTable(version={self.version}, callers={len(self.callers)})"
@@ -100,6 +103,7 @@ def _provider(p: spb.SnapshotProvider) -> Provider:
         formats=frozenset(_FORMATS[f] for f in p.formats),
         auth_style=_AUTH[p.auth_style],
         models=MappingProxyType({m.id.lower(): m.upstream_id or m.id for m in p.models}),
+        listed=tuple(m.id for m in p.models),
     )
 
 
@@ -128,6 +132,7 @@ def build(snapshot: spb.Snapshot, sha256: str) -> RoutingTable:
     built_in = {p.id: _provider(p) for p in snapshot.providers}
     shared_models = _bare_models(built_in)
     callers: dict[str, Caller] = {}
+    accounts: dict[str, Account] = {}
     for a in snapshot.accounts:
         providers = dict(built_in)
         providers.update((p.id, _provider(p)) for p in a.custom_providers)
@@ -143,8 +148,27 @@ def build(snapshot: spb.Snapshot, sha256: str) -> RoutingTable:
             default_keys=MappingProxyType({p: tuple(ids) for p, ids in defaults.items()}),
             bare_models=_bare_models(providers) if a.custom_providers else shared_models,
         )
+        accounts[a.id] = account
         policies = {c.id: _policy(c) for c in a.configurations}
         for ak in a.access_keys:
             policy = policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL
             callers[ak.token_sha256] = Caller(ak.id, account, policy)
-    return RoutingTable(snapshot.version, sha256, MappingProxyType(callers))
+    return RoutingTable(
+        snapshot.version, sha256, MappingProxyType(callers), MappingProxyType(accounts)
+    )
+
+
+def rotated_keys(old: RoutingTable | None, new: RoutingTable) -> list[str]:
+    """Ids of provider keys whose value changed: a rotation clears their cooldowns."""
+    if old is None:
+        return []
+    changed = []
+    for account in new.accounts.values():
+        before = old.accounts.get(account.id)
+        if before is None:
+            continue
+        for key in account.keys.values():
+            previous = before.keys.get(key.id)
+            if previous is not None and previous.value != key.value:
+                changed.append(key.id)
+    return changed

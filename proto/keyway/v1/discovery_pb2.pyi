@@ -20,6 +20,127 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ProviderKeyUsage(_message.Message):
+    """What a proxy saw of one provider key since its last report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_KEY_ID_FIELD_NUMBER: _builtins.int
+    LAST_USED_TIME_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_STATUS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_REASON_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_TIME_FIELD_NUMBER: _builtins.int
+    provider_key_id: _builtins.str
+    """Provider key id."""
+    last_error_status: _builtins.int
+    """Upstream status of the last failure, 0 for none or no response."""
+    last_error_reason: _builtins.str
+    """Reason of the last failure, e.g. "Provider returns an auth error"."""
+    @_builtins.property
+    def last_used_time(self) -> _timestamp_pb2.Timestamp:
+        """Last time a request used the key."""
+
+    @_builtins.property
+    def last_error_time(self) -> _timestamp_pb2.Timestamp:
+        """When the last failure happened; absent when there was none."""
+
+    def __init__(
+        self,
+        *,
+        provider_key_id: _builtins.str = ...,
+        last_used_time: _timestamp_pb2.Timestamp | None = ...,
+        last_error_status: _builtins.int = ...,
+        last_error_reason: _builtins.str = ...,
+        last_error_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_time", b"last_error_time", "last_used_time", b"last_used_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_error_reason", b"last_error_reason", "last_error_status", b"last_error_status", "last_error_time", b"last_error_time", "last_used_time", b"last_used_time", "provider_key_id", b"provider_key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProviderKeyUsage: _TypeAlias = ProviderKeyUsage  # noqa: Y015
+
+@_typing.final
+class AccessKeyUsage(_message.Message):
+    """What a proxy saw of one access key since its last report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_KEY_ID_FIELD_NUMBER: _builtins.int
+    LAST_USED_TIME_FIELD_NUMBER: _builtins.int
+    access_key_id: _builtins.str
+    """Access key id."""
+    @_builtins.property
+    def last_used_time(self) -> _timestamp_pb2.Timestamp:
+        """Last time a request authenticated with it."""
+
+    def __init__(
+        self,
+        *,
+        access_key_id: _builtins.str = ...,
+        last_used_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_used_time", b"last_used_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key_id", b"access_key_id", "last_used_time", b"last_used_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessKeyUsage: _TypeAlias = AccessKeyUsage  # noqa: Y015
+
+@_typing.final
+class ReportUsageRequest(_message.Message):
+    """Request for ReportUsage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_KEYS_FIELD_NUMBER: _builtins.int
+    ACCESS_KEYS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """Node id of the reporting proxy."""
+    @_builtins.property
+    def provider_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderKeyUsage]:
+        """Provider keys used."""
+
+    @_builtins.property
+    def access_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessKeyUsage]:
+        """Access keys used."""
+
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        provider_keys: _abc.Iterable[Global___ProviderKeyUsage] | None = ...,
+        access_keys: _abc.Iterable[Global___AccessKeyUsage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_keys", b"access_keys", "node_id", b"node_id", "provider_keys", b"provider_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportUsageRequest: _TypeAlias = ReportUsageRequest  # noqa: Y015
+
+@_typing.final
+class ReportUsageResponse(_message.Message):
+    """Response for ReportUsage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportUsageResponse: _TypeAlias = ReportUsageResponse  # noqa: Y015
+
+@_typing.final
 class Hello(_message.Message):
     """Identifies a proxy when it (re)connects."""
 

@@ -42,6 +42,11 @@ class DataPlaneDiscoveryServiceStub:
                 request_serializer=keyway_dot_v1_dot_discovery__pb2.StreamSnapshotsRequest.SerializeToString,
                 response_deserializer=keyway_dot_v1_dot_discovery__pb2.StreamSnapshotsResponse.FromString,
                 _registered_method=True)
+        self.ReportUsage = channel.unary_unary(
+                '/keyway.v1.DataPlaneDiscoveryService/ReportUsage',
+                request_serializer=keyway_dot_v1_dot_discovery__pb2.ReportUsageRequest.SerializeToString,
+                response_deserializer=keyway_dot_v1_dot_discovery__pb2.ReportUsageResponse.FromString,
+                _registered_method=True)
 
 
 class DataPlaneDiscoveryServiceServicer:
@@ -62,6 +67,16 @@ class DataPlaneDiscoveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportUsage(self, request, context):
+        """Reports, in batches, which provider keys and access keys a proxy used and
+        the last error each provider key returned. Unknown ids are ignored (the
+        key may have been deleted since). Does not change the snapshot version.
+        Errors: UNAUTHENTICATED (not a data-plane token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataPlaneDiscoveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -69,6 +84,11 @@ def add_DataPlaneDiscoveryServiceServicer_to_server(servicer, server):
                     servicer.StreamSnapshots,
                     request_deserializer=keyway_dot_v1_dot_discovery__pb2.StreamSnapshotsRequest.FromString,
                     response_serializer=keyway_dot_v1_dot_discovery__pb2.StreamSnapshotsResponse.SerializeToString,
+            ),
+            'ReportUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportUsage,
+                    request_deserializer=keyway_dot_v1_dot_discovery__pb2.ReportUsageRequest.FromString,
+                    response_serializer=keyway_dot_v1_dot_discovery__pb2.ReportUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -101,6 +121,33 @@ class DataPlaneDiscoveryService:
             '/keyway.v1.DataPlaneDiscoveryService/StreamSnapshots',
             keyway_dot_v1_dot_discovery__pb2.StreamSnapshotsRequest.SerializeToString,
             keyway_dot_v1_dot_discovery__pb2.StreamSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyway.v1.DataPlaneDiscoveryService/ReportUsage',
+            keyway_dot_v1_dot_discovery__pb2.ReportUsageRequest.SerializeToString,
+            keyway_dot_v1_dot_discovery__pb2.ReportUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

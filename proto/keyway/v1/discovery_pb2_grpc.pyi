@@ -44,6 +44,12 @@ class DataPlaneDiscoveryServiceStub:
     Errors: UNAUTHENTICATED (missing, malformed or unknown data-plane token),
     INVALID_ARGUMENT (first message is not a Hello, or an empty node_id).
     """
+    ReportUsage: _grpc.UnaryUnaryMultiCallable[_discovery_pb2.ReportUsageRequest, _discovery_pb2.ReportUsageResponse]
+    """Reports, in batches, which provider keys and access keys a proxy used and
+    the last error each provider key returned. Unknown ids are ignored (the
+    key may have been deleted since). Does not change the snapshot version.
+    Errors: UNAUTHENTICATED (not a data-plane token).
+    """
 
 @_typing.type_check_only
 class DataPlaneDiscoveryServiceAsyncStub(DataPlaneDiscoveryServiceStub):
@@ -60,6 +66,12 @@ class DataPlaneDiscoveryServiceAsyncStub(DataPlaneDiscoveryServiceStub):
     Snapshot whenever the store revision moves.
     Errors: UNAUTHENTICATED (missing, malformed or unknown data-plane token),
     INVALID_ARGUMENT (first message is not a Hello, or an empty node_id).
+    """
+    ReportUsage: _aio.UnaryUnaryMultiCallable[_discovery_pb2.ReportUsageRequest, _discovery_pb2.ReportUsageResponse]  # type: ignore[assignment]
+    """Reports, in batches, which provider keys and access keys a proxy used and
+    the last error each provider key returned. Unknown ids are ignored (the
+    key may have been deleted since). Does not change the snapshot version.
+    Errors: UNAUTHENTICATED (not a data-plane token).
     """
 
 class DataPlaneDiscoveryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -80,6 +92,18 @@ class DataPlaneDiscoveryServiceServicer(metaclass=_abc_1.ABCMeta):
         Snapshot whenever the store revision moves.
         Errors: UNAUTHENTICATED (missing, malformed or unknown data-plane token),
         INVALID_ARGUMENT (first message is not a Hello, or an empty node_id).
+        """
+
+    @_abc_1.abstractmethod
+    def ReportUsage(
+        self,
+        request: _discovery_pb2.ReportUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_discovery_pb2.ReportUsageResponse, _abc.Awaitable[_discovery_pb2.ReportUsageResponse]]:
+        """Reports, in batches, which provider keys and access keys a proxy used and
+        the last error each provider key returned. Unknown ids are ignored (the
+        key may have been deleted since). Does not change the snapshot version.
+        Errors: UNAUTHENTICATED (not a data-plane token).
         """
 
 def add_DataPlaneDiscoveryServiceServicer_to_server(servicer: DataPlaneDiscoveryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,177 @@
+"""Keyway's own errors: one catalog, rendered in each surface's envelope.
+
+Official SDKs choose their exception class from the HTTP status, and read the
+message from the envelope, so both must match what the provider would send.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Format(Enum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    status: int
+    meaning: str
+    check: str
+
+
+CATALOG: dict[str, CatalogEntry] = {
+    "missing_access_key": CatalogEntry(
+        401,
+        "No access key was sent.",
+        "Send `Authorization: Bearer <access key>` or `x-api-key: <access key>`.",
+    ),
+    "malformed_access_key": CatalogEntry(
+        401,
+        "The access key is not a Keyway access key (prefix, length or checksum).",
+        "Copy the whole `kwak_…` token; provider keys go into Keyway, not into the app.",
+    ),
+    "invalid_access_key": CatalogEntry(
+        401,
+        "The access key is unknown or was revoked.",
+        "`keyway admin access-keys list`; create a new key if it was deleted.",
+    ),
+    "not_ready": CatalogEntry(
+        503,
+        "This proxy has no routing snapshot yet.",
+        "Check the proxy can reach the control plane (`/readyz`, `keyway admin data-planes list`).",
+    ),
+    "invalid_json": CatalogEntry(
+        400,
+        "The request body is not a JSON object.",
+        "Send `Content-Type: application/json` with an object body.",
+    ),
+    "request_too_large": CatalogEntry(
+        413,
+        "The request body is larger than the proxy accepts.",
+        "Reduce the body or raise `--max-body-bytes` on the proxy.",
+    ),
+    "missing_model": CatalogEntry(
+        400, "The body has no `model`.", "Set `model`, e.g. `gpt-4o` or `openai:gpt-4o`."
+    ),
+    "invalid_models": CatalogEntry(
+        400,
+        "`models` must be an array of model id strings.",
+        'Send `models: ["anthropic:claude-sonnet-4-5", …]` as a fallback list.',
+    ),
+    "unknown_model": CatalogEntry(
+        400,
+        "A bare model id is not in the catalog.",
+        "Use `provider:model` for unlisted models; `GET /v1/models` lists known ids.",
+    ),
+    "unknown_provider": CatalogEntry(
+        400,
+        "The `provider:` prefix names no provider.",
+        "`keyway admin providers list` shows built-in and custom provider ids.",
+    ),
+    "unsupported_format": CatalogEntry(
+        400,
+        "No candidate provider speaks this endpoint's API format.",
+        "Call Anthropic models on `/v1/messages`, OpenAI-format ones on the `/v1/…` OpenAI paths.",
+    ),
+    "provider_not_allowed": CatalogEntry(
+        403,
+        "The access key's configuration does not allow this provider.",
+        "`access.providers.allow` of the linked configuration.",
+    ),
+    "model_not_allowed": CatalogEntry(
+        403,
+        "The access key's configuration does not allow this model.",
+        "`access.models.allow` of the linked configuration.",
+    ),
+    "no_provider_key": CatalogEntry(
+        502,
+        "The account has no provider key for the provider.",
+        "`keyway admin provider-keys create --provider …`, or the router rules.",
+    ),
+    "all_rate_limited": CatalogEntry(
+        429,
+        "Every provider key tried was rate-limited.",
+        "Add keys or wait for `Retry-After`; `keyway admin provider-keys list` shows last errors.",
+    ),
+    "deadline_exceeded": CatalogEntry(
+        504,
+        "The total deadline passed before an upstream answered.",
+        "Upstream latency; raise `--total-deadline` on the proxy if needed.",
+    ),
+    "all_attempts_failed": CatalogEntry(
+        502,
+        "Every attempt failed (auth errors, 5xx, timeouts, connection errors).",
+        "The attempts listed in the error; `keyway admin provider-keys list` shows last errors.",
+    ),
+    "upstream_stream_error": CatalogEntry(
+        502,
+        "The upstream stream broke or stalled after the response had started.",
+        "Retry the request; the answer so far is incomplete.",
+    ),
+    "not_found": CatalogEntry(404, "No such endpoint.", "See the list of surfaces in the README."),
+    "method_not_allowed": CatalogEntry(
+        405,
+        "This endpoint does not accept that method.",
+        "Model calls are POST; `/v1/models` is GET.",
+    ),
+}
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+}
+
+
+@dataclass
+class KeywayError(Exception):
+    # Not frozen: Python code (contextlib, asyncio) assigns __traceback__ on raise.
+    code: str
+    message: str
+    param: str | None = None
+    extra: dict[str, object] | None = None
+    """Extra members of the error object (e.g. the attempts list)."""
+
+    @property
+    def status(self) -> int:
+        return CATALOG[self.code].status
+
+
+def envelope(error: KeywayError, fmt: Format) -> bytes:
+    status = error.status
+    if fmt is Format.ANTHROPIC:
+        body: dict[str, object] = {
+            "type": _ANTHROPIC_TYPES.get(status, "api_error"),
+            "message": error.message,
+            "code": error.code,
+        }
+        if error.extra:
+            body.update(error.extra)
+        return json.dumps({"type": "error", "error": body}).encode()
+    inner: dict[str, object] = {
+        "message": error.message,
+        "type": _OPENAI_TYPES.get(status, "server_error"),
+        "code": error.code,
+        "param": error.param,
+    }
+    if error.extra:
+        inner.update(error.extra)
+    return json.dumps({"error": inner}).encode()

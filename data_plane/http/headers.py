@@ -1,0 +1,107 @@
+"""Which headers cross the proxy, in each direction. Pure.
+
+Client -> upstream is an allow-list: the app's credentials, cookies and
+internal headers never reach a provider, and the provider key is injected
+here and nowhere else. Upstream -> client passes everything except
+hop-by-hop headers, so provider rate-limit headers reach the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from data_plane.routing.table import X_API_KEY, Provider, ProviderKey
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+_FORWARD = frozenset(
+    {
+        "content-type",
+        "accept",
+        "user-agent",
+        "anthropic-version",
+        "anthropic-beta",
+        "openai-beta",
+        "idempotency-key",
+    }
+)
+_FORWARD_PREFIXES = ("x-stainless-",)
+_ORGANIZATION = frozenset({"openai-organization", "openai-project"})
+_NOT_RELAYED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "set-cookie",
+        "server",
+        "date",
+        "alt-svc",
+    }
+)
+KEYWAY_HEADERS = (
+    "x-keyway-request-id",
+    "x-keyway-attempts",
+    "x-keyway-provider",
+    "x-keyway-model",
+    "x-keyway-provider-key-id",
+    "x-keyway-rejected-models",
+)
+_EXPOSED = ", ".join(
+    (*KEYWAY_HEADERS, "retry-after", "retry-after-ms", "x-ratelimit-*", "anthropic-ratelimit-*")
+)
+CORS = (
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", _EXPOSED.encode()),
+)
+PREFLIGHT = (
+    *CORS,
+    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"authorization, x-api-key, content-type, anthropic-version, anthropic-beta, "
+        b"openai-beta, x-stainless-*",
+    ),
+    (b"access-control-max-age", b"600"),
+)
+
+
+def upstream_headers(
+    client: Iterable[tuple[bytes, bytes]],
+    provider: Provider,
+    key: ProviderKey,
+    *,
+    forward_organization: bool = False,
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw_name, raw_value in client:
+        name = raw_name.decode("latin-1").lower()
+        if (
+            name in _FORWARD
+            or name.startswith(_FORWARD_PREFIXES)
+            or (forward_organization and name in _ORGANIZATION)
+        ):
+            out[name] = raw_value.decode("latin-1")
+    if provider.auth_style == X_API_KEY:
+        out["x-api-key"] = key.value
+        out.setdefault("anthropic-version", ANTHROPIC_VERSION)
+    else:
+        out["authorization"] = f"Bearer {key.value}"
+    return out
+
+
+_NOT_RELAYED_RAW = frozenset(name.encode() for name in _NOT_RELAYED)
+
+
+def relayed(upstream: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Upstream response headers to pass on, names lowercased as ASGI requires."""
+    out = []
+    for name, value in upstream:
+        lowered = name.lower()
+        if lowered not in _NOT_RELAYED_RAW:
+            out.append((lowered, value))
+    return out

@@ -1,0 +1,318 @@
+"""One model call: authenticate, resolve, fail over, relay.
+
+A raw ASGI endpoint: the hot path reads the routing table once, does dict
+lookups, and hands bytes between the client and aiohttp without building
+request or response objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from data_plane.routing.cooldowns import Cooldowns
+from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait
+from data_plane.routing.outcome import Outcome, OutcomeKind, classify
+from data_plane.routing.policy import FailoverPolicy
+from data_plane.routing.table import Caller, RoutingTable
+from data_plane.routing.tokens import ACCESS_PREFIX, is_well_formed, token_sha256
+from data_plane.state import ProxyState
+from data_plane.upstream.client import Opened, Upstream, outcome_of
+from data_plane.usage import UsageRecorder
+
+from .body import RequestFields, read_fields, rewrite
+from .errors import Format, KeywayError, envelope
+from .headers import CORS, relayed, upstream_headers
+from .resolve import Resolution, resolve
+from .sse import stream_error_event
+from .surfaces import Surface
+
+log = logging.getLogger("keyway.data_plane.proxy")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    policy: FailoverPolicy = field(default_factory=FailoverPolicy)
+    stream_idle_timeout: float = 60.0
+    """Seconds without a byte from upstream before a started stream is ended."""
+    max_body_bytes: int = 32 * 1024 * 1024
+    forward_organization: bool = False
+
+
+@dataclass(slots=True)
+class Gateway:
+    """What every request shares within one proxy process."""
+
+    state: ProxyState
+    upstream: Upstream
+    usage: UsageRecorder
+    options: ProxyOptions = field(default_factory=ProxyOptions)
+    cooldowns: Cooldowns = field(default_factory=Cooldowns)
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+
+
+class ClientGoneError(Exception):
+    """The client disconnected; nothing more can be sent."""
+
+
+def presented_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() == b"bearer":
+                return token.strip().decode("latin-1")
+        elif name == b"x-api-key":
+            return value.strip().decode("latin-1")
+    return None
+
+
+def authenticate(table: RoutingTable | None, headers: list[tuple[bytes, bytes]]) -> Caller:
+    if table is None:
+        raise KeywayError("not_ready", "the proxy has not loaded a routing snapshot yet")
+    token = presented_token(headers)
+    if not token:
+        raise KeywayError("missing_access_key", "no access key: send Authorization: Bearer <key>")
+    if not is_well_formed(token, ACCESS_PREFIX):
+        raise KeywayError("malformed_access_key", "the access key is malformed")
+    caller = table.callers.get(token_sha256(token))
+    if caller is None:
+        raise KeywayError("invalid_access_key", "the access key is unknown or revoked")
+    return caller
+
+
+async def send_error(
+    send: Send, error: KeywayError, fmt: Format, headers: list[tuple[bytes, bytes]]
+) -> None:
+    body = envelope(error, fmt)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [*headers, _JSON, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGoneError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise KeywayError("request_too_large", f"request body is over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _exhausted_error(result: Exhausted) -> tuple[KeywayError, list[tuple[bytes, bytes]]]:
+    attempts = [
+        {
+            "provider": a.provider,
+            "model": a.model,
+            "provider_key_id": a.key_id,
+            "status": a.status,
+            "reason": a.reason,
+        }
+        for a in result.attempts
+    ]
+    error = KeywayError(result.code, result.message, None, {"attempts": attempts})
+    extra = []
+    if result.retry_after is not None:
+        extra.append((b"retry-after", str(max(1, round(result.retry_after))).encode()))
+    return error, extra
+
+
+class ModelCall:
+    """The ASGI endpoint for one surface."""
+
+    def __init__(self, surface: Surface, gateway: Gateway) -> None:
+        self.surface = surface
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = "req_" + secrets.token_hex(12)
+        out: list[tuple[bytes, bytes]] = [(b"x-keyway-request-id", request_id.encode()), *CORS]
+        task = asyncio.current_task()
+        assert task is not None
+        watcher: asyncio.Task[None] | None = None
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            task.cancel()
+
+        try:
+            caller = authenticate(self.gateway.state.table, scope["headers"])
+            body = await _read_body(receive, self.gateway.options.max_body_bytes)
+            watcher = asyncio.create_task(watch())
+            fields = read_fields(body)
+            resolution = resolve(
+                caller, (fields.model, *fields.fallbacks), self.surface.provider_format
+            )
+            if resolution.rejected:
+                out.append((b"x-keyway-rejected-models", ", ".join(resolution.rejected).encode()))
+            self.gateway.usage.access_key(caller.access_key_id, self.gateway.wall())
+            await self._fail_over(scope, send, caller, body, fields, resolution, out, request_id)
+        except KeywayError as error:
+            await send_error(send, error, self.surface.format, out)
+        except ClientGoneError:
+            pass
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            # The client left: upstream work was cancelled with this task.
+            task.uncancel()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _fail_over(
+        self,
+        scope: Scope,
+        send: Send,
+        caller: Caller,
+        body: bytes,
+        fields: RequestFields,
+        resolution: Resolution,
+        out: list[tuple[bytes, bytes]],
+        request_id: str,
+    ) -> None:
+        g = self.gateway
+        engine = Failover(resolution.candidates, g.options.policy, g.cooldowns, g.clock())
+        query = scope.get("query_string", b"")
+        suffix = self.surface.upstream_suffix + ("?" + query.decode("latin-1") if query else "")
+        tries = 0
+        while True:
+            step = engine.next_attempt(g.clock())
+            if isinstance(step, Wait):
+                await asyncio.sleep(step.seconds)
+                continue
+            if isinstance(step, Exhausted):
+                error, extra = _exhausted_error(step)
+                if tries:
+                    out.append((b"x-keyway-attempts", str(tries).encode()))
+                await send_error(send, error, self.surface.format, [*out, *extra])
+                return
+            tries += 1
+            opened, first, outcome = await self._attempt(step, caller, scope, body, fields, suffix)
+            decision = engine.record(step, outcome, g.clock())
+            g.usage.provider_key(step.key_id, outcome, g.wall())
+            if decision is Decision.CONTINUE:
+                if opened is not None:
+                    opened.close()
+                log.info(
+                    "%s: %s key %s -> %s; failing over",
+                    request_id,
+                    step.candidate.provider,
+                    step.key_id,
+                    outcome.reason,
+                )
+                continue
+            assert opened is not None
+            out.append((b"x-keyway-attempts", str(tries).encode()))
+            if decision is Decision.SERVE:
+                out += [
+                    (b"x-keyway-provider", step.candidate.provider.encode()),
+                    (b"x-keyway-model", step.candidate.upstream_model.encode()),
+                    (b"x-keyway-provider-key-id", step.key_id.encode()),
+                ]
+            await self._relay(send, opened, first, out, request_id)
+            return
+
+    async def _attempt(
+        self,
+        step: Attempt,
+        caller: Caller,
+        scope: Scope,
+        body: bytes,
+        fields: RequestFields,
+        suffix: str,
+    ) -> tuple[Opened | None, bytes, Outcome]:
+        provider = caller.account.providers[step.candidate.provider]
+        key = caller.account.keys[step.key_id]
+        headers = upstream_headers(
+            scope["headers"],
+            provider,
+            key,
+            forward_organization=self.gateway.options.forward_organization,
+        )
+        payload = rewrite(body, step.candidate.upstream_model, fields)
+        started = self.gateway.clock()
+        opened = await self.gateway.upstream.open(
+            provider.base_url + suffix, headers, payload, step.timeout
+        )
+        if isinstance(opened, Outcome):
+            return None, b"", opened
+        outcome = classify(opened.status, opened.headers)
+        if outcome.kind is not OutcomeKind.SUCCESS:
+            return opened, b"", outcome
+        # Commit to this upstream only once it has produced its first byte:
+        # until then another key can still take over invisibly.
+        remaining = max(0.001, step.timeout - (self.gateway.clock() - started))
+        try:
+            first = await opened.next_chunk(remaining)
+        except Exception as error:  # mapped by the upstream module's table
+            opened.close()
+            return None, b"", outcome_of(error)
+        return opened, first, outcome
+
+    async def _relay(
+        self,
+        send: Send,
+        opened: Opened,
+        first: bytes,
+        out: list[tuple[bytes, bytes]],
+        request_id: str,
+    ) -> None:
+        headers = relayed(opened.raw_headers)
+        is_sse = opened.headers.get("content-type", "").startswith("text/event-stream")
+        try:
+            await send(
+                {"type": "http.response.start", "status": opened.status, "headers": headers + out}
+            )
+            chunk = first
+            while chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await opened.next_chunk(self.gateway.options.stream_idle_timeout)
+        except asyncio.CancelledError:
+            opened.close()
+            raise
+        except Exception as error:
+            opened.close()
+            reason = "stalled" if isinstance(error, TimeoutError) else "broke"
+            log.warning("%s: upstream stream %s after the response started", request_id, reason)
+            if not is_sse:
+                # A JSON body cannot be amended; ending the connection early
+                # makes the client's parser fail instead of reading half an answer.
+                raise
+            event = stream_error_event(
+                self.surface.format,
+                f"upstream stream {reason}; the answer is incomplete",
+                request_id,
+            )
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        else:
+            opened.release()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

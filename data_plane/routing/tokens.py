@@ -1,0 +1,45 @@
+"""The bearer-token format shared by both halves: prefix, base62 body, CRC32.
+
+Proxies check the checksum before any lookup, so a mistyped or truncated
+access key is rejected without touching the routing table. The control
+plane mints tokens with the same functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import zlib
+
+ALPHABET = string.digits + string.ascii_letters
+_ALPHABET_SET = frozenset(ALPHABET)
+BODY_LEN = 32
+CHECK_LEN = 6
+ACCESS_PREFIX = "kwak_"
+
+
+def base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, rem = divmod(number, 62)
+        chars.append(ALPHABET[rem])
+    return "".join(reversed(chars))
+
+
+def checksum(prefix_and_body: str) -> str:
+    return base62(zlib.crc32(prefix_and_body.encode()), CHECK_LEN)
+
+
+def is_well_formed(token: str, prefix: str) -> bool:
+    if len(token) != len(prefix) + BODY_LEN + CHECK_LEN or not token.startswith(prefix):
+        return False
+    # Non-base62 characters would also trip compare_digest, which only takes ASCII.
+    if not _ALPHABET_SET.issuperset(token[len(prefix) :]):
+        return False
+    head, check = token[:-CHECK_LEN], token[-CHECK_LEN:]
+    return secrets.compare_digest(checksum(head), check)
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
