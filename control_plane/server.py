@@ -125,6 +125,7 @@ class ControlPlane:
         self.store.on_commit(self.publisher.notify)
         self.status = StatusBook(self.store.db)
         self._publishing: asyncio.Task[None] | None = None
+        self._status_flush: asyncio.Task[None] | None = None
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
@@ -189,6 +190,7 @@ class ControlPlane:
             raise OSError(f"cannot listen on {self.settings.listen}")
         await self.publisher.publish_now()
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
+        self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")
         await self._server.start()
         for svc in _SERVICES:
             await self._health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
@@ -200,10 +202,11 @@ class ControlPlane:
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
-        if self._publishing is not None:
-            self._publishing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publishing
+        for task in (self._publishing, self._status_flush):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._reader.close()
         self.store.db.close()
 

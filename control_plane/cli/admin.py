@@ -2,7 +2,8 @@
 
 The resources share one shape (AIP-style Get/List/Create/Update/Delete with the same
 naming), so commands are generated from the `_RESOURCES` table; only the real actions
-(rotations, configuration files, the provider catalog) have their own handlers.
+(rotations, configuration files, the provider catalog, proxy status) have their own
+handlers.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from keyway.v1 import (
     accounts_pb2_grpc,
     admin_api_keys_pb2,
     admin_api_keys_pb2_grpc,
+    data_planes_pb2,
+    data_planes_pb2_grpc,
     master_keys_pb2,
     master_keys_pb2_grpc,
     provider_keys_pb2,
@@ -50,7 +53,7 @@ def add_admin_parser(subparsers: _Subparsers) -> None:
     """Registers `admin` and every subcommand; each leaf sets `func(args) -> exit code`."""
     admin = subparsers.add_parser(
         "admin",
-        help="manage accounts, keys, configurations and providers over the admin API",
+        help="manage accounts, keys, configurations, providers and data planes over the admin API",
         description="A gRPC client for the Keyway admin API.",
     )
     _add_connection_options(admin, leaf=False)
@@ -60,6 +63,7 @@ def add_admin_parser(subparsers: _Subparsers) -> None:
     _add_rotate_provider_key(verbs["provider-keys"])
     _add_providers(groups)
     _add_master_key(groups)
+    _add_data_planes(groups)
 
 
 # --- the resource table -------------------------------------------------------------
@@ -90,6 +94,9 @@ class _Param:
     secret: bool = False  # `-` reads it from stdin
 
 
+_VERBS = frozenset({"list", "get", "create", "update", "delete"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Resource:
     command: str
@@ -106,6 +113,10 @@ class _Resource:
     returns_token: bool = False
     forced_delete: bool = False
     optional_get_id: bool = False
+    verbs: frozenset[str] = _VERBS
+    """The standard methods the service has; create and update also need `flags`."""
+    etag: bool = True
+    """Whether Delete takes an etag."""
 
 
 def _col(header: str, field: str) -> _Column:
@@ -322,6 +333,25 @@ _RESOURCES = (
             _METADATA,
         ),
     ),
+    _Resource(
+        command="data-plane-credentials",
+        noun="data-plane credential",
+        module=data_planes_pb2,
+        stub=data_planes_pb2_grpc.DataPlaneServiceStub,
+        rpc="DataPlaneCredential",
+        field="credential",
+        list_field="credentials",
+        columns=(
+            _col("ID", "id"),
+            _col("NAME", "name"),
+            _col("TOKEN", "redacted_token"),
+            _col("CREATED", "create_time"),
+        ),
+        flags=(_Flag("--name", "name", "human-readable name", on_create="required"),),
+        returns_token=True,
+        verbs=frozenset({"list", "create", "delete"}),
+        etag=False,
+    ),
 )
 
 
@@ -377,26 +407,32 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
     verbs = group.add_subparsers(dest="admin_verb", metavar="COMMAND", required=True)
     noun = resource.noun
 
-    listing = _leaf(verbs, "list", f"list {noun}s", partial(_list, resource))
-    for param in resource.list_params:
-        listing.add_argument(
-            param.flag, dest=param.path, metavar=_metavar(param.flag), help=param.help
-        )
-    _add_paging_options(listing)
+    if "list" in resource.verbs:
+        listing = _leaf(verbs, "list", f"list {noun}s", partial(_list, resource))
+        for param in resource.list_params:
+            listing.add_argument(
+                param.flag, dest=param.path, metavar=_metavar(param.flag), help=param.help
+            )
+        _add_paging_options(listing)
 
-    get = _leaf(verbs, "get", f"show one {noun}", partial(_get, resource))
-    if resource.optional_get_id:
-        get.add_argument("id", nargs="?", default="", help=f"{noun} id (default: your own)")
-    else:
-        get.add_argument("id", help=f"{noun} id")
+    if "get" in resource.verbs:
+        get = _leaf(verbs, "get", f"show one {noun}", partial(_get, resource))
+        if resource.optional_get_id:
+            get.add_argument("id", nargs="?", default="", help=f"{noun} id (default: your own)")
+        else:
+            get.add_argument("id", help=f"{noun} id")
 
-    delete = _leaf(verbs, "delete", f"delete a {noun}", partial(_delete, resource))
-    delete.add_argument("id", help=f"{noun} id")
-    _add_etag_option(delete)
-    if resource.forced_delete:
-        delete.add_argument("--force", action="store_true", help="also delete everything it holds")
+    if "delete" in resource.verbs:
+        delete = _leaf(verbs, "delete", f"delete a {noun}", partial(_delete, resource))
+        delete.add_argument("id", help=f"{noun} id")
+        if resource.etag:
+            _add_etag_option(delete)
+        if resource.forced_delete:
+            delete.add_argument(
+                "--force", action="store_true", help="also delete everything it holds"
+            )
 
-    if resource.flags:
+    if resource.flags and "create" in resource.verbs:
         create = _leaf(verbs, "create", f"create a {noun}", partial(_create, resource))
         for flag in resource.flags:
             if flag.on_create != "never":
@@ -410,6 +446,7 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
                 help=param.help,
             )
 
+    if resource.flags and "update" in resource.verbs:
         update = _leaf(verbs, "update", f"change a {noun}", partial(_update, resource))
         update.add_argument("id", help=f"{noun} id")
         for flag in resource.flags:
@@ -484,6 +521,17 @@ def _add_providers(groups: _Subparsers) -> None:
     group = groups.add_parser("providers", help="the provider catalog")
     verbs = group.add_subparsers(dest="admin_verb", metavar="COMMAND", required=True)
     _leaf(verbs, "list", "list built-in and custom providers", _list_providers)
+
+
+def _add_data_planes(groups: _Subparsers) -> None:
+    group = groups.add_parser("data-planes", help="proxies and the snapshot each one serves")
+    verbs = group.add_subparsers(dest="admin_verb", metavar="COMMAND", required=True)
+    _leaf(
+        verbs,
+        "list",
+        "list every proxy the control plane has seen and whether it serves the latest snapshot",
+        _list_data_planes,
+    )
 
 
 def _add_master_key(groups: _Subparsers) -> None:
@@ -566,7 +614,9 @@ def _list(resource: _Resource, args: argparse.Namespace, session: rpc.Session) -
 
 
 def _delete(resource: _Resource, args: argparse.Namespace, session: rpc.Session) -> None:
-    request = _request(resource, "Delete", id=args.id, etag=args.etag)
+    request = _request(resource, "Delete", id=args.id)
+    if resource.etag:
+        request.etag = args.etag
     if resource.forced_delete:
         request.force = args.force
     response = session.call(_method(resource, session, "Delete"), request)
@@ -708,6 +758,40 @@ def _list_providers(args: argparse.Namespace, session: rpc.Session) -> None:
     stub = providers_pb2_grpc.ProviderServiceStub(session.channel)
     response = session.call(stub.ListProviders, providers_pb2.ListProvidersRequest())
     _print_list(args, _PROVIDER_COLUMNS, list(response.providers), "")
+
+
+def _version_cell(field: str) -> Callable[[Any], str]:
+    # Version 0 means none: nothing applied yet, or nothing published yet.
+    return lambda message: str(getattr(message, field) or "-")
+
+
+def _rejection_cell(message: Any) -> str:
+    if not message.HasField("last_rejection"):
+        return "-"
+    rejection = message.last_rejection
+    return f"version {rejection.version}: {' '.join(rejection.message.split())}"
+
+
+_DATA_PLANE_STATE = data_planes_pb2.DataPlaneState.DESCRIPTOR
+_DATA_PLANE_COLUMNS: tuple[_Column, ...] = (
+    _col("NODE", "node_id"),
+    _col("POOL", "pool"),
+    ("STATE", lambda message: output.enum_name(_DATA_PLANE_STATE, message.state)),
+    ("APPLIED", _version_cell("applied_version")),
+    ("LATEST", _version_cell("latest_version")),
+    _col("LAST SEEN", "last_seen_time"),
+    ("LAST REJECTION", _rejection_cell),
+)
+
+
+def _list_data_planes(args: argparse.Namespace, session: rpc.Session) -> None:
+    stub = data_planes_pb2_grpc.DataPlaneServiceStub(session.channel)
+    response = session.call(stub.ListDataPlanes, data_planes_pb2.ListDataPlanesRequest())
+    if args.json:
+        # States are shown, never typed back: IN_SYNC rather than DATA_PLANE_STATE_IN_SYNC.
+        print(output.to_json_short_enums(list(response.data_planes)))
+        return
+    _print_list(args, _DATA_PLANE_COLUMNS, list(response.data_planes), "")
 
 
 def _rotate_master_key(args: argparse.Namespace, session: rpc.Session) -> None:

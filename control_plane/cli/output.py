@@ -29,6 +29,19 @@ def to_json(value: Message | Sequence[Message]) -> str:
     return json.dumps(items, indent=2, sort_keys=False)
 
 
+def to_json_short_enums(value: Message | Sequence[Message]) -> str:
+    """Like `to_json`, with enum values named without their type prefix.
+
+    `DATA_PLANE_STATE_IN_SYNC` becomes `IN_SYNC`. For read-only outputs (states, not
+    inputs): `json_to_message` expects the full names, so such output is not meant to
+    be sent back.
+    """
+    if isinstance(value, Message):
+        return json.dumps(_short_enums(value, json_format.MessageToDict(value)), indent=2)
+    items = [_short_enums(item, json_format.MessageToDict(item)) for item in value]
+    return json.dumps(items, indent=2)
+
+
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """Columns padded to their widest cell; the last column is not padded."""
     table = [list(headers), *(list(row) for row in rows)]
@@ -78,6 +91,16 @@ def enum_label(enum: EnumDescriptor, number: int) -> str:
     if value is None:
         return str(number)
     return value.name.removeprefix(_enum_prefix(enum)).lower().replace("_", "-")
+
+
+def enum_name(enum: EnumDescriptor, number: int) -> str:
+    """`DATA_PLANE_STATE_IN_SYNC` → `IN_SYNC`: for states shown, never typed; unset → `-`."""
+    if number == 0:
+        return _EMPTY
+    value = enum.values_by_number.get(number)
+    if value is None:
+        return str(number)
+    return value.name.removeprefix(_enum_prefix(enum))
 
 
 def enum_labels(enum: EnumDescriptor) -> tuple[str, ...]:
@@ -208,6 +231,35 @@ _MESSAGE_FORMATTERS: dict[str, Callable[[Any], str]] = {
 def _enum_prefix(enum: EnumDescriptor) -> str:
     # Buf's STANDARD lint requires values prefixed with the UPPER_SNAKE enum name.
     return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+
+
+def _short_enums(message: Message, document: dict[str, Any]) -> dict[str, Any]:
+    """Strips the type prefix from every enum value in `document`, the JSON of `message`."""
+    for field in _descriptor(message).fields:
+        key = field.json_name
+        if key not in document:
+            continue
+        if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+            prefix = _enum_prefix(_enum_type(field))
+
+            def strip(item: Any, prefix: str = prefix) -> Any:
+                return item.removeprefix(prefix) if isinstance(item, str) else item
+
+            value = document[key]
+            document[key] = [strip(v) for v in value] if field.is_repeated else strip(value)
+        elif field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            message_type = _message_type(field)
+            if message_type.full_name.startswith("google.protobuf.") or (
+                message_type.GetOptions().map_entry
+            ):
+                continue  # well-known types have their own JSON forms; maps are not walked
+            nested = getattr(message, field.name)
+            if field.is_repeated:
+                for item, item_document in zip(nested, document[key], strict=True):
+                    _short_enums(item, item_document)
+            else:
+                _short_enums(nested, document[key])
+    return document
 
 
 def _json_kind(value: object) -> str:

@@ -168,10 +168,13 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                 # would never finish once the subscription is gone.
                 waiter.cancel()
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            self._status.disconnected(hello.node_id, generation)
-            log.info("proxy %s disconnected", hello.node_id)
+            try:
+                # After an abort the pending read fails with AbortError, not CancelledError.
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AbortError):
+                    await reader
+            finally:
+                self._status.disconnected(hello.node_id, generation)
+                log.info("proxy %s disconnected", hello.node_id)
 
     async def _read(self, context: Context, state: StreamState, node_id: str) -> None:
         while True:

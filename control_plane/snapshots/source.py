@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
 from control_plane.domain import catalog
 from control_plane.secrets.sealing import SealedSecret, Sealer
+from control_plane.secrets.secret import Secret
 from control_plane.store.codec import config_from_columns
 
 from .compiler import AccessKeyRecord, AccountRecord, KeyRecord, StoreState
@@ -43,18 +45,36 @@ class StateReader:
         )
         self._sealer = sealer
         self._overrides = dict(overrides)
+        # Unchanged rows are not decrypted or parsed again on the next compile:
+        # the etag moves on every configuration write, the secret version on
+        # every rotation. Plaintexts here are the ones the last snapshot holds.
+        self._secrets: dict[str, tuple[int, Secret]] = {}
+        self._configs: dict[str, tuple[str, AccessKeyConfiguration]] = {}
+        # Reads run on worker threads and may still be running when the
+        # control plane stops: closing the connection under a running query
+        # crashes the process, so every use of it holds this lock.
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     def revision(self) -> int:
+        with self._lock:
+            return self._revision()
+
+    def _revision(self) -> int:
         return int(self._conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0])
 
     def read(self) -> StoreState:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> StoreState:
         c = self._conn
         c.execute("BEGIN")
         try:
-            revision = self.revision()
+            revision = self._revision()
             customs: dict[str, list[catalog.ProviderSpec]] = defaultdict(list)
             for (
                 account_id,
@@ -81,21 +101,34 @@ class StateReader:
                     )
                 )
             keys: dict[str, list[KeyRecord]] = defaultdict(list)
+            secrets: dict[str, tuple[int, Secret]] = {}
             for account_id, key_id, provider_id, kek, wrapped, ciphertext, version in c.execute(
                 "SELECT account_id, id, provider_id, kek_id, wrapped_key, ciphertext, "
                 "secret_version FROM provider_keys ORDER BY seq"
             ):
-                value = self._sealer.open(
-                    SealedSecret(kek, wrapped, ciphertext), f"{key_id}:{version}".encode()
-                )
+                cached = self._secrets.get(key_id)
+                if cached is not None and cached[0] == version:
+                    value = cached[1]
+                else:
+                    value = self._sealer.open(
+                        SealedSecret(kek, wrapped, ciphertext), f"{key_id}:{version}".encode()
+                    )
+                secrets[key_id] = (version, value)
                 keys[account_id].append(KeyRecord(key_id, provider_id, value))
+            self._secrets = secrets
             configs: dict[str, list[tuple[str, AccessKeyConfiguration]]] = defaultdict(list)
-            for account_id, config_id, access_json, router_json in c.execute(
-                "SELECT account_id, id, access_json, router_json FROM configurations"
+            parsed: dict[str, tuple[str, AccessKeyConfiguration]] = {}
+            for account_id, config_id, etag, access_json, router_json in c.execute(
+                "SELECT account_id, id, etag, access_json, router_json FROM configurations"
             ):
-                configs[account_id].append(
-                    (config_id, config_from_columns(access_json, router_json))
-                )
+                hit = self._configs.get(config_id)
+                if hit is not None and hit[0] == etag:
+                    config = hit[1]
+                else:
+                    config = config_from_columns(access_json, router_json)
+                parsed[config_id] = (etag, config)
+                configs[account_id].append((config_id, config))
+            self._configs = parsed
             access: dict[str, list[AccessKeyRecord]] = defaultdict(list)
             for account_id, key_id, token_hash, config_id in c.execute(
                 "SELECT account_id, id, token_hash, configuration_id FROM access_keys"

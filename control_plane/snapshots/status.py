@@ -7,6 +7,7 @@ writes do not move the store revision.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -57,6 +58,7 @@ class StatusBook:
         self._clock = clock
         self._nodes: dict[str, NodeStatus] = {}
         self._streams: dict[str, int] = {}
+        self._dirty: set[str] = set()
         self._load()
 
     def _load(self) -> None:
@@ -81,8 +83,32 @@ class StatusBook:
             )
 
     def _save(self, node: NodeStatus) -> None:
+        # Memory is authoritative; the mirror is written in batches by flush(),
+        # because a disk sync per ACK would stall the event loop for every
+        # proxy on every snapshot.
         self._nodes[node.node_id] = node
-        row = {
+        self._dirty.add(node.node_id)
+
+    def flush(self) -> None:
+        """Writes every changed node to the mirror in one transaction."""
+        if not self._dirty:
+            return
+        rows = [self._row(self._nodes[node_id]) for node_id in sorted(self._dirty)]
+        self._dirty.clear()
+        with self._db.atomic():
+            self._db.table("data_planes").upsert_all(rows, pk="node_id")
+
+    async def flush_forever(self, interval: float = 1.0) -> None:
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                self.flush()
+        finally:
+            self.flush()
+
+    @staticmethod
+    def _row(node: NodeStatus) -> dict[str, object]:
+        return {
             "node_id": node.node_id,
             "pool": node.pool,
             "build_version": node.build_version,
@@ -96,8 +122,6 @@ class StatusBook:
             "rejected_message": node.rejection.message if node.rejection else None,
             "rejected_time": node.rejected_time_us,
         }
-        with self._db.atomic():
-            self._db.table("data_planes").upsert(row, pk="node_id")
 
     def connected(
         self, node_id: str, pool: str, build_version: str, applied: Revision | None

@@ -175,3 +175,13 @@ def envelope(error: KeywayError, fmt: Format) -> bytes:
     if error.extra:
         inner.update(error.extra)
     return json.dumps({"error": inner}).encode()
+
+
+def catalog_markdown() -> str:
+    """The README's error table, so the documentation cannot drift from the code."""
+    rows = ["| Code | Status | Meaning | What to check |", "|---|---|---|---|"]
+    rows += [
+        f"| `{code}` | {entry.status} | {entry.meaning} | {entry.check} |"
+        for code, entry in CATALOG.items()
+    ]
+    return "\n".join(rows)

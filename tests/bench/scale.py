@@ -1,0 +1,162 @@
+"""The §7 scale data set, written through the real Store (real sealing, real validation).
+
+1,000 accounts, each with 10 provider keys (6 OpenAI, 4 Anthropic), 1 configuration (an
+access scope plus three router rules naming keys of the account) and 10 access keys, 9 of
+them linked to the configuration. Everything goes in as one transaction, so building it
+costs one commit instead of 22,000.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from keyway.v1 import access_key_configurations_pb2 as cfg
+
+from control_plane.domain import configuration
+from control_plane.domain.errors import Violations
+from control_plane.secrets.keyring import load_key_provider
+from control_plane.secrets.sealing import Sealer
+from control_plane.secrets.secret import Secret
+from control_plane.store.codec import config_to_columns
+from control_plane.store.database import open_database
+from control_plane.store.store import Store, ValidateConfig
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    accounts: int = 1_000
+    openai_keys: int = 6
+    anthropic_keys: int = 4
+    access_keys: int = 10
+    configurations: int = 1
+
+    @property
+    def provider_keys_total(self) -> int:
+        return self.accounts * (self.openai_keys + self.anthropic_keys)
+
+    @property
+    def access_keys_total(self) -> int:
+        return self.accounts * self.access_keys
+
+    @property
+    def configurations_total(self) -> int:
+        return self.accounts * self.configurations
+
+
+FULL = Scale()
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    path: Path
+    """The SQLite database."""
+    sealer: Sealer
+    tokens: tuple[str, ...]
+    """Every access-key token, to look callers up like a request would."""
+    revision: int
+
+
+def _secret(prefix: str) -> Secret:
+    return Secret(prefix + "".join(secrets.choice(_ALPHABET) for _ in range(40)))
+
+
+def _validator(candidate: cfg.AccessKeyConfiguration) -> ValidateConfig:
+    """What the admin API runs: normalise against the account, refuse on any violation."""
+
+    def validate(view: configuration.AccountView) -> tuple[str | None, str]:
+        v = Violations()
+        normal = configuration.normalise(candidate, view, v)
+        v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
+        return config_to_columns(normal)
+
+    return validate
+
+
+def _configuration(openai: list[str], anthropic: list[str]) -> cfg.AccessKeyConfiguration:
+    def step(keys: list[str]) -> cfg.RouterStep:
+        return cfg.RouterStep(
+            type="user",
+            key_selection_strategy="ordered",
+            keys=[cfg.KeyReference(id=k) for k in keys],
+        )
+
+    return cfg.AccessKeyConfiguration(
+        access=cfg.Access(
+            providers=cfg.AllowList(allow=["openai", "anthropic"]),
+            models=cfg.AllowList(
+                allow=["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"]
+            ),
+        ),
+        router=cfg.Router(
+            rules=[
+                cfg.RouterRule(provider="openai", steps=[step(openai[:3])]),
+                cfg.RouterRule(provider="openai", model="gpt-4o-mini", steps=[step(openai[3:5])]),
+                cfg.RouterRule(provider="anthropic", steps=[step(anthropic[:2])]),
+            ]
+        ),
+    )
+
+
+def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
+    """Creates `data_dir` with the data set; a ControlPlane may then be started on it."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sealer = Sealer(load_key_provider(data_dir, os.environ))
+    path = data_dir / "keyway.db"
+    db = open_database(path)
+    store = Store(db, sealer)
+    tokens: list[str] = []
+    with db.atomic():
+        for a in range(scale.accounts):
+            account = store.create_account(f"account-{a:04d}", "scale benchmark", "")["id"]
+            openai = [
+                store.create_provider_key(
+                    account,
+                    provider_id="openai",
+                    name=f"openai-{k}",
+                    description="",
+                    metadata="",
+                    value=_secret("sk-proj-"),
+                )["id"]
+                for k in range(scale.openai_keys)
+            ]
+            anthropic = [
+                store.create_provider_key(
+                    account,
+                    provider_id="anthropic",
+                    name=f"anthropic-{k}",
+                    description="",
+                    metadata="",
+                    value=_secret("sk-ant-api03-"),
+                )["id"]
+                for k in range(scale.anthropic_keys)
+            ]
+            configs = [
+                store.create_configuration(
+                    account,
+                    name=f"config-{c}",
+                    description="",
+                    metadata="",
+                    validate=_validator(_configuration(openai, anthropic)),
+                )["id"]
+                for c in range(scale.configurations)
+            ]
+            for k in range(scale.access_keys):
+                # The last key of each account keeps the default allow-all routing.
+                linked = configs[k % len(configs)] if k < scale.access_keys - 1 else None
+                _, token = store.create_access_key(
+                    account,
+                    name=f"access-{k}",
+                    description="",
+                    metadata="",
+                    configuration_id=linked,
+                )
+                tokens.append(token)
+    revision = store.revision()
+    db.close()
+    return Dataset(path, sealer, tuple(tokens), revision)

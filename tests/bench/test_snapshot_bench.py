@@ -1,0 +1,410 @@
+"""Snapshot benchmarks at the ARCHITECTURE §7 scale; run by `make bench`.
+
+They print each figure beside its target and never assert timings: only correctness
+(the snapshot validates, hashes are deterministic, every proxy converges).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from keyway.v1 import access_keys_pb2 as ak
+from keyway.v1 import access_keys_pb2_grpc as ak_grpc
+from keyway.v1 import snapshot_pb2 as spb
+
+from control_plane.server import ControlPlane, Settings
+from control_plane.snapshots import publisher
+from control_plane.snapshots.compiler import Compiled, compile_snapshot, serialise
+from control_plane.snapshots.source import StateReader
+from data_plane.routing.apply import Applied, apply
+from data_plane.routing.table import build
+from data_plane.routing.validate import validate
+from tests.integration.conftest import BackgroundLoop, start_control_plane, stop_control_plane
+
+from . import report, scale
+from .fleet import Fleet
+from .report import mib, ms, percentile, us
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+ROUNDS = 5
+
+
+def _timed(fn: Callable[[], T]) -> tuple[float, T]:
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def _summary(samples: list[float], fmt: Callable[[float], str] = ms) -> str:
+    return f"median {fmt(statistics.median(samples))}, max {fmt(max(samples))}"
+
+
+@pytest.fixture(scope="session")
+def scale_snapshot(scale_dataset: scale.Dataset) -> Compiled:
+    reader = StateReader(scale_dataset.path, scale_dataset.sealer, {})
+    try:
+        return publisher.build(reader.read())
+    finally:
+        reader.close()
+
+
+# -- control plane: compile ------------------------------------------------------------
+
+
+def test_compile_at_scale(scale_dataset: scale.Dataset) -> None:
+    reader = StateReader(scale_dataset.path, scale_dataset.sealer, {})
+    stages: dict[str, list[float]] = {"read": [], "compile": [], "validate": [], "serialise": []}
+    totals: list[float] = []
+    hashes: set[str] = set()
+    size = 0
+    try:
+        for _ in range(ROUNDS):
+            gc.collect()
+            t_read, state = _timed(reader.read)
+            t_compile, snapshot = _timed(partial(compile_snapshot, state))
+            t_validate, problems = _timed(partial(validate, snapshot))
+            assert problems == []
+            t_serialise, compiled = _timed(partial(serialise, snapshot))
+            for name, seconds in zip(
+                stages, (t_read, t_compile, t_validate, t_serialise), strict=True
+            ):
+                stages[name].append(seconds)
+            totals.append(t_read + t_compile + t_validate + t_serialise)
+            hashes.add(compiled.sha256)
+            size = len(compiled.payload)
+            assert compiled.version == scale_dataset.revision
+    finally:
+        reader.close()
+    assert len(hashes) == 1, "same store state must give the same bytes"
+
+    s = scale.FULL
+    table = report.Table(
+        f"compile: {s.accounts:,} accounts, {s.provider_keys_total:,} provider keys, "
+        f"{s.access_keys_total:,} access keys, {s.configurations_total:,} configurations "
+        f"({ROUNDS} rounds)"
+    )
+    table.add(
+        "StateReader.read (SQL + unseal 10k keys)", _summary(stages["read"]), note="one read tx"
+    )
+    table.add("compile_snapshot", _summary(stages["compile"]))
+    table.add("validate", _summary(stages["validate"]))
+    table.add("serialise (deterministic) + sha256", _summary(stages["serialise"]))
+    table.add(
+        "compile total",
+        _summary(totals),
+        "≤ 1 s",
+        max(totals) <= 1.0,
+    )
+    table.add("snapshot size", f"{size:,} bytes ({mib(size)})")
+    table.print()
+
+
+# -- proxy: apply, memory, request path during a swap ------------------------------------
+
+
+def test_proxy_apply_at_scale(scale_snapshot: Compiled) -> None:
+    c = scale_snapshot
+    stages: dict[str, list[float]] = {"hash": [], "parse": [], "validate": [], "build": []}
+    totals: list[float] = []
+    for _ in range(ROUNDS):
+        gc.collect()
+        t_hash, digest = _timed(lambda: hashlib.sha256(c.payload).hexdigest())
+        assert digest == c.sha256
+        snapshot = spb.Snapshot()
+        t_parse, _ = _timed(partial(snapshot.ParseFromString, c.payload))
+        t_validate, problems = _timed(partial(validate, snapshot))
+        assert problems == []
+        t_build, _ = _timed(partial(build, snapshot, c.sha256))
+        for name, seconds in zip(stages, (t_hash, t_parse, t_validate, t_build), strict=True):
+            stages[name].append(seconds)
+        gc.collect()
+        t_apply, result = _timed(lambda: apply(c.version, c.sha256, c.payload))
+        assert isinstance(result, Applied)
+        assert len(result.table.callers) == scale.FULL.access_keys_total
+        totals.append(t_apply)
+
+    table = report.Table(f"proxy apply of the scale snapshot ({ROUNDS} rounds)")
+    table.add("sha256 over the payload", _summary(stages["hash"]))
+    table.add("parse (protobuf)", _summary(stages["parse"]))
+    table.add("validate", _summary(stages["validate"]))
+    table.add("build RoutingTable", _summary(stages["build"]))
+    table.add("apply() total", _summary(totals), "≤ 200 ms", max(totals) <= 0.2)
+    table.print()
+
+
+def _proxy_process(mode: str, c: Compiled, tmp_path: Path, *extra: str) -> dict[str, Any]:
+    payload = tmp_path / "snapshot.bin"
+    payload.write_bytes(c.payload)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.proxy_process",
+            mode,
+            str(payload),
+            str(c.version),
+            c.sha256,
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_proxy_memory_at_scale(scale_snapshot: Compiled, tmp_path: Path) -> None:
+    c = scale_snapshot
+    snapshot = spb.Snapshot()
+    snapshot.ParseFromString(c.payload)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        routing = build(snapshot, c.sha256)
+        gc.collect()
+        table_bytes, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(routing.callers) == scale.FULL.access_keys_total
+    del routing, snapshot
+
+    rss = _proxy_process("memory", c, tmp_path)
+    table = report.Table("proxy memory with the scale snapshot (fresh proxy process)")
+    table.add("RoutingTable (tracemalloc, Python objects)", mib(table_bytes))
+    table.add("proxy RSS after imports, no snapshot", mib(rss["baseline"]))
+    table.add(
+        "proxy RSS serving the snapshot",
+        mib(rss["serving"]),
+        "≤ 100 MB",
+        rss["serving"] <= 100e6,
+        f"+{mib(rss['serving'] - rss['baseline'])} over baseline",
+    )
+    table.add(
+        "proxy RSS at a swap (old + new table)",
+        mib(rss["during_swap"]),
+        "≤ 100 MB",
+        rss["during_swap"] <= 100e6,
+    )
+    table.add("proxy RSS after the swap", mib(rss["after_swap"]))
+    table.add("proxy peak RSS", mib(rss["peak"]), "≤ 100 MB", rss["peak"] <= 100e6)
+    table.print()
+
+
+def _lookup_row(stats: dict[str, Any]) -> str:
+    return (
+        f"p50 {us(stats['p50_ns'] / 1e9)}, p99 {us(stats['p99_ns'] / 1e9)}, "
+        f"p99.9 {us(stats['p999_ns'] / 1e9)}, max {ms(stats['max_ns'] / 1e9)}; "
+        f"{stats['per_second'] / 1e3:,.0f}k/s"
+    )
+
+
+def _pauses(pauses: list[float]) -> str:
+    if not pauses:
+        return "no full GC"
+    return f"{len(pauses)} full GCs, longest {ms(max(pauses))}"
+
+
+def test_request_lookup_during_swap(
+    scale_dataset: scale.Dataset, scale_snapshot: Compiled, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("\n".join(scale_dataset.tokens))
+    result = _proxy_process("swap", scale_snapshot, tmp_path, str(tokens))
+    before, during = result["before"], result["during"]
+    assert result["swaps"] > 0
+
+    table = report.Table(
+        "request path in a proxy process: sha256(token) + callers lookup + Caller.key_ids"
+    )
+    table.add(
+        "before (1 s, no swap)",
+        _lookup_row(before),
+        note=f"{before['over_1ms']} lookups > 1 ms; {_pauses(result['gen2_before'])}",
+    )
+    table.add(
+        f"during {result['swaps']} back-to-back applies + swaps on a worker thread",
+        _lookup_row(during),
+        "p99 unchanged",
+        during["p99_ns"] <= 2 * before["p99_ns"],
+        f"{during['over_1ms']} lookups > 1 ms; {_pauses(result['gen2_during'])}; "
+        f"apply {_summary(result['apply_seconds'])} while contended",
+    )
+    table.print()
+
+
+# -- propagation: admin write -> every proxy serving it ------------------------------------
+
+
+@dataclass
+class _Harness:
+    cp: ControlPlane
+    address: str
+    admin_token: str
+    commits: dict[int, float]
+    """Store revision -> wall-clock commit time."""
+
+
+@pytest.fixture
+def harness_factory() -> Iterator[Callable[[Path], _Harness]]:
+    started: list[tuple[ControlPlane, BackgroundLoop]] = []
+
+    def start(data_dir: Path) -> _Harness:
+        cp, loop = start_control_plane(Settings(listen="127.0.0.1:0", data_dir=data_dir))
+        started.append((cp, loop))
+        commits: dict[int, float] = {}
+
+        def committed(revision: int) -> None:
+            commits.setdefault(revision, time.time())
+
+        cp.store.on_commit(committed)
+        return _Harness(
+            cp,
+            f"127.0.0.1:{cp.port}",
+            (data_dir / "admin.token").read_text().strip(),
+            commits,
+        )
+
+    yield start
+    for cp, loop in started:
+        stop_control_plane(cp, loop)
+
+
+def _propagate(
+    h: _Harness,
+    proxies: int,
+    writes: int,
+    *,
+    spacing: float,
+    wait_each: bool,
+    label: str,
+    converge_timeout: float,
+) -> None:
+    data_plane_token = (h.cp.settings.data_dir / "data-plane.token").read_text().strip()
+    fleet = Fleet(h.address, data_plane_token, proxies)
+    channel = grpc.insecure_channel(h.address)
+    stub = ak_grpc.AccessKeyServiceStub(channel)
+    metadata = (("authorization", f"Bearer {h.admin_token}"),)
+    try:
+        fleet.start()
+        initial = h.cp.store.revision()
+        assert fleet.wait_for(initial, converge_timeout), fleet.versions()
+        published_before = h.cp.publisher.published_count
+
+        revisions: list[int] = []
+        last_token = ""
+        next_at = time.perf_counter()
+        for i in range(writes):
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+            next_at = time.perf_counter() + spacing
+            response = stub.CreateAccessKey(
+                ak.CreateAccessKeyRequest(access_key=ak.AccessKey(name=f"bench-{i}")),
+                metadata=metadata,
+                timeout=30,
+            )
+            last_token = response.token
+            revision = h.cp.store.revision()
+            revisions.append(revision)
+            if wait_each:
+                assert fleet.wait_for(revision, converge_timeout), fleet.versions()
+        final = revisions[-1]
+        assert fleet.wait_for(final, converge_timeout), fleet.versions()
+        last_hash = hashlib.sha256(last_token.encode()).hexdigest()
+        for state in fleet.states:
+            assert state.table is not None
+            assert last_hash in state.table.callers, "every proxy serves the last write"
+    finally:
+        fleet.close()
+        channel.close()
+
+    to_published: list[float] = []
+    to_first: list[float] = []
+    to_all: list[float] = []
+    for revision in revisions:
+        committed = h.commits[revision]
+        all_at = fleet.all_serving(revision)
+        first_at = fleet.first_serving(revision)
+        assert all_at is not None
+        assert first_at is not None
+        generated = min(
+            t for v, t in fleet.states[0].generated_at.items() if v >= revision and t > 0
+        )
+        to_published.append(generated - committed)
+        to_first.append(first_at - committed)
+        to_all.append(all_at - committed)
+
+    def dist(samples: list[float]) -> str:
+        return ", ".join(
+            f"{name} {ms(percentile(samples, p))}"
+            for name, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
+        )
+
+    snapshots = h.cp.publisher.published_count - published_before
+    table = report.Table(label)
+    table.add("commit → snapshot compiled", dist(to_published), note="read + compile + publish")
+    table.add("commit → first proxy serving", dist(to_first))
+    table.add(
+        f"commit → all {proxies} proxies serving" if proxies > 1 else "commit → the proxy serving",
+        dist(to_all),
+        "p99 ≤ 250 ms",
+        percentile(to_all, 99) <= 0.25,
+        f"{writes} writes, {snapshots} snapshots published",
+    )
+    table.print()
+
+
+def test_propagation_20_proxies(
+    harness_factory: Callable[[Path], _Harness], tmp_path: Path
+) -> None:
+    h = harness_factory(tmp_path / "data")
+    _propagate(
+        h,
+        proxies=20,
+        writes=50,
+        spacing=0.1,
+        wait_each=False,
+        label="propagation: admin write (CreateAccessKey) → 20 proxies, small store, "
+        "writes 100 ms apart",
+        converge_timeout=30,
+    )
+
+
+@pytest.mark.parametrize("proxies", [1, 20])
+def test_propagation_at_scale(
+    harness_factory: Callable[[Path], _Harness],
+    scale_dataset: scale.Dataset,
+    tmp_path: Path,
+    proxies: int,
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(scale_dataset.path.parent, data_dir)
+    h = harness_factory(data_dir)
+    _propagate(
+        h,
+        proxies=proxies,
+        writes=5,
+        spacing=0.2,
+        wait_each=True,
+        label=f"propagation at scale: admin write → {proxies} prox{'y' if proxies == 1 else 'ies'} "
+        "in this one process (one GIL), each write awaited",
+        converge_timeout=60,
+    )
