@@ -146,6 +146,10 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
         )
         log.info("proxy %s connected (applied version %d)", hello.node_id, hello.applied_version)
         state = StreamState(applied)
+        previous = self._status.rejection(hello.node_id)
+        if previous is not None:
+            # A reconnect is not a reason to offer the same bad snapshot again.
+            state.rejected.add(previous.revision)
         reader = asyncio.create_task(self._read(context, state, hello.node_id))
         waiter: asyncio.Task[None] | None = None
         try:

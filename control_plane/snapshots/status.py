@@ -162,5 +162,9 @@ class StatusBook:
             return
         self._save(replace(self._nodes[node_id], connected=False, last_seen_us=self._clock()))
 
+    def rejection(self, node_id: str) -> Rejection | None:
+        node = self._nodes.get(node_id)
+        return node.rejection if node is not None else None
+
     def nodes(self) -> list[NodeStatus]:
         return [self._nodes[k] for k in sorted(self._nodes)]

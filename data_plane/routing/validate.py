@@ -37,8 +37,12 @@ class _Report:
 def _check_provider(r: _Report, path: str, provider: spb.SnapshotProvider) -> None:
     if not provider.id:
         r.add(f"{path}.id", "is empty")
-    parts = urlsplit(provider.base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(provider.base_url)
+        absolute = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[": an unbalanced IPv6 bracket
+        absolute = False
+    if not absolute:
         r.add(f"{path}.base_url", "is not an absolute http(s) URL")
     if not provider.formats:
         r.add(f"{path}.formats", "is empty")

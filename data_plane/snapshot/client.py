@@ -107,6 +107,10 @@ class SnapshotClient:
                     else logging.INFO
                 )
                 log.log(level, "discovery stream ended: %s %s", error.code().name, error.details())
+            except Exception:
+                # Whatever went wrong with one stream, keep following: the
+                # proxy goes on serving its current table meanwhile.
+                log.exception("discovery stream failed; reconnecting")
             finally:
                 self._state.metrics.connected = False
             if self._answered:
