@@ -85,7 +85,9 @@ def upstream_headers(
             or name.startswith(_FORWARD_PREFIXES)
             or (forward_organization and name in _ORGANIZATION)
         ):
-            out[name] = raw_value.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            # Repeated headers (two anthropic-beta lines) mean a comma-joined list.
+            out[name] = f"{out[name]}, {value}" if name in out else value
     if provider.auth_style == X_API_KEY:
         out["x-api-key"] = key.value
         out.setdefault("anthropic-version", ANTHROPIC_VERSION)

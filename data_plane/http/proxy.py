@@ -29,7 +29,7 @@ from .body import RequestFields, read_fields, rewrite
 from .errors import Format, KeywayError, envelope
 from .headers import CORS, relayed, upstream_headers
 from .resolve import Resolution, resolve
-from .sse import stream_error_event
+from .sse import complete_events, stream_error_event
 from .surfaces import Surface
 
 log = logging.getLogger("keyway.data_plane.proxy")
@@ -292,10 +292,20 @@ class ModelCall:
             await send(
                 {"type": "http.response.start", "status": opened.status, "headers": headers + out}
             )
-            chunk = first
-            while chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                chunk = await opened.next_chunk(self.gateway.options.stream_idle_timeout)
+            # SSE is relayed on event boundaries, so that if the upstream breaks
+            # mid-event the client gets a clean error event, not half an event.
+            partial = b""
+            data = first
+            while data:
+                if is_sse:
+                    partial += data
+                    cut = complete_events(partial)
+                    data, partial = partial[:cut], partial[cut:]
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                data = await opened.next_chunk(self.gateway.options.stream_idle_timeout)
+            if partial:
+                await send({"type": "http.response.body", "body": partial, "more_body": True})
         except asyncio.CancelledError:
             opened.close()
             raise

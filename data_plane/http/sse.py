@@ -11,6 +11,13 @@ import json
 from .errors import Format
 
 
+def complete_events(buffer: bytes) -> int:
+    """Length of the prefix of `buffer` made of whole events (ending in a blank line)."""
+    lf = buffer.rfind(b"\n\n")
+    crlf = buffer.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
 def stream_error_event(fmt: Format, message: str, request_id: str) -> bytes:
     if fmt is Format.ANTHROPIC:
         data = {
