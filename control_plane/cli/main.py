@@ -101,8 +101,28 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_proxy_options(up, standalone=False)
     up.set_defaults(func=_run, proxy=True, control_plane_on=True)
 
+    mock = commands.add_parser(
+        "mock-upstream",
+        help="run a mock OpenAI/Anthropic upstream (behaviour chosen by the provider key)",
+    )
+    mock.add_argument("--listen", default="127.0.0.1:9000", help="host:port (port 0 picks one)")
+    mock.add_argument("--latency-ms", type=float, default=0.0, help="added before every response")
+    mock.add_argument("--chunk-delay-ms", type=float, default=1.0, help="between stream events")
+    mock.set_defaults(func=_run_mock)
+
     add_admin_parser(commands)
     return parser
+
+
+def _run_mock(args: argparse.Namespace) -> int:
+    from data_plane.mock_upstream.server import MockServer, main_async
+
+    def ready(server: MockServer) -> None:
+        print(f"keyway: mock upstream listening on {server.url}", flush=True)
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(main_async(args.listen, args.latency_ms, args.chunk_delay_ms, on_ready=ready))
+    return 0
 
 
 def _proxy_token(args: argparse.Namespace) -> str:

@@ -295,7 +295,9 @@ class ModelCall:
             # SSE is relayed on event boundaries, so that if the upstream breaks
             # mid-event the client gets a clean error event, not half an event.
             partial = b""
-            data = first
+            # Only a served response has its first bytes read already; a
+            # fail-fast one is relayed from its beginning.
+            data = first or await opened.next_chunk(self.gateway.options.stream_idle_timeout)
             while data:
                 if is_sse:
                     partial += data
