@@ -27,6 +27,9 @@ $(BUF):
 run: $(STAMP)
 	$(BIN)/keyway up --data-dir $(DATA_DIR)
 
+demo: $(STAMP)
+	$(BIN)/keyway demo
+
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto \
 		--python_out=proto --grpc_python_out=proto \

@@ -112,8 +112,21 @@ def _build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--chunk-delay-ms", type=float, default=1.0, help="between stream events")
     mock.set_defaults(func=_run_mock)
 
+    demo = commands.add_parser("demo", help="the stack against a mock upstream, showing failover")
+    demo.add_argument("--listen", default="127.0.0.1:0", help="control plane host:port")
+    demo.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy host:port")
+    demo.set_defaults(func=_run_demo)
+
     add_admin_parser(commands)
     return parser
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    uvloop.run(run_demo(args.proxy_listen, args.listen))
+    return 0
 
 
 def _run_mock(args: argparse.Namespace) -> int:
