@@ -66,7 +66,7 @@ class StatusBook:
             rejection = None
             if row["rejected_version"] is not None:
                 rejection = Rejection(
-                    Revision(row["rejected_version"], ""), row["rejected_message"]
+                    Revision(row["rejected_version"], row["rejected_hash"]), row["rejected_message"]
                 )
             applied = Revision(row["applied_version"], row["applied_hash"])
             self._nodes[row["node_id"]] = NodeStatus(
@@ -119,6 +119,7 @@ class StatusBook:
             "applied_version": node.applied.version if node.applied else 0,
             "applied_hash": node.applied.sha256 if node.applied else "",
             "rejected_version": node.rejection.revision.version if node.rejection else None,
+            "rejected_hash": node.rejection.revision.sha256 if node.rejection else "",
             "rejected_message": node.rejection.message if node.rejection else None,
             "rejected_time": node.rejected_time_us,
         }

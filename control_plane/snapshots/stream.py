@@ -55,8 +55,12 @@ class StreamState:
             return None
         if not self._answered_hello:
             self._answered_hello = True
-            reply = Reply.CURRENT if latest == self.applied else Reply.UPDATE
-            return self._send(reply, latest)
+            if latest == self.applied:
+                return self._send(Reply.CURRENT, latest)
+            if latest in self.rejected:
+                # This proxy refused it before; it keeps serving what it has.
+                return None
+            return self._send(Reply.UPDATE, latest)
         if latest == self.sent or latest in self.rejected:
             # Never resend what the proxy has, or what it refused.
             return None

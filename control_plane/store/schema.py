@@ -95,3 +95,10 @@ def _data_planes(db: Database) -> None:
             rejected_message TEXT,
             rejected_time INTEGER)"""
     )
+
+
+@MIGRATIONS(name="0003_data_plane_rejected_hash")
+def _rejected_hash(db: Database) -> None:
+    # Without the hash a restarted control plane cannot tell that a proxy
+    # already refused exactly the snapshot it is about to offer.
+    db.execute("ALTER TABLE data_planes ADD COLUMN rejected_hash TEXT NOT NULL DEFAULT ''")

@@ -95,7 +95,8 @@ class SnapshotCache:
         current = self._dir / _CURRENT
         tmp = self._dir / (_CURRENT + ".new")
         _write_private(tmp, header + nonce + sealed)
-        if current.exists():
+        if self._readable(current):
+            # Only a good copy becomes the fallback; a corrupt one is replaced.
             os.replace(current, self._dir / _PREVIOUS)
         os.replace(tmp, current)
         _fsync_dir(self._dir)
@@ -110,6 +111,13 @@ class SnapshotCache:
         if hashlib.sha256(payload).hexdigest() != sha256:
             raise ValueError("content hash mismatch")
         return Cached(version, sha256, payload)
+
+    def _readable(self, path: Path) -> bool:
+        try:
+            self._read(path)
+        except (OSError, ValueError, InvalidTag, UnicodeDecodeError):
+            return False
+        return True
 
     def candidates(self) -> Iterator[Cached]:
         """Newest first; unreadable copies are logged and skipped."""

@@ -327,12 +327,21 @@ def test_each_account_sees_only_its_own_resources(control_plane: RunningControlP
     assert visible(a) == mine["a"]
     assert visible(b) == mine["b"]
 
-    # Filters with the other tenant's ids find nothing rather than leaking.
+    # A filter naming the other tenant's configuration is refused exactly like
+    # one naming no configuration at all: nothing says it exists elsewhere.
     foreign_config = mine["b"]["configurations"][0]
-    filtered = a.access_keys.ListAccessKeys(
-        ak.ListAccessKeysRequest(configuration_id=foreign_config), metadata=a.md
-    )
-    assert list(filtered.access_keys) == []
+    unknown_config = "akc_" + "a" * 16
+    answers: list[tuple[grpc.StatusCode, str]] = []
+    for config_id in (foreign_config, unknown_config):
+        with pytest.raises(grpc.RpcError) as refused:
+            a.access_keys.ListAccessKeys(
+                ak.ListAccessKeysRequest(configuration_id=config_id), metadata=a.md
+            )
+        failed = refused.value
+        assert isinstance(failed, grpc.Call)
+        answers.append((failed.code(), (failed.details() or "").replace(config_id, "ID")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == grpc.StatusCode.INVALID_ARGUMENT
 
     # The catalog shows each tenant only its own custom providers.
     b.custom_provider("only-b")
