@@ -8,8 +8,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvloop
 
@@ -17,6 +18,9 @@ from control_plane.domain.catalog import BUILT_IN_IDS
 from control_plane.domain.upstreams import base_url_problem
 
 from .admin import add_admin_parser
+
+if TYPE_CHECKING:
+    from data_plane.http.proxy import ProxyOptions
 
 
 def _base_url_override(text: str) -> tuple[str, str]:
@@ -70,6 +74,35 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     )
     parser.add_argument("--node-id", default="", help="default: HOSTNAME:PORT")
     parser.add_argument("--pool", default="default")
+    failover = parser.add_argument_group("failover and limits")
+    failover.add_argument("--max-attempts", type=_positive(int), default=10)
+    failover.add_argument(
+        "--attempt-timeout", type=_positive(float), default=60.0, help="seconds per attempt"
+    )
+    failover.add_argument(
+        "--total-deadline", type=_positive(float), default=120.0, help="seconds per request"
+    )
+    failover.add_argument(
+        "--auth-cooldown", type=_positive(float), default=60.0, help="hold-back after 401/403"
+    )
+    failover.add_argument(
+        "--rate-limit-cooldown",
+        type=_positive(float),
+        default=10.0,
+        help="hold-back after a 429 without Retry-After",
+    )
+    failover.add_argument(
+        "--stream-idle-timeout",
+        type=_positive(float),
+        default=60.0,
+        help="seconds without upstream bytes before a started stream is ended",
+    )
+    failover.add_argument("--max-body-bytes", type=_positive(int), default=32 * 1024 * 1024)
+    failover.add_argument(
+        "--forward-openai-organization",
+        action="store_true",
+        help="pass the client's openai-organization/openai-project headers upstream",
+    )
     if not standalone:
         return
     parser.add_argument("--control-plane", default="127.0.0.1:50051", help="host:port")
@@ -79,6 +112,38 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     parser.add_argument("--tls-ca", type=Path, help="CA that signed the control plane's cert")
     parser.add_argument("--tls-client-cert", type=Path, help="client certificate for mTLS")
     parser.add_argument("--tls-client-key", type=Path, help="client key for mTLS")
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
+    # Imported here so `keyway admin` does not load the proxy's HTTP stack.
+    from data_plane.http.proxy import ProxyOptions
+    from data_plane.routing.policy import FailoverPolicy
+
+    return ProxyOptions(
+        policy=FailoverPolicy(
+            max_attempts=args.max_attempts,
+            attempt_timeout=args.attempt_timeout,
+            total_deadline=args.total_deadline,
+            auth_cooldown=args.auth_cooldown,
+            rate_limit_default=args.rate_limit_cooldown,
+        ),
+        stream_idle_timeout=args.stream_idle_timeout,
+        max_body_bytes=args.max_body_bytes,
+        forward_organization=args.forward_openai_organization,
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -189,6 +254,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 cache_dir=args.cache_dir or args.data_dir / "proxy-cache",
                 node_id=args.node_id,
                 pool=args.pool,
+                options=_proxy_options(args),
             )
         else:
             proxy_settings = ProxySettings(
@@ -201,6 +267,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 tls_ca=args.tls_ca,
                 tls_client_cert=args.tls_client_cert,
                 tls_client_key=args.tls_client_key,
+                options=_proxy_options(args),
             )
         proxy = Proxy(proxy_settings)
         await proxy.start()
