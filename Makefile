@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 BUF_DIR := $(VENV)/buf
 BUF := $(BUF_DIR)/node_modules/.bin/buf
 BUF_VERSION := 1.75.0
+STUBS_TOOLS := $(VENV)/stubs-tools
+STUBS_OUT := $(STUBS_TOOLS)/gen
 DATA_DIR ?= .keyway
 PROTO_FILES := $(wildcard proto/keyway/v1/*.proto)
 
@@ -42,6 +44,18 @@ proto: $(STAMP)
 proto-check: proto
 	git diff --exit-code --stat -- proto/ || \
 		(echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
+
+# TypeScript stubs from the same contract, type-checked with tsc: proof that
+# other languages can call the admin API (tools from the npm registry only).
+stubs: $(BUF)
+	mkdir -p $(STUBS_TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(STUBS_TOOLS) \
+		@bufbuild/protoc-gen-es@2.17.0 @bufbuild/protobuf@2.17.0 typescript@5.9
+	rm -rf $(STUBS_OUT)
+	$(BUF) generate proto --template '{"version":"v2","plugins":[{"local":"$(abspath $(STUBS_TOOLS))/node_modules/.bin/protoc-gen-es","out":"$(abspath $(STUBS_OUT))","opt":["target=ts"]}]}'
+	cd $(STUBS_TOOLS) && ./node_modules/.bin/tsc --noEmit --strict --target es2022 \
+		--module nodenext --moduleResolution nodenext gen/keyway/v1/*.ts
+	@echo "TypeScript stubs (type-checked) in $(STUBS_OUT)/keyway/v1"
 
 lint: $(STAMP) $(BUF)
 	$(BUF) lint
