@@ -51,8 +51,25 @@ KEYWAY_HEADERS = (
     "x-keyway-provider-key-id",
     "x-keyway-rejected-models",
 )
+# CORS has no partial wildcards, so the provider headers apps read are named.
+_RATE_LIMIT_HEADERS = tuple(
+    f"x-ratelimit-{what}-{unit}"
+    for what in ("limit", "remaining", "reset")
+    for unit in ("requests", "tokens")
+) + tuple(
+    f"anthropic-ratelimit-{unit}-{what}"
+    for unit in ("requests", "tokens", "input-tokens", "output-tokens")
+    for what in ("limit", "remaining", "reset")
+)
 _EXPOSED = ", ".join(
-    (*KEYWAY_HEADERS, "retry-after", "retry-after-ms", "x-ratelimit-*", "anthropic-ratelimit-*")
+    (
+        *KEYWAY_HEADERS,
+        "retry-after",
+        "retry-after-ms",
+        "x-request-id",
+        "request-id",
+        *_RATE_LIMIT_HEADERS,
+    )
 )
 CORS = (
     (b"access-control-allow-origin", b"*"),
