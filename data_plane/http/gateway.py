@@ -16,7 +16,16 @@ from starlette.responses import Response
 from .errors import Format, KeywayError, envelope
 from .headers import CORS, PREFLIGHT
 from .models import anthropic_list, callable_models, openai_list
-from .proxy import Gateway, ModelCall, Receive, Scope, Send, authenticate, send_error
+from .proxy import (
+    Gateway,
+    Message,
+    ModelCall,
+    Receive,
+    Scope,
+    Send,
+    authenticate,
+    send_error,
+)
 from .surfaces import SURFACES
 
 
@@ -24,6 +33,22 @@ def _format_for(path: str, headers: list[tuple[bytes, bytes]]) -> Format:
     if path.startswith("/v1/messages") or any(n == b"anthropic-version" for n, _ in headers):
         return Format.ANTHROPIC
     return Format.OPENAI
+
+
+def _request_id() -> tuple[bytes, bytes]:
+    return (b"x-keyway-request-id", ("req_" + secrets.token_hex(12)).encode())
+
+
+def _with_base_headers(send: Send) -> Send:
+    """`send` adding the request id and CORS headers every response carries (PRODUCT.md §2)."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), _request_id(), *CORS]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
 
 
 class KeywayApp:
@@ -42,7 +67,8 @@ class KeywayApp:
         if call is not None and method == "POST":
             await call(scope, receive, send)
         elif method == "OPTIONS" and path.startswith("/v1/"):
-            await send({"type": "http.response.start", "status": 204, "headers": list(PREFLIGHT)})
+            headers = [_request_id(), *PREFLIGHT]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
@@ -51,7 +77,7 @@ class KeywayApp:
         elif path.startswith("/v1/"):
             await self._error(scope, send, "not_found", f"no endpoint {path}")
         else:
-            await self._fallback(scope, receive, send)
+            await self._fallback(scope, receive, _with_base_headers(send))
 
     async def _error(self, scope: Scope, send: Send, code: str, message: str) -> None:
         fmt = _format_for(scope["path"], scope["headers"])
@@ -59,7 +85,7 @@ class KeywayApp:
 
     @staticmethod
     def _base_headers() -> list[tuple[bytes, bytes]]:
-        return [(b"x-keyway-request-id", ("req_" + secrets.token_hex(12)).encode()), *CORS]
+        return [_request_id(), *CORS]
 
     async def _models(self, scope: Scope, send: Send) -> None:
         fmt = _format_for(scope["path"], scope["headers"])

@@ -114,6 +114,7 @@ def upstream_headers(
 
 
 _NOT_RELAYED_RAW = frozenset(name.encode() for name in _NOT_RELAYED)
+_OWN_PREFIXES = (b"access-control-", b"x-keyway-")
 
 
 def relayed(upstream: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -121,6 +122,9 @@ def relayed(upstream: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]
     out = []
     for name, value in upstream:
         lowered = name.lower()
-        if lowered not in _NOT_RELAYED_RAW:
+        # The proxy sets CORS and x-keyway-* itself; an upstream's copies (or a
+        # chained Keyway's) would duplicate them, and two allow-origin
+        # headers make browsers reject the response.
+        if lowered not in _NOT_RELAYED_RAW and not lowered.startswith(_OWN_PREFIXES):
             out.append((lowered, value))
     return out

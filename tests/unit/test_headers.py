@@ -186,3 +186,13 @@ def test_relayed_keeps_repeated_headers_in_order() -> None:
     upstream = [(b"Vary", b"Origin"), (b"vary", b"Accept-Encoding")]
     assert relayed(upstream) == [(b"vary", b"Origin"), (b"vary", b"Accept-Encoding")]
     assert relayed([]) == []
+
+
+def test_upstream_copies_of_the_proxys_own_headers_are_not_relayed() -> None:
+    upstream = [
+        (b"Access-Control-Allow-Origin", b"*"),
+        (b"access-control-expose-headers", b"X-Request-ID"),
+        (b"x-keyway-model", b"from-a-chained-proxy"),
+        (b"x-request-id", b"abc"),
+    ]
+    assert relayed(upstream) == [(b"x-request-id", b"abc")]
