@@ -43,6 +43,7 @@ class Process:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.args = args
         self.lines: list[str] = []
         self._address = threading.Event()
         self.address = ""
@@ -70,6 +71,18 @@ class Process:
             self.stop()
             raise RuntimeError(f"{self.name} did not start:\n" + "\n".join(self.lines))
         return self.address
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as when a machine dies."""
+        self.proc.kill()
+        self.stop()
+
+    def respawn(self, **replace: str) -> Process:
+        """The same command again, with `--flag value` pairs replaced (e.g. listen=...)."""
+        args = list(self.args)
+        for flag, value in replace.items():
+            args[args.index("--" + flag.replace("_", "-")) + 1] = value
+        return Process(self.name, args)
 
     def output(self) -> str:
         return "\n".join(self.lines)
