@@ -70,6 +70,7 @@ test: $(STAMP) proto-check lint
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/pytest tests/bench -p no:randomly -s --timeout=900
 
 clean:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import Generator
@@ -101,6 +102,8 @@ class Proxy:
             log_config=None,
             timeout_graceful_shutdown=5,
             server_header=False,
+            # Model calls never read X-Forwarded-*; parsing them costs every request.
+            proxy_headers=False,
             http="httptools",
         )
         self._server = _Server(config)
@@ -127,6 +130,9 @@ class Proxy:
             if http.done():
                 http.result()
             await asyncio.sleep(0.01)
+        # Everything built so far lives as long as the process: keep it out of
+        # the collector's generations so collections scan only request garbage.
+        gc.freeze()
         log.info("proxy listening on %s:%d", self.settings.listen.rpartition(":")[0], self.port)
 
     async def stop(self) -> None:

@@ -288,6 +288,7 @@ class ModelCall:
     ) -> None:
         headers = relayed(opened.raw_headers)
         is_sse = opened.headers.get("content-type", "").startswith("text/event-stream")
+        last = b""
         try:
             await send(
                 {"type": "http.response.start", "status": opened.status, "headers": headers + out}
@@ -303,6 +304,11 @@ class ModelCall:
                     partial += data
                     cut = complete_events(partial)
                     data, partial = partial[:cut], partial[cut:]
+                if not partial and opened.at_eof():
+                    # The end has arrived too: these bytes go out with it, in
+                    # one message (one write for a chunked body), below.
+                    last = data
+                    break
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                 data = await opened.next_chunk(self.gateway.options.stream_idle_timeout)
@@ -327,4 +333,4 @@ class ModelCall:
             await send({"type": "http.response.body", "body": event, "more_body": True})
         else:
             opened.release()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": last, "more_body": False})

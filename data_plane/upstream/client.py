@@ -67,8 +67,19 @@ class Opened:
 
     async def next_chunk(self, idle_timeout: float) -> bytes:
         """Whatever bytes have arrived (b"" at the end); raises on break or stall."""
+        content = self._response.content
+        # Bytes already buffered, or the end, need no wait and so no timer: the
+        # usual case for a whole JSON body. Raises a broken stream's error as
+        # readany() would.
+        data = content.read_nowait()
+        if data or content.is_eof():
+            return data
         async with asyncio.timeout(idle_timeout):
-            return await self._response.content.readany()
+            return await content.readany()
+
+    def at_eof(self) -> bool:
+        """True once the whole body has arrived and been read."""
+        return self._response.content.at_eof()
 
     async def read_all(self) -> bytes:
         return await self._response.read()

@@ -234,12 +234,15 @@ class Stack:
 
 
 @contextmanager
-def running_stack(data_dir: Path) -> Iterator[Stack]:
+def running_stack(data_dir: Path, *, mock_latency_ms: float = 0.0) -> Iterator[Stack]:
     processes: list[Process] = []
     channel: grpc.Channel | None = None
     stack: Stack | None = None
     try:
-        mock = Process("mock upstream", ["mock-upstream", "--listen", "127.0.0.1:0"])
+        mock = Process(
+            "mock upstream",
+            ["mock-upstream", "--listen", "127.0.0.1:0", "--latency-ms", f"{mock_latency_ms:g}"],
+        )
         processes.append(mock)
         mock_address = mock.wait_listening()
         control_plane = Process(
