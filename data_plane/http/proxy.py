@@ -273,6 +273,10 @@ class ModelCall:
         remaining = max(0.001, step.timeout - (self.gateway.clock() - started))
         try:
             first = await opened.next_chunk(remaining)
+        except asyncio.CancelledError:
+            # The client left while the provider was thinking: stop it now.
+            opened.close()
+            raise
         except Exception as error:  # mapped by the upstream module's table
             opened.close()
             return None, b"", outcome_of(error)

@@ -339,6 +339,25 @@ def test_client_leaving_during_failover_cancels_the_upstream_request(gw: Gateway
         )
 
 
+def test_client_leaving_before_the_first_byte_cancels_the_upstream_request(gw: Gateway) -> None:
+    # The upstream has answered 200 but sent no body yet: the proxy is waiting for the
+    # first byte before committing, and the client gives up.
+    patient = ProxyOptions(policy=FailoverPolicy(attempt_timeout=30.0, total_deadline=60.0))
+    label = gw.label("first-byte")
+    with gw.proxy(patient) as proxy:
+        route = routed(gw, proxy, "openai", f"sk-mock-stall-0-{label}")
+        with (
+            httpx.Client(base_url=proxy.url, timeout=httpx.Timeout(5, read=0.3)) as http,
+            pytest.raises(httpx.ReadTimeout),
+        ):
+            chat(http, route, stream=True)
+        wait_until(
+            lambda: gw.mock.outcomes(label) == [Outcome.CANCELLED],
+            timeout=3,
+            what="the stalled request to be cancelled",
+        )
+
+
 # -- request validation and authentication -----------------------------------------------------
 
 
