@@ -100,6 +100,13 @@ class ControlPlane:
     """A running control plane; `start()` binds, `stop()` drains and closes."""
 
     def __init__(self, settings: Settings) -> None:
+        if (settings.tls_cert is None) != (settings.tls_key is None) or (
+            settings.tls_client_ca is not None and settings.tls_cert is None
+        ):
+            raise InsecureListenError(
+                "TLS needs both --tls-cert and --tls-key (and --tls-client-ca only with them); "
+                "refusing to fall back to plaintext"
+            )
         if settings.tls_cert is None and not (
             settings.allow_insecure_remote or is_loopback(settings.listen)
         ):

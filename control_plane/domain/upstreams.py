@@ -109,13 +109,21 @@ def check_custom_provider(
         v.add("models", f"must list at most {MAX_MODELS} models")
     seen: set[str] = set()
     for i, model in enumerate(cp.models):
-        if not model.id or len(model.id) > NAME_MAX or any(c.isspace() for c in model.id):
+        if (
+            not model.id
+            or len(model.id) > NAME_MAX
+            or not model.id.isprintable()
+            or any(c.isspace() for c in model.id)
+        ):
             v.add(f"models[{i}].id", f"must be a model id of 1-{NAME_MAX} characters, no spaces")
         elif model.id.lower() in seen:
             v.add(f"models[{i}].id", f"model '{model.id}' is listed twice")
         seen.add(model.id.lower())
-        if len(model.upstream_id) > NAME_MAX:
-            v.add(f"models[{i}].upstream_id", f"must be at most {NAME_MAX} characters")
+        if len(model.upstream_id) > NAME_MAX or not model.upstream_id.isprintable():
+            v.add(
+                f"models[{i}].upstream_id",
+                f"must be at most {NAME_MAX} printable characters",
+            )
 
 
 def effective_auth_style(cp: pb.CustomProvider) -> int:

@@ -16,8 +16,7 @@ from keyway.v1 import snapshot_pb2 as spb
 
 from control_plane.domain import catalog
 from control_plane.secrets.secret import Secret
-
-SCHEMA_VERSION = 1
+from data_plane.routing.validate import SCHEMA_VERSION
 
 _FORMATS = {
     catalog.FORMAT_OPENAI: spb.SNAPSHOT_FORMAT_OPENAI,

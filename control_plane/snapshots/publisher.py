@@ -67,11 +67,13 @@ class Publisher:
         *,
         quiet: float = 0.02,
         cap: float = 0.2,
+        retry_after: float = 1.0,
     ) -> None:
         self._read_state = read_state
         self._read_revision = read_revision
         self._quiet = quiet
         self._cap = cap
+        self._retry_after = retry_after
         self._changed = asyncio.Event()
         self._subscriptions: set[Subscription] = set()
         self.latest: Published | None = None
@@ -99,8 +101,10 @@ class Publisher:
         try:
             published = await asyncio.to_thread(self._compile)
         except Exception:
-            # Proxies keep the last good snapshot; the next write retries.
+            # Proxies keep the last good snapshot; try again shortly rather
+            # than waiting for the next write, which may never come.
             log.exception("could not compile a snapshot; proxies keep the previous one")
+            asyncio.get_running_loop().call_later(self._retry_after, self.notify)
             return
         if published is None:
             return

@@ -43,7 +43,10 @@ class NodeStatus:
             return State.DISCONNECTED
         if latest is not None and self.applied == latest:
             return State.IN_SYNC
-        if self.rejection is not None and self.rejection.revision.version == self.sent_version:
+        if self.rejection is not None and (
+            self.rejection.revision == latest
+            or self.rejection.revision.version == self.sent_version
+        ):
             return State.REJECTED
         return State.STALE
 

@@ -463,7 +463,8 @@ class Store:
         return self._page(PROVIDER_KEYS, after=after, limit=limit, where=where)
 
     def reveal(self, key: Row) -> Secret:
-        """The plaintext of a provider key; only the snapshot compiler calls it."""
+        """The plaintext of a provider key, for operator tooling and tests; never served
+        by the admin API (snapshots decrypt in `snapshots.source`)."""
         sealed = SealedSecret(key["kek_id"], key["wrapped_key"], key["ciphertext"])
         return self._sealer.open(sealed, _aad(key["id"], key["secret_version"]))
 

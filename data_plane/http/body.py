@@ -25,20 +25,33 @@ class RequestFields:
     has_models_member: bool
 
 
+_MODEL_ID_MAX = 256
+
+
+def _is_model_id(value: str) -> bool:
+    # Model ids end up in response headers: control characters would make the
+    # server refuse the header after the upstream call was already paid for.
+    return 0 < len(value) <= _MODEL_ID_MAX and value.isprintable()
+
+
 def read_fields(body: bytes) -> RequestFields:
     try:
         # UTF-8 only (a BOM is tolerated): the byte-level rewrite below cannot
         # edit UTF-16/32 bodies, which json.loads(bytes) would otherwise accept.
         doc = json.loads(body.decode("utf-8-sig"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise KeywayError("invalid_json", "request body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise KeywayError("invalid_json", "request body must be a JSON object")
     model = doc.get("model")
     if not isinstance(model, str) or not model:
         raise KeywayError("missing_model", "you must provide a model parameter", "model")
+    if not _is_model_id(model):
+        raise KeywayError("invalid_model", "`model` is not a valid model id", "model")
     models = doc.get("models", [])
-    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+    if not isinstance(models, list) or not all(
+        isinstance(m, str) and _is_model_id(m) for m in models
+    ):
         raise KeywayError("invalid_models", "`models` must be an array of model ids", "models")
     return RequestFields(model, tuple(models), doc.get("stream") is True, "models" in doc)
 

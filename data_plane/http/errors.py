@@ -57,6 +57,11 @@ CATALOG: dict[str, CatalogEntry] = {
     "missing_model": CatalogEntry(
         400, "The body has no `model`.", "Set `model`, e.g. `gpt-4o` or `openai:gpt-4o`."
     ),
+    "invalid_model": CatalogEntry(
+        400,
+        "`model` has control characters or is longer than 256 characters.",
+        "Send a plain model id such as `gpt-4o` or `openai:gpt-4o`.",
+    ),
     "invalid_models": CatalogEntry(
         400,
         "`models` must be an array of model id strings.",

@@ -94,6 +94,11 @@ def upstream_headers(
     *,
     forward_organization: bool = False,
 ) -> dict[str, str]:
+    return with_credentials(forwarded(client, forward_organization), provider, key)
+
+
+def forwarded(client: Iterable[tuple[bytes, bytes]], forward_organization: bool) -> dict[str, str]:
+    """The client headers that go upstream: the same for every attempt of a request."""
     out: dict[str, str] = {}
     for raw_name, raw_value in client:
         name = raw_name.decode("latin-1").lower()
@@ -105,6 +110,12 @@ def upstream_headers(
             value = raw_value.decode("latin-1")
             # Repeated headers (two anthropic-beta lines) mean a comma-joined list.
             out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def with_credentials(base: dict[str, str], provider: Provider, key: ProviderKey) -> dict[str, str]:
+    """`base` plus the provider key in the provider's auth style (a new dict)."""
+    out = dict(base)
     if provider.auth_style == X_API_KEY:
         out["x-api-key"] = key.value
         out.setdefault("anthropic-version", ANTHROPIC_VERSION)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -19,7 +20,7 @@ from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait
 from data_plane.routing.outcome import Outcome, OutcomeKind, classify
 from data_plane.routing.policy import FailoverPolicy
-from data_plane.routing.table import Caller, RoutingTable
+from data_plane.routing.table import Caller, Provider, ProviderKey, RoutingTable
 from data_plane.routing.tokens import ACCESS_PREFIX, is_well_formed, token_sha256
 from data_plane.state import ProxyState
 from data_plane.upstream.client import Opened, Upstream, outcome_of
@@ -27,9 +28,9 @@ from data_plane.usage import UsageRecorder
 
 from .body import RequestFields, read_fields, rewrite
 from .errors import Format, KeywayError, envelope
-from .headers import CORS, relayed, upstream_headers
+from .headers import CORS, forwarded, relayed, with_credentials
 from .resolve import Resolution, resolve
-from .sse import complete_events, stream_error_event
+from .sse import EventFramer, stream_error_event
 from .surfaces import Surface
 
 log = logging.getLogger("keyway.data_plane.proxy")
@@ -66,6 +67,14 @@ class Gateway:
 
 class ClientGoneError(Exception):
     """The client disconnected; nothing more can be sent."""
+
+
+class _UpstreamBrokeError(Exception):
+    """The upstream broke or stalled after the response had started."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def presented_token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -137,7 +146,7 @@ def _exhausted_error(result: Exhausted) -> tuple[KeywayError, list[tuple[bytes, 
     error = KeywayError(result.code, result.message, None, {"attempts": attempts})
     extra = []
     if result.retry_after is not None:
-        extra.append((b"retry-after", str(max(1, round(result.retry_after))).encode()))
+        extra.append((b"retry-after", str(max(1, math.ceil(result.retry_after))).encode()))
     return error, extra
 
 
@@ -203,6 +212,9 @@ class ModelCall:
         engine = Failover(resolution.candidates, g.options.policy, g.cooldowns, g.clock())
         query = scope.get("query_string", b"")
         suffix = self.surface.upstream_suffix + ("?" + query.decode("latin-1") if query else "")
+        # The same for every attempt: computed once per request, not per key.
+        client_headers = forwarded(scope["headers"], g.options.forward_organization)
+        bodies: dict[str, bytes] = {}
         tries = 0
         while True:
             step = engine.next_attempt(g.clock())
@@ -216,12 +228,23 @@ class ModelCall:
                 await send_error(send, error, self.surface.format, [*out, *extra])
                 return
             tries += 1
-            opened, first, outcome = await self._attempt(step, caller, scope, body, fields, suffix)
+            upstream_model = step.candidate.upstream_model
+            payload = bodies.get(upstream_model)
+            if payload is None:
+                payload = bodies[upstream_model] = rewrite(body, upstream_model, fields)
+            opened, first, outcome = await self._attempt(
+                step,
+                caller,
+                with_credentials(client_headers, *self._credentials(caller, step)),
+                payload,
+                suffix,
+            )
             decision = engine.record(step, outcome, g.clock())
             g.usage.provider_key(step.key_id, outcome, g.wall())
             if decision is Decision.CONTINUE:
                 if opened is not None:
-                    opened.close()
+                    # Pooled again when its (small) error body is complete.
+                    opened.release()
                 log.info(
                     "%s: %s key %s -> %s; failing over",
                     request_id,
@@ -241,24 +264,19 @@ class ModelCall:
             await self._relay(send, opened, first, out, request_id)
             return
 
+    @staticmethod
+    def _credentials(caller: Caller, step: Attempt) -> tuple[Provider, ProviderKey]:
+        return caller.account.providers[step.candidate.provider], caller.account.keys[step.key_id]
+
     async def _attempt(
         self,
         step: Attempt,
         caller: Caller,
-        scope: Scope,
-        body: bytes,
-        fields: RequestFields,
+        headers: dict[str, str],
+        payload: bytes,
         suffix: str,
     ) -> tuple[Opened | None, bytes, Outcome]:
         provider = caller.account.providers[step.candidate.provider]
-        key = caller.account.keys[step.key_id]
-        headers = upstream_headers(
-            scope["headers"],
-            provider,
-            key,
-            forward_organization=self.gateway.options.forward_organization,
-        )
-        payload = rewrite(body, step.candidate.upstream_model, fields)
         started = self.gateway.clock()
         opened = await self.gateway.upstream.open(
             provider.base_url + suffix, headers, payload, step.timeout
@@ -282,6 +300,15 @@ class ModelCall:
             return None, b"", outcome_of(error)
         return opened, first, outcome
 
+    async def _pull(self, opened: Opened) -> bytes:
+        try:
+            return await opened.next_chunk(self.gateway.options.stream_idle_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            reason = "stalled" if isinstance(error, TimeoutError) else "broke"
+            raise _UpstreamBrokeError(reason) from error
+
     async def _relay(
         self,
         send: Send,
@@ -292,49 +319,49 @@ class ModelCall:
     ) -> None:
         headers = relayed(opened.raw_headers)
         is_sse = opened.headers.get("content-type", "").startswith("text/event-stream")
+        # SSE is relayed on event boundaries, so that if the upstream breaks
+        # mid-event the client gets a clean error event, not half an event.
+        framer = EventFramer() if is_sse else None
         last = b""
         try:
             await send(
                 {"type": "http.response.start", "status": opened.status, "headers": headers + out}
             )
-            # SSE is relayed on event boundaries, so that if the upstream breaks
-            # mid-event the client gets a clean error event, not half an event.
-            partial = b""
             # Only a served response has its first bytes read already; a
             # fail-fast one is relayed from its beginning.
-            data = first or await opened.next_chunk(self.gateway.options.stream_idle_timeout)
+            data = first or await self._pull(opened)
             while data:
-                if is_sse:
-                    partial += data
-                    cut = complete_events(partial)
-                    data, partial = partial[:cut], partial[cut:]
-                if not partial and opened.at_eof():
+                if framer is not None:
+                    data = framer.feed(data)
+                if opened.at_eof() and (framer is None or not framer.rest()):
                     # The end has arrived too: these bytes go out with it, in
                     # one message (one write for a chunked body), below.
                     last = data
                     break
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
-                data = await opened.next_chunk(self.gateway.options.stream_idle_timeout)
-            if partial:
-                await send({"type": "http.response.body", "body": partial, "more_body": True})
-        except asyncio.CancelledError:
+                data = await self._pull(opened)
+            if framer is not None and framer.rest():
+                await send({"type": "http.response.body", "body": framer.rest(), "more_body": True})
+        except _UpstreamBrokeError as error:
             opened.close()
-            raise
-        except Exception as error:
-            opened.close()
-            reason = "stalled" if isinstance(error, TimeoutError) else "broke"
-            log.warning("%s: upstream stream %s after the response started", request_id, reason)
+            log.warning(
+                "%s: upstream stream %s after the response started", request_id, error.reason
+            )
             if not is_sse:
                 # A JSON body cannot be amended; ending the connection early
                 # makes the client's parser fail instead of reading half an answer.
                 raise
             event = stream_error_event(
                 self.surface.format,
-                f"upstream stream {reason}; the answer is incomplete",
+                f"upstream stream {error.reason}; the answer is incomplete",
                 request_id,
             )
             await send({"type": "http.response.body", "body": event, "more_body": True})
+        except BaseException:
+            # Cancelled (the client left) or the client side failed: stop the provider too.
+            opened.close()
+            raise
         else:
             opened.release()
         await send({"type": "http.response.body", "body": last, "more_body": False})

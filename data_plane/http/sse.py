@@ -11,11 +11,37 @@ import json
 from .errors import Format
 
 
-def complete_events(buffer: bytes) -> int:
-    """Length of the prefix of `buffer` made of whole events (ending in a blank line)."""
-    lf = buffer.rfind(b"\n\n")
-    crlf = buffer.rfind(b"\r\n\r\n")
+def complete_events(buffer: bytes | bytearray, start: int = 0) -> int:
+    """Length of the prefix of `buffer` made of whole events (ending in a blank line).
+
+    Only boundaries that end at or after `start` are looked for.
+    """
+    lf = buffer.rfind(b"\n\n", start)
+    crlf = buffer.rfind(b"\r\n\r\n", start)
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+class EventFramer:
+    """Cuts a byte stream at SSE event boundaries, in linear time and bounded memory."""
+
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self._buffer = bytearray()
+        self._limit = limit
+
+    def feed(self, data: bytes) -> bytes:
+        """The whole events now available (possibly b"")."""
+        # A boundary can straddle the previous chunk's last three bytes.
+        start = max(0, len(self._buffer) - 3)
+        self._buffer += data
+        cut = complete_events(self._buffer, start)
+        if not cut and len(self._buffer) > self._limit:
+            cut = len(self._buffer)  # not SSE after all: stop holding bytes back
+        ready = bytes(self._buffer[:cut])
+        del self._buffer[:cut]
+        return ready
+
+    def rest(self) -> bytes:
+        return bytes(self._buffer)
 
 
 def stream_error_event(fmt: Format, message: str, request_id: str) -> bytes:

@@ -15,10 +15,6 @@ from .validate import Violation, validate
 @dataclass(frozen=True, slots=True)
 class Applied:
     table: RoutingTable
-    snapshot: spb.Snapshot
-
-    def __repr__(self) -> str:  # the snapshot holds provider key values
-        return f"Applied({self.table!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +46,4 @@ def apply(version: int, sha256: str, payload: bytes) -> Applied | Rejected:
         first = violations[0]
         summary = f"{len(violations)} problem(s); first: {first.field}: {first.description}"
         return Rejected(version, summary, tuple(violations))
-    return Applied(build(snapshot, sha256), snapshot)
+    return Applied(build(snapshot, sha256))

@@ -81,9 +81,6 @@ class Opened:
         """True once the whole body has arrived and been read."""
         return self._response.content.at_eof()
 
-    async def read_all(self) -> bytes:
-        return await self._response.read()
-
     def close(self) -> None:
         """Drops the connection: the provider sees the request cancelled."""
         self._response.close()

@@ -202,6 +202,8 @@ _JSON: st.SearchStrategy[Any] = st.recursive(
     max_leaves=8,
 )
 _WS = st.text(alphabet=" \t\r\n", max_size=2).map(str.encode)
+# Model ids the proxy accepts (printable, as they are echoed in headers).
+_MODEL_ID = _TEXT.filter(lambda t: bool(t) and t.isprintable())
 _OTHER_KEY = _TEXT.filter(lambda k: k not in ("model", "models"))
 
 
@@ -225,8 +227,8 @@ def _dumps(draw: st.DrawFn, value: Any) -> bytes:
 def _bodies(draw: st.DrawFn) -> tuple[bytes, str, dict[str, Any], bytes]:
     """(body, upstream model, expected document, expected bytes)."""
     others = draw(st.dictionaries(_OTHER_KEY, _JSON, max_size=4))
-    model = draw(_TEXT.filter(bool))
-    fallbacks = draw(st.none() | st.lists(_TEXT.filter(bool), max_size=3))
+    model = draw(_MODEL_ID)
+    fallbacks = draw(st.none() | st.lists(_MODEL_ID, max_size=3))
     members = [
         _Member(k, _dumps(draw, k), draw(_WS) + b":" + draw(_WS), v, _dumps(draw, v))
         for k, v in others.items()
@@ -283,3 +285,20 @@ def test_rewrite_edits_only_the_top_level_members(
         assert out is body
     else:
         assert out == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"model": "gpt-4o\\n"}', "invalid_model"),
+        (b'{"model": "' + b"m" * 257 + b'"}', "invalid_model"),
+        (b'{"model": "gpt-4o", "models": ["x\\u0000y"]}', "invalid_models"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_json"),
+    ],
+)
+def test_model_ids_that_could_not_be_echoed_and_deep_nesting_are_refused(
+    body: bytes, code: str
+) -> None:
+    with pytest.raises(KeywayError) as refused:
+        read_fields(body)
+    assert refused.value.code == code

@@ -18,6 +18,7 @@ STATUS = {
     "invalid_json": 400,
     "request_too_large": 413,
     "missing_model": 400,
+    "invalid_model": 400,
     "invalid_models": 400,
     "unknown_model": 400,
     "unknown_provider": 400,

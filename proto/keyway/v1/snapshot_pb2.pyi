@@ -314,7 +314,9 @@ class SnapshotConfiguration(_message.Message):
 
     @_builtins.property
     def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___SnapshotRoute]:
-        """Explicit routes, model routes before provider routes for the same provider."""
+        """Explicit routes, ordered by (provider_id, model); a model route beats the
+        provider route (model "") of the same provider when both match.
+        """
 
     def __init__(
         self,
