@@ -290,3 +290,26 @@ def test_non_loopback_listen_is_allowed_when_told_or_with_tls(tmp_path: Path, pk
         assert server.port > 0
     finally:
         stop_control_plane(server, background)
+
+
+@pytest.mark.parametrize(
+    ("cert", "key", "client_ca"),
+    [
+        (Path("cert.pem"), None, None),
+        (None, Path("key.pem"), None),
+        (None, None, Path("ca.pem")),
+    ],
+)
+def test_a_half_tls_configuration_is_refused_not_served_in_plaintext(
+    tmp_path: Path, cert: Path | None, key: Path | None, client_ca: Path | None
+) -> None:
+    settings = Settings(
+        listen="0.0.0.0:0",
+        data_dir=tmp_path / "data",
+        tls_cert=cert,
+        tls_key=key,
+        tls_client_ca=client_ca,
+    )
+    with pytest.raises(InsecureListenError, match="both --tls-cert and --tls-key"):
+        ControlPlane(settings)
+    assert not (tmp_path / "data").exists()
