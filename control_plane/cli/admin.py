@@ -391,6 +391,18 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, leaf: bool) -> N
         metavar="SECONDS",
         help="deadline of each call (default: 10)",
     )
+    group.add_argument(
+        "--tls-ca",
+        default=default(None),
+        metavar="PEM",
+        help="use TLS, trusting this CA (default: $KEYWAY_TLS_CA; plaintext when unset)",
+    )
+    group.add_argument(
+        "--tls-client-cert", default=default(None), metavar="PEM", help="client cert for mTLS"
+    )
+    group.add_argument(
+        "--tls-client-key", default=default(None), metavar="PEM", help="client key for mTLS"
+    )
 
 
 def _leaf(

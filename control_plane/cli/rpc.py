@@ -34,6 +34,9 @@ class Target:
     addr: str
     token: str = field(repr=False)  # a credential: keep it out of tracebacks and logs
     timeout: float = 10.0
+    tls_ca: Path | None = None
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
 
 
 def resolve_target(args: argparse.Namespace) -> Target:
@@ -41,7 +44,21 @@ def resolve_target(args: argparse.Namespace) -> Target:
     addr = args.addr or os.environ.get("KEYWAY_ADDR") or DEFAULT_ADDR
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
-    return Target(addr=addr, token=_resolve_token(args), timeout=args.timeout)
+    ca = getattr(args, "tls_ca", None) or os.environ.get("KEYWAY_TLS_CA") or None
+    cert = getattr(args, "tls_client_cert", None)
+    key = getattr(args, "tls_client_key", None)
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-client-cert and --tls-client-key go together")
+    if cert is not None and ca is None:
+        raise UsageError("mTLS needs --tls-ca too")
+    return Target(
+        addr=addr,
+        token=_resolve_token(args),
+        timeout=args.timeout,
+        tls_ca=Path(ca) if ca else None,
+        tls_client_cert=Path(cert) if cert else None,
+        tls_client_key=Path(key) if key else None,
+    )
 
 
 def _resolve_token(args: argparse.Namespace) -> str:
@@ -88,8 +105,24 @@ class Session:
 
 @contextmanager
 def open_session(target: Target) -> Iterator[Session]:
-    with grpc.insecure_channel(target.addr) as channel:
+    with _channel(target) as channel:
         yield Session(channel, target)
+
+
+def _channel(target: Target) -> grpc.Channel:
+    if target.tls_ca is None:
+        return grpc.insecure_channel(target.addr)
+    try:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=target.tls_ca.read_bytes(),
+            private_key=target.tls_client_key.read_bytes() if target.tls_client_key else None,
+            certificate_chain=(
+                target.tls_client_cert.read_bytes() if target.tls_client_cert else None
+            ),
+        )
+    except OSError as error:
+        raise UsageError(f"cannot read a TLS file: {error.filename}: {error.strerror}") from None
+    return grpc.secure_channel(target.addr, credentials)
 
 
 def describe_error(err: grpc.RpcError, target: Target) -> str:

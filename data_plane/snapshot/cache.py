@@ -68,6 +68,12 @@ def _load_key(directory: Path, environ: dict[str, str] | os._Environ[str]) -> by
             raise ValueError(f"{KEY_ENV} must be 32 bytes, url-safe base64")
         return key
     path = directory / _KEY_FILE
+    log.warning(
+        "the snapshot cache key is stored beside the cache in %s; set %s to keep it elsewhere "
+        "(a copy of this directory alone then reveals nothing)",
+        directory,
+        KEY_ENV,
+    )
     if not path.exists():
         _write_private(path, base64.urlsafe_b64encode(secrets.token_bytes(32)))
     key = base64.urlsafe_b64decode(path.read_bytes().strip())

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from control_plane.cli.main import main as cli_main
 from control_plane.server import ControlPlane, InsecureListenError, Settings
 
 from .conftest import start_control_plane, stop_control_plane
@@ -313,3 +314,29 @@ def test_a_half_tls_configuration_is_refused_not_served_in_plaintext(
     with pytest.raises(InsecureListenError, match="both --tls-cert and --tls-key"):
         ControlPlane(settings)
     assert not (tmp_path / "data").exists()
+
+
+# -- the admin CLI over TLS --------------------------------------------------------------------
+
+
+def test_admin_cli_speaks_tls_and_mtls(
+    mtls_control_plane: Admin, pki: Pki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cp = mtls_control_plane.cp
+    common = ["admin", "--addr", cp.address, "--token", cp.admin_token, "--json"]
+    mutual = [
+        "--tls-ca",
+        str(pki.ca),
+        "--tls-client-cert",
+        str(pki.client.cert),
+        "--tls-client-key",
+        str(pki.client.key),
+    ]
+    assert cli_main([*common, *mutual, "providers", "list"]) == 0
+    assert "openai" in capsys.readouterr().out
+    # Without a client certificate, or in plaintext, the server refuses the connection.
+    assert cli_main([*common, "--tls-ca", str(pki.ca), "providers", "list"]) == 1
+    assert cli_main([*common, "providers", "list"]) == 1
+    capsys.readouterr()
+    assert cli_main([*common, "--tls-client-cert", str(pki.client.cert), "providers", "list"]) == 2
+    assert "go together" in capsys.readouterr().err
