@@ -122,7 +122,9 @@ class ControlPlane:
         db_path = settings.data_dir / "keyway.db"
         self.store = Store(open_database(db_path), sealer)
         self.tokens = bootstrap(self.store, settings.data_dir)
-        self._reader = StateReader(db_path, sealer, settings.provider_base_urls)
+        self._reader = StateReader(
+            db_path, sealer, settings.provider_base_urls, settings.allow_private_upstreams
+        )
         self.publisher = Publisher(
             self._reader.read,
             self._reader.revision,

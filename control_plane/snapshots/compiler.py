@@ -57,6 +57,8 @@ class StoreState:
     revision: int
     accounts: tuple[AccountRecord, ...]
     base_url_overrides: Mapping[str, str]
+    allow_private_upstreams: bool = False
+    """The operator's choice for custom providers; built-ins are always trusted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +72,9 @@ class Compiled:
         return f"Compiled(version={self.version}, sha256={self.sha256[:12]}…)"
 
 
-def _provider(spec: catalog.ProviderSpec) -> spb.SnapshotProvider:
+def _provider(spec: catalog.ProviderSpec, private_allowed: bool = True) -> spb.SnapshotProvider:
     return spb.SnapshotProvider(
+        private_addresses_allowed=private_allowed,
         id=spec.id,
         base_url=spec.base_url,
         formats=[_FORMATS[f] for f in spec.formats],
@@ -99,10 +102,10 @@ def _configuration(config_id: str, config: cpb.AccessKeyConfiguration) -> spb.Sn
     return out
 
 
-def _account(account: AccountRecord) -> spb.SnapshotAccount:
+def _account(account: AccountRecord, private_allowed: bool) -> spb.SnapshotAccount:
     out = spb.SnapshotAccount(id=account.id)
     out.custom_providers.extend(
-        _provider(p) for p in sorted(account.custom_providers, key=lambda p: p.id)
+        _provider(p, private_allowed) for p in sorted(account.custom_providers, key=lambda p: p.id)
     )
     for key in account.keys:
         out.provider_keys.add(id=key.id, provider_id=key.provider_id, value=key.value.reveal())
@@ -120,7 +123,10 @@ def compile_snapshot(state: StoreState) -> spb.Snapshot:
     snapshot.providers.extend(
         _provider(p) for p in catalog.with_overrides(state.base_url_overrides)
     )
-    snapshot.accounts.extend(_account(a) for a in sorted(state.accounts, key=lambda a: a.id))
+    snapshot.accounts.extend(
+        _account(a, state.allow_private_upstreams)
+        for a in sorted(state.accounts, key=lambda a: a.id)
+    )
     return snapshot
 
 

@@ -39,12 +39,19 @@ def _auth_name(style: int, formats: list[int]) -> str:
 
 
 class StateReader:
-    def __init__(self, path: Path, sealer: Sealer, overrides: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        sealer: Sealer,
+        overrides: Mapping[str, str],
+        allow_private_upstreams: bool = False,
+    ) -> None:
         self._conn = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
         )
         self._sealer = sealer
         self._overrides = dict(overrides)
+        self._allow_private = allow_private_upstreams
         # Unchanged rows are not decrypted or parsed again on the next compile:
         # the etag moves on every configuration write, the secret version on
         # every rotation. Plaintexts here are the ones the last snapshot holds.
@@ -146,4 +153,4 @@ class StateReader:
             )
         finally:
             c.execute("COMMIT")
-        return StoreState(revision, accounts, self._overrides)
+        return StoreState(revision, accounts, self._overrides, self._allow_private)

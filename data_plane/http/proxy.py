@@ -279,7 +279,11 @@ class ModelCall:
         provider = caller.account.providers[step.candidate.provider]
         started = self.gateway.clock()
         opened = await self.gateway.upstream.open(
-            provider.base_url + suffix, headers, payload, step.timeout
+            provider.base_url + suffix,
+            headers,
+            payload,
+            step.timeout,
+            public_only=provider.public_only,
         )
         if isinstance(opened, Outcome):
             return None, b"", opened

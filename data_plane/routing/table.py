@@ -31,6 +31,8 @@ class Provider:
     """Lowercased catalog model id -> upstream model id."""
     listed: tuple[str, ...] = ()
     """Catalog model ids as written, for `GET /v1/models`."""
+    public_only: bool = False
+    """Connect only to public addresses (a tenant's custom provider, by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ def _provider(p: spb.SnapshotProvider) -> Provider:
         auth_style=_AUTH[p.auth_style],
         models=MappingProxyType({m.id.lower(): m.upstream_id or m.id for m in p.models}),
         listed=tuple(m.id for m in p.models),
+        public_only=not p.private_addresses_allowed,
     )
 
 

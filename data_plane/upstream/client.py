@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
 from data_plane.routing.outcome import Outcome, connect_error, timeout
+
+from .guard import PublicOnlyResolver, literal_host_refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +96,18 @@ class Upstream:
     def __init__(self, settings: UpstreamSettings = UpstreamSettings()) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._public_only: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
+    def _new_session(self, resolver: PublicOnlyResolver | None) -> aiohttp.ClientSession:
         s = self._settings
         connector = aiohttp.TCPConnector(
             limit=s.pool_limit,
             limit_per_host=s.pool_limit_per_host,
             keepalive_timeout=s.keepalive_timeout,
             ttl_dns_cache=300,
+            resolver=resolver,
         )
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
@@ -110,24 +115,37 @@ class Upstream:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout),
         )
 
+    async def start(self) -> None:
+        self._session = self._new_session(None)
+        # A separate pool: connections made for trusted upstreams are never
+        # reused for a tenant's, whose addresses must be checked on connect.
+        self._public_only = self._new_session(PublicOnlyResolver())
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._public_only):
+            if session is not None:
+                await session.close()
+        self._session = self._public_only = None
 
     async def open(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout_s: float,
+        *,
+        public_only: bool = False,
     ) -> Opened | Outcome:
         """POSTs and waits for the status line and headers, within `timeout_s`."""
-        assert self._session is not None, "Upstream.start() was not awaited"
-        response: aiohttp.ClientResponse | None = None
+        session = self._public_only if public_only else self._session
+        assert session is not None, "Upstream.start() was not awaited"
+        if public_only and literal_host_refused(urlsplit(url).hostname or ""):
+            return connect_error()
         try:
             async with asyncio.timeout(timeout_s):
-                response = await self._session.post(
+                response = await session.post(
                     url, headers=headers, data=body, allow_redirects=False
                 )
         except Exception as error:  # mapped by the one table above
-            if response is not None:
-                response.close()
             return outcome_of(error)
         return Opened(response)

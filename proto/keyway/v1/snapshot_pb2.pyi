@@ -147,12 +147,19 @@ class SnapshotProvider(_message.Message):
     FORMATS_FIELD_NUMBER: _builtins.int
     AUTH_STYLE_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
+    PRIVATE_ADDRESSES_ALLOWED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Provider id, e.g. `openai`."""
     base_url: _builtins.str
     """Base URL including the version segment, e.g. `https://api.openai.com/v1`."""
     auth_style: Global___SnapshotAuthStyle.ValueType
     """How keys are presented."""
+    private_addresses_allowed: _builtins.bool
+    """When false, the proxy refuses to connect to loopback, private or
+    link-local addresses for this provider, whatever DNS answers at request
+    time. True for built-ins (their URLs are the operator's) and for custom
+    providers when the operator allows private upstreams.
+    """
     @_builtins.property
     def formats(self) -> _containers.RepeatedScalarFieldContainer[Global___SnapshotFormat.ValueType]:
         """Formats the provider speaks, at least one."""
@@ -169,10 +176,11 @@ class SnapshotProvider(_message.Message):
         formats: _abc.Iterable[Global___SnapshotFormat.ValueType] | None = ...,
         auth_style: Global___SnapshotAuthStyle.ValueType = ...,
         models: _abc.Iterable[Global___SnapshotModel] | None = ...,
+        private_addresses_allowed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_style", b"auth_style", "base_url", b"base_url", "formats", b"formats", "id", b"id", "models", b"models"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_style", b"auth_style", "base_url", b"base_url", "formats", b"formats", "id", b"id", "models", b"models", "private_addresses_allowed", b"private_addresses_allowed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
