@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,10 +82,9 @@ def control_plane_settings(tmp_path: Path) -> Settings:
     return Settings(listen="127.0.0.1:0", data_dir=tmp_path / "data")
 
 
-@pytest.fixture
-def control_plane(control_plane_settings: Settings) -> Iterator[RunningControlPlane]:
-    server, loop = start_control_plane(control_plane_settings)
-    data_dir = control_plane_settings.data_dir
+@contextmanager
+def connected(server: ControlPlane, data_dir: Path) -> Iterator[RunningControlPlane]:
+    """A started control plane with its tokens read and an admin channel open."""
     address = f"127.0.0.1:{server.port}"
     channel = grpc.insecure_channel(address)
     try:
@@ -98,4 +98,13 @@ def control_plane(control_plane_settings: Settings) -> Iterator[RunningControlPl
         )
     finally:
         channel.close()
+
+
+@pytest.fixture
+def control_plane(control_plane_settings: Settings) -> Iterator[RunningControlPlane]:
+    server, loop = start_control_plane(control_plane_settings)
+    try:
+        with connected(server, control_plane_settings.data_dir) as cp:
+            yield cp
+    finally:
         stop_control_plane(server, loop)

@@ -17,18 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 from keyway.v1 import provider_keys_pb2 as pk
 
-from control_plane.server import ControlPlane, Settings
+from control_plane.server import Settings
 from data_plane.http.proxy import ProxyOptions
 from data_plane.mock_upstream.app import Outcome, RecordedRequest
 from data_plane.mock_upstream.server import MockServer
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.runner import ProxySettings
 
-from .conftest import BackgroundLoop, RunningControlPlane, start_control_plane, stop_control_plane
+from .conftest import (
+    BackgroundLoop,
+    RunningControlPlane,
+    connected,
+    start_control_plane,
+    stop_control_plane,
+)
 from .proxies import (
     Admin,
     RunningProxy,
@@ -153,29 +158,12 @@ def running_gateway(data_dir: Path) -> Iterator[Gateway]:
         )
         server, loop = start_control_plane(settings)
         try:
-            with _control_plane(server, data_dir) as cp:
+            with connected(server, data_dir) as cp:
                 yield Gateway(cp, Admin(cp), mock, data_plane_token(data_dir))
         finally:
             stop_control_plane(server, loop)
     finally:
         mock.stop()
-
-
-@contextmanager
-def _control_plane(server: ControlPlane, data_dir: Path) -> Iterator[RunningControlPlane]:
-    address = f"127.0.0.1:{server.port}"
-    channel = grpc.insecure_channel(address)
-    try:
-        yield RunningControlPlane(
-            address=address,
-            operator_token=(data_dir / "operator.token").read_text().strip(),
-            admin_token=(data_dir / "admin.token").read_text().strip(),
-            data_dir=data_dir,
-            server=server,
-            channel=channel,
-        )
-    finally:
-        channel.close()
 
 
 def client(proxy: RunningProxy, timeout: float = 10.0) -> httpx.Client:
