@@ -63,8 +63,8 @@ def _metrics_text(state: ProxyState, now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_app(state: ProxyState, gateway: Gateway | None = None) -> ASGIApp:
-    """The whole HTTP surface; without a gateway, only health and metrics."""
+def create_app(state: ProxyState, gateway: Gateway) -> ASGIApp:
+    """Model calls through `gateway`; health, readiness and metrics beside them."""
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -88,6 +88,4 @@ def create_app(state: ProxyState, gateway: Gateway | None = None) -> ASGIApp:
         ],
         exception_handlers={404: not_found},
     )
-    if gateway is None:
-        return admin
     return KeywayApp(gateway, admin)

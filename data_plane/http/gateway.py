@@ -7,14 +7,12 @@ path, ARCHITECTURE.md §6); everything else goes to a small Starlette app.
 
 from __future__ import annotations
 
-import secrets
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .errors import Format, KeywayError, envelope
-from .headers import CORS, PREFLIGHT
+from .headers import CORS, PREFLIGHT, new_request_id
 from .models import anthropic_list, callable_models, openai_list
 from .proxy import (
     Gateway,
@@ -36,7 +34,7 @@ def _format_for(path: str, headers: list[tuple[bytes, bytes]]) -> Format:
 
 
 def _request_id() -> tuple[bytes, bytes]:
-    return (b"x-keyway-request-id", ("req_" + secrets.token_hex(12)).encode())
+    return (b"x-keyway-request-id", new_request_id().encode())
 
 
 def _with_base_headers(send: Send) -> Send:

@@ -8,6 +8,7 @@ hop-by-hop headers, so provider rate-limit headers reach the app.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 
 from data_plane.routing.table import X_API_KEY, Provider, ProviderKey
@@ -87,14 +88,8 @@ PREFLIGHT = (
 )
 
 
-def upstream_headers(
-    client: Iterable[tuple[bytes, bytes]],
-    provider: Provider,
-    key: ProviderKey,
-    *,
-    forward_organization: bool = False,
-) -> dict[str, str]:
-    return with_credentials(forwarded(client, forward_organization), provider, key)
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
 
 
 def forwarded(client: Iterable[tuple[bytes, bytes]], forward_organization: bool) -> dict[str, str]:

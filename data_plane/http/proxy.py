@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait
 from data_plane.routing.outcome import Outcome, OutcomeKind, classify
 from data_plane.routing.policy import FailoverPolicy
-from data_plane.routing.table import Caller, Provider, ProviderKey, RoutingTable
+from data_plane.routing.table import Caller, Provider, RoutingTable
 from data_plane.routing.tokens import ACCESS_PREFIX, is_well_formed, token_sha256
 from data_plane.state import ProxyState
 from data_plane.upstream.client import Opened, Upstream, outcome_of
@@ -28,7 +27,7 @@ from data_plane.usage import UsageRecorder
 
 from .body import RequestFields, read_fields, rewrite
 from .errors import Format, KeywayError, envelope
-from .headers import CORS, forwarded, relayed, with_credentials
+from .headers import CORS, forwarded, new_request_id, relayed, with_credentials
 from .resolve import Resolution, resolve
 from .sse import EventFramer, stream_error_event
 from .surfaces import Surface
@@ -158,7 +157,7 @@ class ModelCall:
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = new_request_id()
         out: list[tuple[bytes, bytes]] = [(b"x-keyway-request-id", request_id.encode()), *CORS]
         task = asyncio.current_task()
         assert task is not None
@@ -232,13 +231,9 @@ class ModelCall:
             payload = bodies.get(upstream_model)
             if payload is None:
                 payload = bodies[upstream_model] = rewrite(body, upstream_model, fields)
-            opened, first, outcome = await self._attempt(
-                step,
-                caller,
-                with_credentials(client_headers, *self._credentials(caller, step)),
-                payload,
-                suffix,
-            )
+            provider = caller.account.providers[step.candidate.provider]
+            headers = with_credentials(client_headers, provider, caller.account.keys[step.key_id])
+            opened, first, outcome = await self._attempt(step, provider, headers, payload, suffix)
             decision = engine.record(step, outcome, g.clock())
             g.usage.provider_key(step.key_id, outcome, g.wall())
             if decision is Decision.CONTINUE:
@@ -264,19 +259,14 @@ class ModelCall:
             await self._relay(send, opened, first, out, request_id)
             return
 
-    @staticmethod
-    def _credentials(caller: Caller, step: Attempt) -> tuple[Provider, ProviderKey]:
-        return caller.account.providers[step.candidate.provider], caller.account.keys[step.key_id]
-
     async def _attempt(
         self,
         step: Attempt,
-        caller: Caller,
+        provider: Provider,
         headers: dict[str, str],
         payload: bytes,
         suffix: str,
     ) -> tuple[Opened | None, bytes, Outcome]:
-        provider = caller.account.providers[step.candidate.provider]
         started = self.gateway.clock()
         opened = await self.gateway.upstream.open(
             provider.base_url + suffix,
@@ -337,7 +327,7 @@ class ModelCall:
             while data:
                 if framer is not None:
                     data = framer.feed(data)
-                if opened.at_eof() and (framer is None or not framer.rest()):
+                if opened.at_eof() and (framer is None or not framer.holding):
                     # The end has arrived too: these bytes go out with it, in
                     # one message (one write for a chunked body), below.
                     last = data
@@ -345,7 +335,7 @@ class ModelCall:
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                 data = await self._pull(opened)
-            if framer is not None and framer.rest():
+            if framer is not None and framer.holding:
                 await send({"type": "http.response.body", "body": framer.rest(), "more_body": True})
         except _UpstreamBrokeError as error:
             opened.close()

@@ -40,6 +40,11 @@ class EventFramer:
         del self._buffer[:cut]
         return ready
 
+    @property
+    def holding(self) -> bool:
+        """Whether bytes of an unfinished event are held back."""
+        return bool(self._buffer)
+
     def rest(self) -> bytes:
         return bytes(self._buffer)
 

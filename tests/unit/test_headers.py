@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data_plane.http.headers import ANTHROPIC_VERSION, relayed, upstream_headers
+from data_plane.http.headers import ANTHROPIC_VERSION, forwarded, relayed, with_credentials
 from data_plane.routing.table import Provider, ProviderKey
 from tests.unit.snapshots import openai_and_anthropic_keys, secret, single_caller
 
@@ -19,6 +19,17 @@ PROVIDERS = [
     pytest.param(OPENAI, OPENAI_KEY, id="openai"),
     pytest.param(ANTHROPIC, ANTHROPIC_KEY, id="anthropic"),
 ]
+
+
+def upstream_headers(
+    client: list[tuple[bytes, bytes]],
+    provider: Provider,
+    key: ProviderKey,
+    *,
+    forward_organization: bool = False,
+) -> dict[str, str]:
+    """What the proxy sends for one attempt: forwarded headers plus the key."""
+    return with_credentials(forwarded(client, forward_organization), provider, key)
 
 
 def _raw(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes]]:
