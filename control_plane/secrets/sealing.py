@@ -35,6 +35,11 @@ class SealedSecret:
     ciphertext: bytes
 
 
+def row_aad(row_id: str, secret_version: int) -> bytes:
+    """The associated data every sealed provider key is bound to (its row and version)."""
+    return f"{row_id}:{secret_version}".encode()
+
+
 class Sealer:
     """Seals and opens secrets with keys from a `KeyProvider`.
 

@@ -17,7 +17,7 @@ from keyway.v1 import providers_pb2 as ppb
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
 from control_plane.domain import catalog
-from control_plane.secrets.sealing import SealedSecret, Sealer
+from control_plane.secrets.sealing import SealedSecret, Sealer, row_aad
 from control_plane.secrets.secret import Secret
 from control_plane.store.codec import config_from_columns
 
@@ -118,7 +118,7 @@ class StateReader:
                     value = cached[1]
                 else:
                     value = self._sealer.open(
-                        SealedSecret(kek, wrapped, ciphertext), f"{key_id}:{version}".encode()
+                        SealedSecret(kek, wrapped, ciphertext), row_aad(key_id, version)
                     )
                 secrets[key_id] = (version, value)
                 keys[account_id].append(KeyRecord(key_id, provider_id, value))

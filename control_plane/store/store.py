@@ -27,7 +27,7 @@ from control_plane.domain.errors import (
     NotFound,
 )
 from control_plane.domain.redact import redact
-from control_plane.secrets.sealing import SealedSecret, Sealer
+from control_plane.secrets.sealing import SealedSecret, Sealer, row_aad
 from control_plane.secrets.secret import Secret
 
 from .codec import config_from_columns
@@ -86,10 +86,6 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _aad(row_id: str, version: int) -> bytes:
-    return f"{row_id}:{version}".encode()
-
-
 class Store:
     def __init__(
         self,
@@ -128,14 +124,11 @@ class Store:
 
     def _select(self, table: str, where: Mapping[str, Any]) -> Row | None:
         clauses = " AND ".join(f"{column} = ?" for column in where)
-        cursor = self._db.execute(
+        rows = self._db.query(
             f"SELECT * FROM {table} WHERE {clauses}",  # noqa: S608 - constant names
             list(where.values()),
         )
-        found = cursor.fetchone()
-        if found is None:
-            return None
-        return dict(zip([c[0] for c in cursor.description], found, strict=True))
+        return next(iter(rows), None)
 
     def _find(self, kind: _Kind, row_id: str, account_id: str | None) -> Row:
         where: dict[str, Any] = {"id": row_id}
@@ -157,15 +150,15 @@ class Store:
         limit: int,
         where: Mapping[str, Any],
     ) -> Page:
+        if kind.credential is not None:
+            where = {**where, "kind": kind.credential}
         clauses = ["seq > ?"] + [f"{column} = ?" for column in where]
         params = [after, *where.values(), limit + 1]
         sql = (
             f"SELECT * FROM {kind.table} WHERE {' AND '.join(clauses)} "  # noqa: S608
             "ORDER BY seq LIMIT ?"
         )
-        cursor = self._db.execute(sql, params)
-        columns = [c[0] for c in cursor.description]
-        rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+        rows = list(self._db.query(sql, params))
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, rows[-1]["seq"] if more else None)
@@ -293,12 +286,10 @@ class Store:
 
     def list_admin_keys(self, account_id: str, *, after: int, limit: int) -> Page:
         self._find(ACCOUNTS, account_id, None)
-        where = {"account_id": account_id, "kind": "admin"}
-        return self._page(ADMIN_KEYS, after=after, limit=limit, where=where)
+        return self._page(ADMIN_KEYS, after=after, limit=limit, where={"account_id": account_id})
 
     def list_data_plane_credentials(self, *, after: int, limit: int) -> Page:
-        where = {"kind": "data_plane"}
-        return self._page(DATA_PLANE_CREDENTIALS, after=after, limit=limit, where=where)
+        return self._page(DATA_PLANE_CREDENTIALS, after=after, limit=limit, where={})
 
     # -- generic delete for leaf resources ---------------------------------------------
 
@@ -398,7 +389,7 @@ class Store:
         return AccountView(self._known_providers(account_id), {k: p for k, p in keys})
 
     def _sealed_fields(self, row_id: str, version: int, value: Secret) -> Row:
-        sealed = self._sealer.seal(value, _aad(row_id, version))
+        sealed = self._sealer.seal(value, row_aad(row_id, version))
         return {
             "kek_id": sealed.kek_id,
             "wrapped_key": sealed.wrapped_key,
@@ -424,22 +415,18 @@ class Store:
                     "provider_id",
                     f"unknown provider '{provider_id}'; see `keyway admin providers list`",
                 )
+            # The id is chosen first: the sealed value is bound to it.
             row_id = ids.new_id(PROVIDER_KEYS.prefix)
-            now = self._clock()
-            row = {
+            fields = {
                 "id": row_id,
                 "account_id": account_id,
                 "provider_id": provider_id,
                 "name": name,
                 "description": description,
                 "metadata": metadata,
-                "create_time": now,
-                "update_time": now,
-                "etag": str(revision),
                 **self._sealed_fields(row_id, 1, value),
             }
-            self._db.table("provider_keys").insert(row)
-            return self._find(PROVIDER_KEYS, row_id, None)
+            return self._insert(PROVIDER_KEYS, fields, revision)
 
     def rotate_provider_key(
         self, account_id: str, key_id: str, *, value: Secret, name: str, etag: str
@@ -466,7 +453,7 @@ class Store:
         """The plaintext of a provider key, for operator tooling and tests; never served
         by the admin API (snapshots decrypt in `snapshots.source`)."""
         sealed = SealedSecret(key["kek_id"], key["wrapped_key"], key["ciphertext"])
-        return self._sealer.open(sealed, _aad(key["id"], key["secret_version"]))
+        return self._sealer.open(sealed, row_aad(key["id"], key["secret_version"]))
 
     def rewrap_secrets(self, batch: int = 200) -> int:
         """Re-wraps data keys not under the current KEK, one batch per transaction.
@@ -488,7 +475,7 @@ class Store:
             with self._db.atomic():
                 for seq, row_id, kek_id, wrapped, ciphertext, version in rows:
                     sealed = self._sealer.rewrap(
-                        SealedSecret(kek_id, wrapped, ciphertext), _aad(row_id, version)
+                        SealedSecret(kek_id, wrapped, ciphertext), row_aad(row_id, version)
                     )
                     self._db.table("provider_keys").update(
                         seq, {"kek_id": sealed.kek_id, "wrapped_key": sealed.wrapped_key}
