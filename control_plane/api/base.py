@@ -141,15 +141,3 @@ def changes(
     """Column values for the masked fields; `updatable` maps field -> column."""
     chosen = masks.resolve(resource, list(mask.paths), updatable)
     return {updatable[f]: getattr(resource, f) for f in chosen}
-
-
-__all__ = [
-    "Options",
-    "Principal",
-    "Servicer",
-    "account_rpc",
-    "changes",
-    "common",
-    "rpc",
-    "timestamp",
-]

@@ -17,6 +17,7 @@ from keyway.v1 import providers_pb2 as ppb
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
 from control_plane.domain import catalog
+from control_plane.domain.upstreams import effective_auth_style
 from control_plane.secrets.sealing import SealedSecret, Sealer, row_aad
 from control_plane.secrets.secret import Secret
 from control_plane.store.codec import config_from_columns
@@ -29,13 +30,18 @@ _FORMAT_NAMES = {
 }
 
 
+_AUTH_NAMES: dict[int, str] = {
+    ppb.AUTH_STYLE_BEARER: catalog.AUTH_BEARER,
+    ppb.AUTH_STYLE_X_API_KEY: catalog.AUTH_X_API_KEY,
+}
+
+
 def _auth_name(style: int, formats: list[int]) -> str:
-    if style == ppb.AUTH_STYLE_X_API_KEY:
-        return catalog.AUTH_X_API_KEY
-    if style == ppb.AUTH_STYLE_BEARER:
-        return catalog.AUTH_BEARER
-    anthropic_first = bool(formats) and formats[0] == ppb.API_FORMAT_ANTHROPIC
-    return catalog.AUTH_X_API_KEY if anthropic_first else catalog.AUTH_BEARER
+    stored = ppb.CustomProvider(
+        auth_style=ppb.AuthStyle.ValueType(style),
+        formats=[ppb.ApiFormat.ValueType(f) for f in formats],
+    )
+    return _AUTH_NAMES[effective_auth_style(stored)]
 
 
 class StateReader:
