@@ -283,3 +283,33 @@ def database_bytes(data_dir: Path) -> bytes:
         if path.exists():
             blob += path.read_bytes()
     return blob
+
+
+def product_document(primary: str, backup: str, cheap: str) -> dict[str, Any]:
+    """The configuration example of PRODUCT.md §1, verbatim apart from the key ids."""
+    return {
+        "name": "Production",
+        "access": {
+            "providers": {"allow": ["openai", "anthropic"]},
+            "models": {"allow": ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]},
+        },
+        "router": {
+            "rules": [
+                {
+                    "provider": "openai",
+                    "steps": [
+                        {
+                            "type": "user",
+                            "keySelectionStrategy": "ordered",
+                            "keys": [{"id": primary}, {"id": backup}],
+                        }
+                    ],
+                },
+                {
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "steps": [{"type": "user", "keys": [{"id": cheap}]}],
+                },
+            ]
+        },
+    }

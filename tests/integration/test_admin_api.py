@@ -36,6 +36,7 @@ from .rpc_helpers import (
     Api,
     auth,
     expect_error,
+    product_document,
     router,
     rule,
     running,
@@ -790,36 +791,6 @@ def test_delete_configuration_refused_while_access_keys_link_it(
 
 
 # -- configurations ----------------------------------------------------------------------
-
-
-def product_document(primary: str, backup: str, cheap: str) -> dict[str, Any]:
-    """The configuration example of PRODUCT.md §1, verbatim apart from the key ids."""
-    return {
-        "name": "Production",
-        "access": {
-            "providers": {"allow": ["openai", "anthropic"]},
-            "models": {"allow": ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]},
-        },
-        "router": {
-            "rules": [
-                {
-                    "provider": "openai",
-                    "steps": [
-                        {
-                            "type": "user",
-                            "keySelectionStrategy": "ordered",
-                            "keys": [{"id": primary}, {"id": backup}],
-                        }
-                    ],
-                },
-                {
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "steps": [{"type": "user", "keys": [{"id": cheap}]}],
-                },
-            ]
-        },
-    }
 
 
 OUTPUT_ONLY = ("id", "etag", "createTime", "updateTime", "accessKeyCount")

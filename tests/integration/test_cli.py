@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -10,101 +9,26 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from keyway.v1 import provider_keys_pb2, provider_keys_pb2_grpc
 
 from control_plane.cli.main import main
 
+from .cli_runner import TOKEN_LINE, Cli, Result, ok, runner
 from .conftest import RunningControlPlane
+from .rpc_helpers import product_document
 
 OPENAI_SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz"
 ROTATED_SECRET = "sk-proj-ROTATEDROTATEDROTATED0123"
 BACKUP_SECRET = "sk-proj-backupbackupbackup9876"
-TOKEN_LINE = re.compile(r"^Token \(shown once, store it now\): (\S+)$", re.MULTILINE)
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Cli = Callable[..., Result]
 
 
 @pytest.fixture
 def cli(control_plane: RunningControlPlane, capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Runs `keyway admin --addr … --token … ARGS` in-process; the admin token by default."""
-
-    def run(*argv: str, token: str | None = None, stdin: str | None = None) -> Result:
-        # Start from clean streams so a Result holds only this command's output.
-        capsys.readouterr()
-        command = [
-            "admin",
-            "--addr",
-            control_plane.address,
-            "--token",
-            token or control_plane.admin_token,
-            *argv,
-        ]
-        saved_stdin = sys.stdin
-        if stdin is not None:
-            sys.stdin = io.StringIO(stdin)
-        try:
-            code = main(command)
-        except SystemExit as exit_:  # argparse usage errors
-            code = int(exit_.code or 0)
-        finally:
-            sys.stdin = saved_stdin
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
-def ok(result: Result) -> Result:
-    assert result.code == 0, result.err
-    assert result.err == ""
-    return result
-
-
-def configuration_document(primary: str, backup: str, cheap: str) -> dict[str, Any]:
-    """PRODUCT.md §1's example configuration."""
-    return {
-        "name": "Production",
-        "access": {
-            "providers": {"allow": ["openai", "anthropic"]},
-            "models": {"allow": ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]},
-        },
-        "router": {
-            "rules": [
-                {
-                    "provider": "openai",
-                    "steps": [
-                        {
-                            "type": "user",
-                            "keySelectionStrategy": "ordered",
-                            "keys": [{"id": primary}, {"id": backup}],
-                        }
-                    ],
-                },
-                {
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "steps": [{"type": "user", "keys": [{"id": cheap}]}],
-                },
-            ]
-        },
-    }
+    """The CLI as the default account's admin."""
+    return runner(control_plane, capsys, control_plane.admin_token)
 
 
 def create_provider_key(cli: Cli, name: str, secret: str, provider: str = "openai") -> str:
@@ -156,9 +80,7 @@ def test_readme_flow(cli: Cli, tmp_path: Path) -> None:
     assert re.fullmatch(r"ID\s+PROVIDER\s+NAME\s+VALUE\s+LAST USED\s+LAST ERROR", header)
     assert {line.split()[0] for line in listed.out.splitlines()[1:]} == {primary, backup}
 
-    config_file = write_json(
-        tmp_path / "config.json", configuration_document(primary, backup, primary)
-    )
+    config_file = write_json(tmp_path / "config.json", product_document(primary, backup, primary))
     config = ok(run("configurations", "create", "--file", config_file, "--json")).json()
     assert config["name"] == "Production"
     assert config["router"]["rules"][0]["steps"][0]["keys"] == [{"id": primary}, {"id": backup}]
@@ -197,7 +119,7 @@ def test_configuration_update_replaces_only_the_fields_in_the_file(
 ) -> None:
     key = create_provider_key(cli, "k", OPENAI_SECRET)
     backup = create_provider_key(cli, "b", BACKUP_SECRET)
-    document = configuration_document(key, backup, key)
+    document = product_document(key, backup, key)
     created = ok(
         cli(
             "configurations",
@@ -263,7 +185,7 @@ def test_unknown_field_in_configuration_file_is_named(cli: Cli, tmp_path: Path) 
 
 def test_bad_key_reference_reports_the_servers_field_path(cli: Cli, tmp_path: Path) -> None:
     key = create_provider_key(cli, "k", OPENAI_SECRET)
-    document = configuration_document(key, "pk_doesnotexist00", key)
+    document = product_document(key, "pk_doesnotexist00", key)
     result = cli("configurations", "create", "--file", write_json(tmp_path / "c.json", document))
     assert result.code == 1
     assert result.err.startswith("error: INVALID_ARGUMENT (INVALID_CONFIGURATION): ")

@@ -4,67 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from control_plane.cli.main import main
 from control_plane.domain import tokens
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
 from data_plane.state import ProxyState
 
+from .cli_runner import TOKEN_LINE, Cli, ok, runner
 from .conftest import BackgroundLoop, RunningControlPlane
 
-TOKEN_LINE = re.compile(r"^Token \(shown once, store it now\): (\S+)$", re.MULTILINE)
 HEADER = ("NODE", "POOL", "STATE", "APPLIED", "LATEST", "LAST SEEN", "LAST REJECTION")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Cli = Callable[..., Result]
 
 
 @pytest.fixture
 def cli(control_plane: RunningControlPlane, capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Runs `keyway admin --addr … --token … ARGS` in-process; the operator token by default."""
-
-    def run(*argv: str, token: str | None = None) -> Result:
-        capsys.readouterr()
-        command = [
-            "admin",
-            "--addr",
-            control_plane.address,
-            "--token",
-            token or control_plane.operator_token,
-            *argv,
-        ]
-        try:
-            code = main(command)
-        except SystemExit as exit_:  # argparse usage errors
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
-def ok(result: Result) -> Result:
-    assert result.code == 0, result.err
-    assert result.err == ""
-    return result
+    """The CLI as the operator."""
+    return runner(control_plane, capsys, control_plane.operator_token)
 
 
 @contextlib.contextmanager
