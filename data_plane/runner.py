@@ -144,3 +144,4 @@ class Proxy:
                 await task
         await self.upstream.close()
         await self._usage_channel.close()
+        self.gateway.body_worker.shutdown(wait=False, cancel_futures=True)

@@ -97,7 +97,12 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
         default=60.0,
         help="seconds without upstream bytes before a started stream is ended",
     )
-    failover.add_argument("--max-body-bytes", type=_positive(int), default=32 * 1024 * 1024)
+    failover.add_argument(
+        "--max-body-bytes",
+        type=_positive(int),
+        default=64 * 1024 * 1024,
+        help="largest request body accepted (default 64 MiB: base64 vision payloads)",
+    )
     failover.add_argument(
         "--forward-openai-organization",
         action="store_true",

@@ -64,8 +64,13 @@ CATALOG: dict[str, CatalogEntry] = {
     ),
     "invalid_models": CatalogEntry(
         400,
-        "`models` must be an array of model id strings.",
+        "`models` must be an array of at most 10 model id strings.",
         'Send `models: ["anthropic:claude-sonnet-4-5", …]` as a fallback list.',
+    ),
+    "duplicate_key": CatalogEntry(
+        400,
+        "A top-level key (such as `model`) appears twice in the JSON body.",
+        "Send each member once; providers disagree on which copy counts.",
     ),
     "unknown_model": CatalogEntry(
         400,
@@ -92,6 +97,17 @@ CATALOG: dict[str, CatalogEntry] = {
         "The access key's configuration does not allow this model.",
         "`access.models.allow` of the linked configuration.",
     ),
+    "concurrency_limit": CatalogEntry(
+        429,
+        "Too many requests in flight for this access key or account on this proxy.",
+        "Wait for `Retry-After`; see `--max-concurrency-per-access-key` / `-per-account` and "
+        "the configuration's `limits.concurrency`.",
+    ),
+    "rate_limit_exceeded": CatalogEntry(
+        429,
+        "The access key is over the requests per minute its configuration allows.",
+        "Wait for `Retry-After`, or raise `limits.requestsPerMinute` in the configuration.",
+    ),
     "no_provider_key": CatalogEntry(
         502,
         "The account has no provider key for the provider.",
@@ -117,6 +133,26 @@ CATALOG: dict[str, CatalogEntry] = {
         "The upstream stream broke or stalled after the response had started.",
         "Retry the request; the answer so far is incomplete.",
     ),
+    "stream_too_long": CatalogEntry(
+        502,
+        "The upstream response ran longer than the proxy's maximum stream duration.",
+        "Ask for shorter answers, or raise `--max-stream-duration` on the proxy.",
+    ),
+    "request_timeout": CatalogEntry(
+        408,
+        "The client sent the request headers or body too slowly.",
+        "Network between client and proxy; `--header-read-timeout`, `--body-read-timeout`.",
+    ),
+    "headers_too_large": CatalogEntry(
+        431,
+        "The request line and headers are larger than the proxy accepts.",
+        "Send fewer or smaller headers, or raise `--max-header-bytes` on the proxy.",
+    ),
+    "overloaded": CatalogEntry(
+        503,
+        "This proxy is at its connection limit.",
+        "Retry on another proxy or later; `--max-connections` on the proxy.",
+    ),
     "not_found": CatalogEntry(404, "No such endpoint.", "See the list of surfaces in the README."),
     "method_not_allowed": CatalogEntry(
         405,
@@ -127,6 +163,8 @@ CATALOG: dict[str, CatalogEntry] = {
 
 _OPENAI_TYPES = {
     400: "invalid_request_error",
+    408: "invalid_request_error",
+    431: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
     404: "invalid_request_error",
@@ -136,6 +174,8 @@ _OPENAI_TYPES = {
 }
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
+    408: "invalid_request_error",
+    431: "request_too_large",
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",

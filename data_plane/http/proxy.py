@@ -12,8 +12,9 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait
@@ -25,7 +26,7 @@ from data_plane.state import ProxyState
 from data_plane.upstream.client import Opened, Upstream, outcome_of
 from data_plane.usage import UsageRecorder
 
-from .body import RequestFields, read_fields, rewrite
+from .body import RequestFields, needs_worker, read_fields, rewrite
 from .errors import Format, KeywayError, envelope
 from .headers import CORS, forwarded, new_request_id, relayed, with_credentials
 from .resolve import Resolution, resolve
@@ -40,6 +41,17 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""Room for OpenAI's largest vision request (50 MB of images, base64-encoded) and
+Anthropic's 32 MB request limit."""
+
+
+def _body_worker() -> Executor:
+    # One thread: a large body is scanned off the event loop, but scans hold the GIL in
+    # short slices, so a second one in parallel would only slow the loop down further.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyway-body")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +59,7 @@ class ProxyOptions:
     policy: FailoverPolicy = field(default_factory=FailoverPolicy)
     stream_idle_timeout: float = 60.0
     """Seconds without a byte from upstream before a started stream is ended."""
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
     forward_organization: bool = False
 
 
@@ -62,6 +74,15 @@ class Gateway:
     cooldowns: Cooldowns = field(default_factory=Cooldowns)
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
+    body_worker: Executor = field(default_factory=_body_worker)
+    """Where bodies too large to scan on the event loop are read and rewritten."""
+
+    async def off_loop(self, body: bytes, work: Callable[..., T], *args: Any) -> T:
+        """`work(body, *args)`, on the body worker when `body` is large."""
+        if not needs_worker(body):
+            return work(body, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.body_worker, work, body, *args)
 
 
 class ClientGoneError(Exception):
@@ -115,7 +136,21 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+def _too_large(limit: int) -> KeywayError:
+    return KeywayError("request_too_large", f"request body is over {limit} bytes")
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int) -> bytes:
+    declared = _declared_length(headers)
+    if declared is not None and declared > limit:
+        raise _too_large(limit)  # before buffering a byte of it
     chunks = []
     size = 0
     while True:
@@ -125,7 +160,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise KeywayError("request_too_large", f"request body is over {limit} bytes")
+            raise _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -173,9 +208,9 @@ class ModelCall:
 
         try:
             caller = authenticate(self.gateway.state.table, scope["headers"])
-            body = await _read_body(receive, self.gateway.options.max_body_bytes)
+            body = await _read_body(receive, scope["headers"], self.gateway.options.max_body_bytes)
             watcher = asyncio.create_task(watch())
-            fields = read_fields(body)
+            fields = await self.gateway.off_loop(body, read_fields)
             resolution = resolve(
                 caller, (fields.model, *fields.fallbacks), self.surface.provider_format
             )
@@ -213,7 +248,10 @@ class ModelCall:
         suffix = self.surface.upstream_suffix + ("?" + query.decode("latin-1") if query else "")
         # The same for every attempt: computed once per request, not per key.
         client_headers = forwarded(scope["headers"], g.options.forward_organization)
-        bodies: dict[str, bytes] = {}
+        # One rewritten body at a time, reused while attempts stay on its upstream model:
+        # memory stays at twice the body however many fallbacks there are.
+        payload_model: str | None = None
+        payload = body
         tries = 0
         while True:
             step = engine.next_attempt(g.clock())
@@ -228,9 +266,9 @@ class ModelCall:
                 return
             tries += 1
             upstream_model = step.candidate.upstream_model
-            payload = bodies.get(upstream_model)
-            if payload is None:
-                payload = bodies[upstream_model] = rewrite(body, upstream_model, fields)
+            if upstream_model != payload_model:
+                payload = await g.off_loop(body, rewrite, upstream_model, fields)
+                payload_model = upstream_model
             provider = caller.account.providers[step.candidate.provider]
             headers = with_credentials(client_headers, provider, caller.account.keys[step.key_id])
             opened, first, outcome = await self._attempt(step, provider, headers, payload, suffix)
