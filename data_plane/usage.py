@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("keyway.data_plane.usage")
 
 
+# A served or relayed answer, or an attempt the request's own deadline cut short.
+_NOT_THE_KEYS_FAULT = frozenset({OutcomeKind.SUCCESS, OutcomeKind.FAIL_FAST, OutcomeKind.DEADLINE})
+
+
 @dataclass(slots=True)
 class _KeyUse:
     last_used: float = 0.0
@@ -51,7 +55,7 @@ class UsageRecorder:
         if use is None:
             use = self._keys[key_id] = _KeyUse()
         use.last_used = now
-        if outcome.kind is not OutcomeKind.SUCCESS and outcome.kind is not OutcomeKind.FAIL_FAST:
+        if outcome.kind not in _NOT_THE_KEYS_FAULT:
             use.error_status = outcome.status or 0
             use.error_reason = outcome.reason
             use.error_time = now

@@ -83,6 +83,12 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
         "--total-deadline", type=_positive(float), default=120.0, help="seconds per request"
     )
     failover.add_argument(
+        "--min-attempt-time",
+        type=_non_negative,
+        default=0.25,
+        help="no attempt starts with less of the total deadline left (seconds)",
+    )
+    failover.add_argument(
         "--auth-cooldown", type=_positive(float), default=60.0, help="hold-back after 401/403"
     )
     failover.add_argument(
@@ -132,23 +138,37 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
 def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
     # Imported here so `keyway admin` does not load the proxy's HTTP stack.
     from data_plane.http.proxy import ProxyOptions
     from data_plane.routing.policy import FailoverPolicy
 
-    return ProxyOptions(
-        policy=FailoverPolicy(
-            max_attempts=args.max_attempts,
-            attempt_timeout=args.attempt_timeout,
-            total_deadline=args.total_deadline,
-            auth_cooldown=args.auth_cooldown,
-            rate_limit_default=args.rate_limit_cooldown,
-        ),
-        stream_idle_timeout=args.stream_idle_timeout,
-        max_body_bytes=args.max_body_bytes,
-        forward_organization=args.forward_openai_organization,
-    )
+    try:
+        return ProxyOptions(
+            policy=FailoverPolicy(
+                max_attempts=args.max_attempts,
+                attempt_timeout=args.attempt_timeout,
+                total_deadline=args.total_deadline,
+                auth_cooldown=args.auth_cooldown,
+                rate_limit_default=args.rate_limit_cooldown,
+                min_attempt_time=args.min_attempt_time,
+            ),
+            stream_idle_timeout=args.stream_idle_timeout,
+            max_body_bytes=args.max_body_bytes,
+            forward_organization=args.forward_openai_organization,
+        )
+    except ValueError as error:  # combinations the parser cannot check one flag at a time
+        raise SystemExit(f"keyway {args.command}: {error}") from None
 
 
 def _build_parser() -> argparse.ArgumentParser:

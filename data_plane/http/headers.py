@@ -1,15 +1,18 @@
-"""Which headers cross the proxy, in each direction. Pure.
+"""Which headers (and query parameters) cross the proxy, in each direction. Pure.
 
 Client -> upstream is an allow-list: the app's credentials, cookies and
 internal headers never reach a provider, and the provider key is injected
-here and nowhere else. Upstream -> client passes everything except
-hop-by-hop headers, so provider rate-limit headers reach the app.
+here and nowhere else; so is the query string, of which only the parameters
+the provider's API defines for the call go through. Upstream -> client passes
+everything except hop-by-hop headers, so provider rate-limit headers reach
+the app.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode
 
 from data_plane.routing.table import X_API_KEY, Provider, ProviderKey
 
@@ -106,6 +109,18 @@ def forwarded(client: Iterable[tuple[bytes, bytes]], forward_organization: bool)
             # Repeated headers (two anthropic-beta lines) mean a comma-joined list.
             out[name] = f"{out[name]}, {value}" if name in out else value
     return out
+
+
+def forwarded_query(query: bytes, allowed: frozenset[str]) -> str:
+    """`?…` with only the `allowed` parameters of the client's query string, or ""."""
+    if not query or not allowed:
+        return ""
+    kept = [
+        (name, value)
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if name in allowed
+    ]
+    return "?" + urlencode(kept) if kept else ""
 
 
 def with_credentials(base: dict[str, str], provider: Provider, key: ProviderKey) -> dict[str, str]:

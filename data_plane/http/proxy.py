@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from data_plane.routing.cooldowns import Cooldowns
-from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait
+from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait, attributed
 from data_plane.routing.outcome import Outcome, OutcomeKind, classify
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.routing.table import Caller, Provider, RoutingTable
@@ -28,7 +28,7 @@ from data_plane.usage import UsageRecorder
 
 from .body import RequestFields, needs_worker, read_fields, rewrite
 from .errors import Format, KeywayError, envelope
-from .headers import CORS, forwarded, new_request_id, relayed, with_credentials
+from .headers import CORS, forwarded, forwarded_query, new_request_id, relayed, with_credentials
 from .resolve import Resolution, resolve
 from .sse import EventFramer, stream_error_event
 from .surfaces import Surface
@@ -63,6 +63,11 @@ class ProxyOptions:
     forward_organization: bool = False
 
 
+def loop_clock() -> float:
+    """The event loop's clock: the one its timers, and so upstream timeouts, run on."""
+    return asyncio.get_running_loop().time()
+
+
 @dataclass(slots=True)
 class Gateway:
     """What every request shares within one proxy process."""
@@ -72,7 +77,7 @@ class Gateway:
     usage: UsageRecorder
     options: ProxyOptions = field(default_factory=ProxyOptions)
     cooldowns: Cooldowns = field(default_factory=Cooldowns)
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = loop_clock
     wall: Callable[[], float] = time.time
     body_worker: Executor = field(default_factory=_body_worker)
     """Where bodies too large to scan on the event loop are read and rewritten."""
@@ -244,8 +249,9 @@ class ModelCall:
     ) -> None:
         g = self.gateway
         engine = Failover(resolution.candidates, g.options.policy, g.cooldowns, g.clock())
-        query = scope.get("query_string", b"")
-        suffix = self.surface.upstream_suffix + ("?" + query.decode("latin-1") if query else "")
+        suffix = self.surface.upstream_suffix + forwarded_query(
+            scope.get("query_string", b""), self.surface.query
+        )
         # The same for every attempt: computed once per request, not per key.
         client_headers = forwarded(scope["headers"], g.options.forward_organization)
         # One rewritten body at a time, reused while attempts stay on its upstream model:
@@ -272,6 +278,7 @@ class ModelCall:
             provider = caller.account.providers[step.candidate.provider]
             headers = with_credentials(client_headers, provider, caller.account.keys[step.key_id])
             opened, first, outcome = await self._attempt(step, provider, headers, payload, suffix)
+            outcome = attributed(step, outcome)
             decision = engine.record(step, outcome, g.clock())
             g.usage.provider_key(step.key_id, outcome, g.wall())
             if decision is Decision.CONTINUE:
@@ -315,7 +322,7 @@ class ModelCall:
         )
         if isinstance(opened, Outcome):
             return None, b"", opened
-        outcome = classify(opened.status, opened.headers)
+        outcome = classify(opened.status, opened.headers, self.gateway.wall())
         if outcome.kind is not OutcomeKind.SUCCESS:
             return opened, b"", outcome
         # Commit to this upstream only once it has produced its first byte:
@@ -385,9 +392,10 @@ class ModelCall:
                 # makes the client's parser fail instead of reading half an answer.
                 raise
             event = stream_error_event(
-                self.surface.format,
+                self.surface.events,
                 f"upstream stream {error.reason}; the answer is incomplete",
                 request_id,
+                framer=framer,
             )
             await send({"type": "http.response.body", "body": event, "more_body": True})
         except BaseException:

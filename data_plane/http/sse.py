@@ -1,14 +1,24 @@
-"""The last event of a stream that broke after the response started. Pure.
+"""Server-sent events: cut at event boundaries, and the last event of a broken stream. Pure.
 
-Each official SDK raises on it, so an app never mistakes a truncated answer
-for a complete one.
+When an upstream stream breaks after the response has started, the client gets one
+final error event in the shape its API streams errors, so that SDKs and typed clients
+recognise it rather than take a truncated answer for a complete one.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+from typing import Any
 
-from .errors import Format
+_FIRST_EVENT_MAX = 64 * 1024
+"""Longest first event kept to describe a Responses stream's failure."""
+
+
+class EventStyle(enum.Enum):
+    CHAT = "chat"  # OpenAI chat completions: `data: {"error": {...}}`
+    RESPONSES = "responses"  # OpenAI Responses: an `error` event, then `response.failed`
+    MESSAGES = "messages"  # Anthropic Messages: `event: error`
 
 
 def complete_events(buffer: bytes | bytearray, start: int = 0) -> int:
@@ -21,12 +31,23 @@ def complete_events(buffer: bytes | bytearray, start: int = 0) -> int:
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
+def _count_events(data: bytes) -> int:
+    return data.count(b"\n\n") + data.count(b"\r\n\r\n")
+
+
 class EventFramer:
-    """Cuts a byte stream at SSE event boundaries, in linear time and bounded memory."""
+    """Cuts a byte stream at SSE event boundaries, in linear time and bounded memory.
+
+    It also remembers (by reference, no copies) the first and the latest whole events
+    it let through, for the error event that may have to follow them.
+    """
 
     def __init__(self, limit: int = 1 << 20) -> None:
         self._buffer = bytearray()
         self._limit = limit
+        self.first = b""
+        self.last = b""
+        self.events = 0
 
     def feed(self, data: bytes) -> bytes:
         """The whole events now available (possibly b"")."""
@@ -38,6 +59,10 @@ class EventFramer:
             cut = len(self._buffer)  # not SSE after all: stop holding bytes back
         ready = bytes(self._buffer[:cut])
         del self._buffer[:cut]
+        if ready:
+            self.first = self.first or ready
+            self.last = ready
+            self.events += _count_events(ready)
         return ready
 
     @property
@@ -49,18 +74,73 @@ class EventFramer:
         return bytes(self._buffer)
 
 
-def stream_error_event(fmt: Format, message: str, request_id: str) -> bytes:
-    if fmt is Format.ANTHROPIC:
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: ".encode() + json.dumps(data).encode() + b"\n\n"
+
+
+def _event_data(chunk: bytes, which: int) -> dict[str, Any] | None:
+    """The JSON data of the first (0) or last (-1) event in a chunk of whole events."""
+    events = [e for e in chunk.replace(b"\r\n", b"\n").split(b"\n\n") if e.strip()]
+    if not events:
+        return None
+    lines = events[which].split(b"\n")
+    data = b"\n".join(line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:"))
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _responses_error(message: str, code: str, framer: EventFramer | None) -> bytes:
+    last = _event_data(framer.last, -1) if framer is not None else None
+    number = last.get("sequence_number") if last is not None else None
+    sequence = number + 1 if isinstance(number, int) else (framer.events if framer else 0)
+    error = {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "param": None,
+        "sequence_number": sequence,
+    }
+    out = _event("error", error)
+    # A client waiting for the response's terminal event gets one, for the response it
+    # was told about (the SDKs check the id), when the stream began with it.
+    first = (
+        _event_data(framer.first, 0)
+        if framer is not None and len(framer.first) <= _FIRST_EVENT_MAX
+        else None
+    )
+    response = first.get("response") if first is not None else None
+    if isinstance(response, dict) and first is not None and first.get("type") == "response.created":
+        failed = {
+            **response,
+            "status": "failed",
+            "error": {"code": "server_error", "message": message},
+        }
+        out += _event(
+            "response.failed",
+            {"type": "response.failed", "response": failed, "sequence_number": sequence + 1},
+        )
+    return out
+
+
+def stream_error_event(
+    style: EventStyle,
+    message: str,
+    request_id: str,
+    code: str = "upstream_stream_error",
+    framer: EventFramer | None = None,
+) -> bytes:
+    """The event(s) that end a stream the proxy could not finish; `framer` saw it so far."""
+    if style is EventStyle.MESSAGES:
         data = {
             "type": "error",
             "error": {"type": "api_error", "message": message},
             "request_id": request_id,
         }
-        return b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"
-    error = {
-        "message": message,
-        "type": "server_error",
-        "code": "upstream_stream_error",
-        "param": None,
-    }
-    return b"event: error\ndata: " + json.dumps({"error": error}).encode() + b"\n\n"
+        return _event("error", data)
+    if style is EventStyle.RESPONSES:
+        return _responses_error(message, code, framer)
+    error = {"message": message, "type": "server_error", "code": code, "param": None}
+    return _event("error", {"error": error})

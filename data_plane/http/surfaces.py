@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from data_plane.routing.table import ANTHROPIC, OPENAI
 
 from .errors import Format
+from .sse import EventStyle
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,10 @@ class Surface:
     upstream_suffix: str
     """Appended to the provider's base URL (which ends in its version segment)."""
     format: Format
+    events: EventStyle
+    """How a stream on this surface reports an error."""
+    query: frozenset[str] = frozenset()
+    """Query parameters the provider API defines for this call; others are dropped."""
 
     @property
     def provider_format(self) -> str:
@@ -22,8 +27,15 @@ class Surface:
 
 
 SURFACES = (
-    Surface("/v1/chat/completions", "/chat/completions", Format.OPENAI),
-    Surface("/v1/responses", "/responses", Format.OPENAI),
-    Surface("/v1/embeddings", "/embeddings", Format.OPENAI),
-    Surface("/v1/messages", "/messages", Format.ANTHROPIC),
+    Surface("/v1/chat/completions", "/chat/completions", Format.OPENAI, EventStyle.CHAT),
+    Surface("/v1/responses", "/responses", Format.OPENAI, EventStyle.RESPONSES),
+    Surface("/v1/embeddings", "/embeddings", Format.OPENAI, EventStyle.CHAT),
+    # The Anthropic SDK's beta client posts to `/v1/messages?beta=true`.
+    Surface(
+        "/v1/messages",
+        "/messages",
+        Format.ANTHROPIC,
+        EventStyle.MESSAGES,
+        frozenset({"beta"}),
+    ),
 )

@@ -22,7 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from . import payloads as p
 from . import sse
-from .behaviours import FAILURES, Behaviour, Failure, Kind, parse_key
+from .behaviours import FAILURES, RATE_LIMITS, Behaviour, Failure, Kind, parse_key
 
 _RECORDED_HEADERS = frozenset({"anthropic-version", "anthropic-beta", "openai-organization"})
 _INVALID_REQUEST = Failure(400, "", "invalid_request_error", None, "invalid_request_error")
@@ -263,7 +263,7 @@ class _Exchange:
         elif delay > 0 and not await self.pause(delay / 1000):
             self.record.outcome = Outcome.CANCELLED
         elif kind in FAILURES:
-            retry_after = behaviour.param if kind is Kind.RATE_LIMITED else None
+            retry_after = behaviour.param if kind in RATE_LIMITS else None
             await self.fail(FAILURES[kind], retry_after=retry_after)
         elif surface is _Surface.MODELS:
             await self.reply(p.ANTHROPIC_MODELS if self.api is p.Api.ANTHROPIC else p.OPENAI_MODELS)
@@ -336,7 +336,9 @@ class _Exchange:
     # --- sending ------------------------------------------------------------------------------
 
     def _headers(self, retry_after: float | None = None) -> p.Headers:
-        return p.limit_headers(self.api, self.request_id, time.time(), retry_after)
+        kind = self.behaviour.kind if self.behaviour else None
+        hint = _HINTS.get(kind, "seconds") if kind is not None else "seconds"
+        return p.limit_headers(self.api, self.request_id, time.time(), retry_after, hint)
 
     async def fail(
         self, failure: Failure, message: str | None = None, retry_after: float | None = None
@@ -416,6 +418,9 @@ class _Exchange:
         except TimeoutError:
             return True
         return False
+
+
+_HINTS = {Kind.RATE_LIMITED_DATE: "date", Kind.RATE_LIMITED_RESET: "reset"}
 
 
 def _missing_key_message(api: p.Api) -> str:

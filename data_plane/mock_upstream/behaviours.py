@@ -27,6 +27,8 @@ FOREIGN_LABEL = "(not a mock key)"
 class Kind(StrEnum):
     OK = "ok"
     RATE_LIMITED = "429"
+    RATE_LIMITED_DATE = "429date"  # Retry-After as an HTTP date
+    RATE_LIMITED_RESET = "429reset"  # only the provider's rate-limit reset headers
     UNAUTHORIZED = "401"
     FORBIDDEN = "403"
     SERVER_ERROR = "500"
@@ -43,6 +45,8 @@ class Kind(StrEnum):
 # Default parameter per behaviour, and whether it must be a whole number.
 _DEFAULTS: dict[Kind, tuple[float, bool]] = {
     Kind.RATE_LIMITED: (1.0, False),  # Retry-After seconds
+    Kind.RATE_LIMITED_DATE: (1.0, False),
+    Kind.RATE_LIMITED_RESET: (1.0, False),
     Kind.SLOW: (1000.0, False),  # ms before the response headers
     Kind.BREAK: (1.0, True),  # SSE events sent before the cut
     Kind.STALL: (1.0, True),  # SSE events sent before going silent
@@ -103,14 +107,19 @@ class Failure:
     openai_param: str | None = None
 
 
+_RATE_LIMITED = Failure(
+    429,
+    "Rate limit reached for requests (mock upstream).",
+    "requests",
+    "rate_limit_exceeded",
+    "rate_limit_error",
+)
+RATE_LIMITS = frozenset({Kind.RATE_LIMITED, Kind.RATE_LIMITED_DATE, Kind.RATE_LIMITED_RESET})
+
 FAILURES: dict[Kind, Failure] = {
-    Kind.RATE_LIMITED: Failure(
-        429,
-        "Rate limit reached for requests (mock upstream).",
-        "requests",
-        "rate_limit_exceeded",
-        "rate_limit_error",
-    ),
+    Kind.RATE_LIMITED: _RATE_LIMITED,
+    Kind.RATE_LIMITED_DATE: _RATE_LIMITED,
+    Kind.RATE_LIMITED_RESET: _RATE_LIMITED,
     Kind.UNAUTHORIZED: Failure(
         401,
         "Incorrect API key provided (mock upstream).",

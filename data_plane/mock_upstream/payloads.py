@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import random
 import struct
 import time
+from email.utils import formatdate
 from enum import Enum
 from typing import Any
 
@@ -313,8 +315,15 @@ def _timestamp(at: float) -> bytes:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)).encode()
 
 
-def limit_headers(api: Api, request_id: str, now: float, retry_after: float | None) -> Headers:
-    """Request id and rate-limit headers; ``retry_after`` set means this is a 429."""
+def limit_headers(
+    api: Api, request_id: str, now: float, retry_after: float | None, hint: str = "seconds"
+) -> Headers:
+    """Request id and rate-limit headers; ``retry_after`` set means this is a 429.
+
+    `hint` says how a 429 tells when to come back: ``seconds`` (Retry-After and
+    retry-after-ms), ``date`` (Retry-After as an HTTP date), ``reset`` (only the
+    provider's own rate-limit reset headers).
+    """
     limited = retry_after is not None
     wait = retry_after or 0.0
     if api is Api.ANTHROPIC:
@@ -326,7 +335,10 @@ def limit_headers(api: Api, request_id: str, now: float, retry_after: float | No
         headers = [(b"x-request-id", request_id.encode()), *_OPENAI_LIMITS]
         headers.append((b"x-ratelimit-remaining-requests", b"0" if limited else b"9999"))
         headers.append((b"x-ratelimit-reset-requests", go_duration(wait or 0.006).encode()))
-    if limited:
+    if limited and hint == "seconds":
         headers.append((b"retry-after", retry_after_value(wait).encode()))
         headers.append((b"retry-after-ms", str(round(wait * 1000)).encode()))
+    elif limited and hint == "date":
+        # Whole seconds, rounded up so that it is never before the wait ends.
+        headers.append((b"retry-after", formatdate(math.ceil(now + wait), usegmt=True).encode()))
     return headers

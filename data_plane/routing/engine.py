@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from data_plane.routing.cooldowns import Cooldowns
-from data_plane.routing.outcome import Outcome, OutcomeKind
+from data_plane.routing.outcome import Outcome, OutcomeKind, deadline_reached
 from data_plane.routing.policy import FailoverPolicy
 
 
@@ -30,6 +30,15 @@ class Attempt:
     candidate: Candidate
     key_id: str
     timeout: float  # seconds; never beyond the request's total deadline
+    deadline_bound: bool = False
+    """The total deadline, not the attempt timeout, set `timeout`."""
+
+
+def attributed(attempt: Attempt, outcome: Outcome) -> Outcome:
+    """A timeout of an attempt the total deadline cut short says nothing about its key."""
+    if outcome.kind is OutcomeKind.TIMEOUT and attempt.deadline_bound:
+        return deadline_reached()
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,7 @@ class Failover:
         self._policy = policy
         self._cooldowns = cooldowns
         self._deadline = start + policy.total_deadline
+        self._budget = max(min(policy.min_attempt_time, policy.attempt_timeout), 1e-9)
         self._has_keys = any(candidate.keys for candidate in self._candidates)
         self._records: list[AttemptRecord] = []
         # Keyed by what the provider actually receives, so two candidates aliasing one upstream
@@ -104,7 +114,9 @@ class Failover:
         if not self._has_keys:
             providers = ", ".join(dict.fromkeys(c.provider for c in self._candidates))
             return Exhausted(502, "no_provider_key", f"no provider key for {providers}", ())
-        if now >= self._deadline:
+        # An attempt that cannot reach the provider and answer in the time left is not
+        # started (the proxy's timer may also fire a hair before this clock says so).
+        if self._deadline - now < self._budget:
             return self._exhausted(now, deadline=True)
         if len(self._records) >= self._policy.max_attempts:
             return self._exhausted(now, deadline=False)
@@ -175,7 +187,7 @@ class Failover:
         if not waits:
             return None
         seconds, option = min(waits)
-        if now + seconds >= self._deadline:
+        if now + seconds + self._budget > self._deadline:
             return None
         self._waited = True
         self._retry = option
@@ -185,8 +197,11 @@ class Failover:
         index, key_id = option
         candidate = self._candidates[index]
         self._tried.add((candidate.provider, candidate.upstream_model, key_id))
-        timeout = min(self._policy.attempt_timeout, self._deadline - now)
-        self._pending = Attempt(index, candidate, key_id, timeout)
+        left = self._deadline - now
+        timeout = min(self._policy.attempt_timeout, left)
+        self._pending = Attempt(
+            index, candidate, key_id, timeout, left < self._policy.attempt_timeout
+        )
         return self._pending
 
     def _exhausted(self, now: float, *, deadline: bool) -> Exhausted:

@@ -1,4 +1,4 @@
-"""Failover bounds and cooldowns; the defaults are the ones PRODUCT.md promises."""
+"""Failover bounds and cooldowns, with their defaults."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ class FailoverPolicy:
     auth_cooldown: float = 60.0  # how long a key answering 401/403 is held back
     rate_limit_default: float = 10.0  # hold for a 429 that did not say how long
     max_retry_wait: float = 5.0  # longest Retry-After worth waiting for within one request
+    min_attempt_time: float = 0.25
+    """No attempt starts with less of the total deadline left than this (or than
+    attempt_timeout, if shorter): it could not reach the provider and answer in time, and
+    the timeout would be charged to a key that did nothing wrong."""
 
     def __post_init__(self) -> None:
         # Configurable by operators, so nonsense is refused here rather than looping or never
@@ -25,6 +29,8 @@ class FailoverPolicy:
         ):
             if not value > 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0 <= self.min_attempt_time <= self.total_deadline:
+            raise ValueError("min_attempt_time must be between 0 and total_deadline")
         for name, value in (
             ("auth_cooldown", self.auth_cooldown),
             ("rate_limit_default", self.rate_limit_default),

@@ -314,3 +314,17 @@ def test_stream_breaking_after_first_byte_raises_in_the_sdk(stack: Stack) -> Non
     ):
         for _ in s.text_stream:
             pass
+
+
+def test_responses_stream_breaking_ends_with_typed_error_events(stack: Stack) -> None:
+    from openai.types.responses import ResponseErrorEvent, ResponseFailedEvent
+
+    token, _ = route(stack, "openai", ["sk-mock-break-4-responses"])
+    events = list(oai(stack, token).responses.create(model="gpt-4o", input="hi", stream=True))
+    *_, error, failed = events
+    assert isinstance(error, ResponseErrorEvent)
+    assert error.code == "upstream_stream_error"
+    assert "incomplete" in error.message
+    assert isinstance(failed, ResponseFailedEvent)
+    assert failed.response.id == events[0].response.id  # type: ignore[union-attr]
+    assert failed.response.status == "failed"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from data_plane.http.errors import CATALOG, Format, KeywayError, envelope
-from data_plane.http.sse import stream_error_event
+from data_plane.http.sse import EventStyle, stream_error_event
 
 STATUS = {
     "missing_access_key": 401,
@@ -175,7 +175,7 @@ def _parse_sse(event: bytes) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("message", [MESSAGE, "two\nlines\r\nand \u00e9 \U0001f600"])
 def test_openai_stream_error_event(message: str) -> None:
-    event = stream_error_event(Format.OPENAI, message, "req_1")
+    event = stream_error_event(EventStyle.CHAT, message, "req_1")
     assert _parse_sse(event) == (
         "error",
         {
@@ -191,7 +191,7 @@ def test_openai_stream_error_event(message: str) -> None:
 
 @pytest.mark.parametrize("message", [MESSAGE, "two\nlines\r\nand \u00e9 \U0001f600"])
 def test_anthropic_stream_error_event(message: str) -> None:
-    event = stream_error_event(Format.ANTHROPIC, message, "req_1")
+    event = stream_error_event(EventStyle.MESSAGES, message, "req_1")
     assert _parse_sse(event) == (
         "error",
         {

@@ -15,12 +15,14 @@ from data_plane.routing.engine import (
     Exhausted,
     Failover,
     Wait,
+    attributed,
 )
 from data_plane.routing.outcome import (
     Outcome,
     OutcomeKind,
     classify,
     connect_error,
+    deadline_reached,
     timeout,
 )
 from data_plane.routing.policy import FailoverPolicy
@@ -437,7 +439,87 @@ def test_policy_defaults_match_the_product() -> None:
         auth_cooldown=60.0,
         rate_limit_default=10.0,
         max_retry_wait=5.0,
+        min_attempt_time=0.25,
     )
+
+
+@pytest.mark.parametrize("bad", [-0.1, 121.0, float("nan")])
+def test_min_attempt_time_must_fit_the_deadline(bad: float) -> None:
+    with pytest.raises(ValueError, match="min_attempt_time"):
+        FailoverPolicy(min_attempt_time=bad)
+
+
+# --- No phantom attempts at the total deadline ---
+#
+# Keys [500, slow, good] and a short deadline: the slow attempt is given what is left of the
+# deadline, and the proxy's timer for it may fire a little before the engine's clock reaches
+# the deadline. The engine must not hand the healthy key an attempt with a sliver of time.
+
+KEYS_500_SLOW_GOOD = Candidate("openai", "gpt-4o", "gpt-4o", ("pk_500", "pk_slow", "pk_good"))
+SHORT = FailoverPolicy(attempt_timeout=60.0, total_deadline=2.0)
+
+
+@pytest.mark.parametrize("early", [0.0, 1e-6, 0.001, 0.01, 0.2, 0.249])
+def test_no_attempt_starts_in_the_last_sliver_of_the_deadline(early: float) -> None:
+    failover = engine(KEYS_500_SLOW_GOOD, policy=SHORT, start=100.0)
+    fail(failover, 100.01, status(500))
+    slow = attempt(failover, 100.01)
+    assert slow.key_id == "pk_slow"
+    assert slow.timeout == pytest.approx(1.99)
+    assert slow.deadline_bound
+    ended = 100.01 + slow.timeout - early  # the timer fired `early` before the deadline
+    assert failover.record(slow, attributed(slow, timeout()), ended) is Decision.CONTINUE
+    result = exhausted(failover, ended)
+    assert (result.status, result.code) == (504, "deadline_exceeded")
+    assert [a.key_id for a in result.attempts] == ["pk_500", "pk_slow"]
+    assert result.attempts[1].reason == "Total deadline reached before the provider answered"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.floats(0.0, 1e6),
+    total=st.floats(0.5, 59.0),  # shorter than an attempt: the deadline cuts every attempt
+    spent=st.floats(0.0, 1.0),
+    early=st.floats(0.0, 0.2),
+)
+def test_the_healthy_key_never_gets_a_phantom_attempt(
+    start: float, total: float, spent: float, early: float
+) -> None:
+    policy = FailoverPolicy(attempt_timeout=60.0, total_deadline=total)
+    failover = engine(KEYS_500_SLOW_GOOD, policy=policy, start=start)
+    first = attempt(failover, start)
+    now = start + spent * first.timeout  # the 500 takes any share of the time
+    failover.record(first, status(500), now)
+    step = failover.next_attempt(now)
+    if isinstance(step, Attempt):
+        assert step.key_id == "pk_slow"
+        assert step.timeout >= policy.min_attempt_time
+        now += step.timeout - early  # the slow key's timer fires a little early
+        failover.record(step, attributed(step, timeout()), now)
+        step = failover.next_attempt(now)
+    assert isinstance(step, Exhausted)
+    assert (step.status, step.code) == (504, "deadline_exceeded")
+    assert "pk_good" not in [a.key_id for a in step.attempts]
+    assert "Provider did not answer in time" not in [a.reason for a in step.attempts]
+
+
+def test_a_timeout_of_an_attempt_cut_by_the_deadline_is_not_the_keys_fault() -> None:
+    failover = engine(GPT, policy=FailoverPolicy(attempt_timeout=5.0, total_deadline=7.0))
+    first = attempt(failover, 0.0)
+    assert (first.timeout, first.deadline_bound) == (5.0, False)
+    assert attributed(first, timeout()) == timeout()
+    assert failover.record(first, timeout(), 5.0) is Decision.CONTINUE
+    second = attempt(failover, 5.0)
+    assert (second.timeout, second.deadline_bound) == (2.0, True)
+    assert attributed(second, timeout()) == deadline_reached()
+    assert attributed(second, status(500)) == status(500)
+
+
+def test_the_minimum_budget_is_at_most_the_attempt_timeout() -> None:
+    policy = FailoverPolicy(attempt_timeout=0.1, total_deadline=1.0, min_attempt_time=0.5)
+    failover = engine(GPT, policy=policy)
+    fail(failover, 0.0, status(500))
+    assert attempt(failover, 0.85).timeout == pytest.approx(0.1)
 
 
 # --- Properties over random candidates, cooldowns and upstream behaviour ---
@@ -463,6 +545,7 @@ policy_strategy = st.builds(
     auth_cooldown=st.one_of(st.just(60.0), st.floats(0.0, 60.0)),
     rate_limit_default=st.one_of(st.just(10.0), st.floats(0.0, 10.0)),
     max_retry_wait=st.one_of(st.just(5.0), st.floats(0.0, 5.0)),
+    min_attempt_time=st.one_of(st.just(0.25), st.floats(0.0, 1.0)),
 )
 # Hypothesis favours the first entries: rate limits with short waits come first and success last,
 # so that runs often reach the wait-and-retry, the end of the candidate list and the deadline.
@@ -512,6 +595,7 @@ def test_engine_properties(
         cooldowns.hold(key, until)
     start = now = data.draw(st.floats(0.0, 100.0), label="start")
     deadline = start + policy.total_deadline
+    budget = min(policy.min_attempt_time, policy.attempt_timeout)
     failover = Failover(candidates, policy, cooldowns, start)
 
     tried: set[tuple[str, str, str]] = set()
@@ -531,13 +615,14 @@ def test_engine_properties(
             assert waits == 0
             assert not after_wait
             assert 0.0 <= step.seconds <= policy.max_retry_wait
-            assert now + step.seconds < deadline
+            assert now + step.seconds + budget <= deadline
             waits, after_wait = 1, True
             now += step.seconds
             continue
 
         assert len(outcomes) < policy.max_attempts
         assert 0.0 < step.timeout <= deadline - now
+        assert step.timeout >= budget
         assert step.timeout <= policy.attempt_timeout
         candidate = candidates[step.candidate_index]
         assert step.candidate == candidate
@@ -590,7 +675,7 @@ def test_engine_properties(
         assert (result.status, result.code) == (429, "all_rate_limited")
         assert result.retry_after is not None
         assert result.retry_after >= 0.0
-    elif now >= deadline:
+    elif deadline - now < max(budget, 1e-9):
         assert (result.status, result.code) == (504, "deadline_exceeded")
     else:
         assert (result.status, result.code) == (502, "all_attempts_failed")

@@ -127,3 +127,104 @@ def test_invalid_reset_does_not_hide_the_valid_one() -> None:
 def test_invalid_retry_after_falls_back_to_resets() -> None:
     headers = {"retry-after": "later", "x-ratelimit-reset-tokens": "2s"}
     assert classify(429, headers).retry_after == 2.0
+
+
+# --- HTTP dates and Anthropic's reset times ---------------------------------------------
+
+NOW = 1_792_567_680.0  # 2026-10-21T07:28:00Z
+DATE = "Wed, 21 Oct 2026 07:28:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("Wed, 21 Oct 2026 07:28:30 GMT", 30.0),
+        ("Wednesday, 21-Oct-26 07:29:00 GMT", 60.0),  # RFC 850
+        ("Wed Oct 21 07:28:05 2026", 5.0),  # asctime, GMT by definition
+        ("Wed, 21 Oct 2026 07:27:00 GMT", 0.0),  # already past: usable now
+        ("Wed, 21 Oct 2036 07:28:00 GMT", 24 * 3600.0),  # absurd: clamped to a day
+    ],
+)
+def test_retry_after_as_an_http_date(value: str, seconds: float) -> None:
+    assert classify(429, {"Retry-After": value}, NOW).retry_after == pytest.approx(seconds)
+
+
+def test_an_http_date_counts_from_the_responses_own_date() -> None:
+    # The provider's clock is 10 s behind ours: its date says 20 s from *its* now.
+    headers = {
+        "Date": "Wed, 21 Oct 2026 07:27:50 GMT",
+        "Retry-After": "Wed, 21 Oct 2026 07:28:10 GMT",
+    }
+    assert classify(429, headers, NOW).retry_after == pytest.approx(20.0)
+    # Without our clock, the Date header alone is enough.
+    assert classify(429, headers).retry_after == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("value", ["Wed, 32 Oct 2026 07:28:00 GMT", "tomorrow", "Wed, 21 Oct"])
+def test_an_unparsable_date_is_ignored(value: str) -> None:
+    assert classify(429, {"Retry-After": value}, NOW).retry_after is None
+
+
+ANTHROPIC_429 = {
+    "date": DATE,
+    "anthropic-ratelimit-requests-limit": "4000",
+    "anthropic-ratelimit-requests-remaining": "3999",
+    "anthropic-ratelimit-requests-reset": "2026-10-21T07:28:01Z",
+    "anthropic-ratelimit-tokens-remaining": "0",
+    "anthropic-ratelimit-tokens-reset": "2026-10-21T07:28:40Z",
+    "anthropic-ratelimit-input-tokens-remaining": "0",
+    "anthropic-ratelimit-input-tokens-reset": "2026-10-21T07:28:25.5Z",
+    "anthropic-ratelimit-output-tokens-remaining": "12000",
+    "anthropic-ratelimit-output-tokens-reset": "2026-10-21T07:29:00Z",
+}
+
+
+def test_anthropic_resets_hold_until_the_last_exhausted_budget_resets() -> None:
+    # Tokens and input tokens are used up; requests and output tokens are not the reason.
+    assert classify(429, ANTHROPIC_429, NOW).retry_after == pytest.approx(40.0)
+
+
+def test_anthropic_resets_without_remaining_counts_all_count() -> None:
+    headers = {
+        "anthropic-ratelimit-requests-reset": "2026-10-21T07:28:03Z",
+        "anthropic-ratelimit-output-tokens-reset": "2026-10-21T07:28:09+00:00",
+    }
+    assert classify(429, headers, NOW).retry_after == pytest.approx(9.0)
+
+
+def test_anthropic_reset_with_an_offset_and_in_the_past() -> None:
+    assert classify(
+        429, {"anthropic-ratelimit-tokens-reset": "2026-10-21T09:28:12+02:00"}, NOW
+    ).retry_after == pytest.approx(12.0)
+    assert classify(
+        429, {"anthropic-ratelimit-tokens-reset": "2026-10-21T07:00:00Z"}, NOW
+    ).retry_after == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("value", ["", "soon", "2026-10-21T07:28:12", "2026-13-01T00:00:00Z"])
+def test_unusable_anthropic_resets_are_ignored(value: str) -> None:
+    # A time without an offset could be any zone, so it is not guessed.
+    assert classify(429, {"anthropic-ratelimit-requests-reset": value}, NOW).retry_after is None
+
+
+def test_anthropic_resets_need_a_clock() -> None:
+    headers = {"anthropic-ratelimit-requests-reset": "2026-10-21T07:28:12Z"}
+    assert classify(429, headers).retry_after is None
+
+
+def test_retry_after_still_wins_over_anthropic_resets() -> None:
+    assert classify(429, {**ANTHROPIC_429, "retry-after": "3"}, NOW).retry_after == 3.0
+
+
+def test_openai_resets_of_budgets_with_room_left_do_not_count() -> None:
+    headers = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "2s",
+        "x-ratelimit-remaining-tokens": "149000",
+        "x-ratelimit-reset-tokens": "6m0s",
+    }
+    assert classify(429, headers).retry_after == 2.0
+
+
+def test_a_huge_but_finite_retry_after_is_clamped() -> None:
+    assert classify(429, {"retry-after": "9" * 300}).retry_after == 24 * 3600.0
