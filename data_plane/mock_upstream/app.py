@@ -82,6 +82,7 @@ class RecordedRequest:
     header_names: tuple[str, ...]
     headers: dict[str, str]  # values of the few headers tests assert on
     body: bytes
+    query: str = ""
     status: int = 0
     outcome: Outcome = Outcome.PENDING
 
@@ -95,6 +96,7 @@ class RecordedRequest:
             "header_names": list(self.header_names),
             "headers": self.headers,
             "body": self.body.decode("utf-8", "replace"),
+            "query": self.query,
             "status": self.status,
             "outcome": self.outcome.value,
         }
@@ -231,6 +233,7 @@ class _Exchange:
             header_names=tuple(names),
             headers=kept,
             body=body,
+            query=scope.get("query_string", b"").decode("latin-1"),
         )
         app.keep(self.record)
 

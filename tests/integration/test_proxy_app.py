@@ -549,6 +549,36 @@ def test_anthropic_upstream_headers(gw: Gateway, shared: RunningProxy, http: htt
     assert "anthropic-beta" not in without.header_names
 
 
+def test_only_query_parameters_the_provider_api_defines_are_forwarded(
+    gw: Gateway, shared: RunningProxy, http: httpx.Client
+) -> None:
+    label = gw.label("query")
+    openai_route = routed(gw, shared, "openai", f"sk-mock-ok-{label}-o")
+    anthropic_route = routed(gw, shared, "anthropic", f"sk-mock-ok-{label}-a")
+    chat_body = {"model": "gpt-4o", "messages": HELLO}
+    # Chat completions defines no query parameters: nothing of the client's goes through.
+    response = http.post(
+        CHAT + "?api-version=2024-10-21&key=AIza-secret&debug=1",
+        headers=bearer(openai_route),
+        json=chat_body,
+    )
+    assert response.status_code == 200, response.text
+    # The Anthropic beta client's `?beta=true` goes through; the rest does not.
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": HELLO}
+    beta = http.post(
+        MESSAGES + "?beta=true&x=%2Fetc&beta=false",
+        headers={"x-api-key": anthropic_route.token},
+        json=body,
+    )
+    assert beta.status_code == 200, beta.text
+    plain = http.post(MESSAGES + "?x=1", headers={"x-api-key": anthropic_route.token}, json=body)
+    assert plain.status_code == 200, plain.text
+    chat_record, beta_record, plain_record = gw.mock.records(label)
+    assert (chat_record.path, chat_record.query) == ("/v1/chat/completions", "")
+    assert (beta_record.path, beta_record.query) == ("/v1/messages", "beta=true&beta=false")
+    assert plain_record.query == ""
+
+
 # -- usage reporting ---------------------------------------------------------------------------
 
 
