@@ -9,6 +9,7 @@ and no decompression, so response bytes are relayed exactly as sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -16,9 +17,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from data_plane.routing.outcome import Outcome, connect_error, timeout
+from data_plane.routing.outcome import Outcome, OutcomeKind, connect_error, timeout
 
 from .guard import PublicOnlyResolver, literal_host_refused
+
+log = logging.getLogger("keyway.data_plane.upstream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,10 @@ class UpstreamSettings:
     pool_limit: int = 1000
     pool_limit_per_host: int = 0
     keepalive_timeout: float = 30.0
+
+
+def request_error() -> Outcome:
+    return Outcome(OutcomeKind.CONNECT_ERROR, None, "Could not send the request to the provider")
 
 
 # Exception -> failover outcome, first match wins. One table, one place.
@@ -38,11 +45,16 @@ _FAILURES: tuple[tuple[type[BaseException], Callable[[], Outcome]], ...] = (
 )
 
 
-def outcome_of(error: BaseException) -> Outcome:
+def outcome_of(error: Exception) -> Outcome:
     for kind, make in _FAILURES:
         if isinstance(error, kind):
             return make()
-    raise error
+    # Anything else raised while building or sending the request (aiohttp refuses a header
+    # value with control characters: a provider key stored before such values were
+    # refused) is still one failed attempt, and the next key may work. The type only is
+    # logged: the messages of such errors may quote a header, i.e. a key.
+    log.warning("upstream request failed: %s", type(error).__name__)
+    return request_error()
 
 
 class Opened:
