@@ -193,6 +193,42 @@ class Router(_message.Message):
 Global___Router: _TypeAlias = Router  # noqa: Y015
 
 @_typing.final
+class Limits(_message.Message):
+    """Per access key limits, enforced by each proxy process on its own (a fleet of N
+    proxies admits up to N times these). An unset field means no limit beyond the
+    proxy's own caps.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_FIELD_NUMBER: _builtins.int
+    requests_per_minute: _builtins.int
+    """Requests per minute each linked access key may start, 1 to 1000000."""
+    concurrency: _builtins.int
+    """Requests each linked access key may have in flight at once, 1 to 100000."""
+    def __init__(
+        self,
+        *,
+        requests_per_minute: _builtins.int | None = ...,
+        concurrency: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_requests_per_minute", b"_requests_per_minute", "concurrency", b"concurrency", "requests_per_minute", b"requests_per_minute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_requests_per_minute", b"_requests_per_minute", "concurrency", b"concurrency", "requests_per_minute", b"requests_per_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__concurrency: _TypeAlias = _typing.Literal["concurrency"]  # noqa: Y015
+    _WhichOneofArgType__concurrency: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency"]  # noqa: Y015
+    _WhichOneofReturnType__requests_per_minute: _TypeAlias = _typing.Literal["requests_per_minute"]  # noqa: Y015
+    _WhichOneofArgType__requests_per_minute: _TypeAlias = _typing.Literal["_requests_per_minute", b"_requests_per_minute"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__concurrency) -> _WhichOneofReturnType__concurrency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__requests_per_minute) -> _WhichOneofReturnType__requests_per_minute | None: ...
+
+Global___Limits: _TypeAlias = Limits  # noqa: Y015
+
+@_typing.final
 class AccessKeyConfiguration(_message.Message):
     """Scope and routing shared by the access keys linked to it."""
 
@@ -208,6 +244,7 @@ class AccessKeyConfiguration(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id, prefixed `akc_`. Output only."""
     name: _builtins.str
@@ -236,6 +273,10 @@ class AccessKeyConfiguration(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the configuration was last changed. Output only."""
 
+    @_builtins.property
+    def limits(self) -> Global___Limits:
+        """Rate and concurrency limits for each linked access key; absent means none."""
+
     def __init__(
         self,
         *,
@@ -249,10 +290,11 @@ class AccessKeyConfiguration(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        limits: Global___Limits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "create_time", b"create_time", "router", b"router", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "create_time", b"create_time", "limits", b"limits", "router", b"router", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "access_key_count", b"access_key_count", "create_time", b"create_time", "description", b"description", "etag", b"etag", "id", b"id", "metadata", b"metadata", "name", b"name", "router", b"router", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "access_key_count", b"access_key_count", "create_time", b"create_time", "description", b"description", "etag", b"etag", "id", b"id", "limits", b"limits", "metadata", b"metadata", "name", b"name", "router", b"router", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -420,7 +462,7 @@ class UpdateAccessKeyConfigurationRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update: name, description, metadata, access, router."""
+        """Fields to update: name, description, metadata, access, router, limits."""
 
     def __init__(
         self,
