@@ -301,6 +301,32 @@ class SnapshotRoute(_message.Message):
 Global___SnapshotRoute: _TypeAlias = SnapshotRoute  # noqa: Y015
 
 @_typing.final
+class SnapshotLimits(_message.Message):
+    """Limits for each access key of a configuration; 0 means none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_FIELD_NUMBER: _builtins.int
+    requests_per_minute: _builtins.int
+    """Requests per minute per access key."""
+    concurrency: _builtins.int
+    """Requests in flight per access key."""
+    def __init__(
+        self,
+        *,
+        requests_per_minute: _builtins.int = ...,
+        concurrency: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrency", b"concurrency", "requests_per_minute", b"requests_per_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotLimits: _TypeAlias = SnapshotLimits  # noqa: Y015
+
+@_typing.final
 class SnapshotConfiguration(_message.Message):
     """A compiled access-key configuration."""
 
@@ -310,6 +336,7 @@ class SnapshotConfiguration(_message.Message):
     PROVIDERS_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
     ROUTES_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Configuration id."""
     @_builtins.property
@@ -326,6 +353,10 @@ class SnapshotConfiguration(_message.Message):
         provider route (model "") of the same provider when both match.
         """
 
+    @_builtins.property
+    def limits(self) -> Global___SnapshotLimits:
+        """Per access key limits; absent means none."""
+
     def __init__(
         self,
         *,
@@ -333,10 +364,11 @@ class SnapshotConfiguration(_message.Message):
         providers: Global___SnapshotAllowList | None = ...,
         models: Global___SnapshotAllowList | None = ...,
         routes: _abc.Iterable[Global___SnapshotRoute] | None = ...,
+        limits: Global___SnapshotLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "providers", b"providers"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "models", b"models", "providers", b"providers"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "models", b"models", "providers", b"providers", "routes", b"routes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "limits", b"limits", "models", b"models", "providers", b"providers", "routes", b"routes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
