@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ import grpc
 import uvicorn
 
 from .app import create_app
+from .http.connections import ConnectionLimits, protocol_class
 from .http.proxy import Gateway, ProxyOptions
 from .routing.table import RoutingTable, rotated_keys
+from .shared.addresses import is_loopback
 from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .state import ProxyState
-from .upstream.client import Upstream
+from .upstream.client import Upstream, UpstreamSettings
 from .usage import UsageRecorder, report_forever
 
 log = logging.getLogger("keyway.data_plane")
@@ -39,6 +42,54 @@ class ProxySettings:
     tls_client_key: Path | None = None
     options: ProxyOptions = field(default_factory=ProxyOptions)
     usage_interval: float = 2.0
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    tls_cert: Path | None = None
+    """Serve the HTTP listener over TLS with this certificate (and `tls_key`)."""
+    tls_key: Path | None = None
+    allow_insecure_control_plane: bool = False
+    """Follow a non-loopback control plane without TLS (snapshots carry provider keys)."""
+
+
+class InsecureSettingsError(Exception):
+    """Settings that would send or serve secrets in clear, or half a TLS configuration."""
+
+
+def check_transport(s: ProxySettings) -> None:
+    if (s.tls_cert is None) != (s.tls_key is None):
+        raise InsecureSettingsError(
+            "TLS on the proxy's listener needs both --tls-cert and --tls-key; "
+            "refusing to fall back to plaintext"
+        )
+    if s.tls_ca is None and not is_loopback(s.control_plane):
+        if not s.allow_insecure_control_plane:
+            raise InsecureSettingsError(
+                f"refusing to follow the control plane at {s.control_plane} without TLS: "
+                "snapshots carry provider keys, and usage reports the data-plane token. "
+                "Pass --tls-ca (the control plane's CA), or --allow-insecure-control-plane "
+                "if a trusted network layer already encrypts the traffic"
+            )
+        log.warning(
+            "following the control plane at %s WITHOUT TLS (--allow-insecure-control-plane): "
+            "provider keys and the data-plane token cross the network in clear",
+            s.control_plane,
+        )
+
+
+def raise_open_files_limit(needed: int) -> None:
+    """Each connection costs a descriptor, and so does its upstream connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed or soft == resource.RLIM_INFINITY:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        log.warning(
+            "open files limit is %d (hard %d); --max-connections wants about %d",
+            max(soft, target),
+            hard,
+            needed,
+        )
 
 
 class _Server(uvicorn.Server):
@@ -60,6 +111,7 @@ def _credentials(s: ProxySettings) -> grpc.ChannelCredentials | None:
 
 class Proxy:
     def __init__(self, settings: ProxySettings) -> None:
+        check_transport(settings)
         self.settings = settings
         self.state = ProxyState()
         host, _, port = settings.listen.rpartition(":")
@@ -79,7 +131,12 @@ class Proxy:
             cache=self.cache,
             credentials=credentials,
         )
-        self.upstream = Upstream()
+        # The pool never queues a request: in-flight requests are at most the client
+        # connections, and each holds one upstream connection at a time. Per-tenant caps
+        # (ProxyOptions) keep any one tenant to a share of them.
+        limits = settings.limits
+        self.upstream = Upstream(UpstreamSettings(pool_limit=limits.max_connections))
+        raise_open_files_limit(3 * limits.max_connections + 256)
         self.usage = UsageRecorder()
         self.gateway = Gateway(self.state, self.upstream, self.usage, settings.options)
         cooldowns = self.gateway.cooldowns
@@ -104,7 +161,11 @@ class Proxy:
             server_header=False,
             # Model calls never read X-Forwarded-*; parsing them costs every request.
             proxy_headers=False,
-            http="httptools",
+            http=protocol_class(limits),
+            ws="none",
+            timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
         )
         self._server = _Server(config)
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,7 +194,9 @@ class Proxy:
         # Everything built so far lives as long as the process: keep it out of
         # the collector's generations so collections scan only request garbage.
         gc.freeze()
-        log.info("proxy listening on %s:%d", self.settings.listen.rpartition(":")[0], self.port)
+        scheme = "https" if self.settings.tls_cert else "http"
+        host = self.settings.listen.rpartition(":")[0]
+        log.info("proxy listening on %s://%s:%d", scheme, host, self.port)
 
     async def stop(self) -> None:
         self._server.should_exit = True

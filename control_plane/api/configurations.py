@@ -22,11 +22,13 @@ _UPDATABLE = {
     "metadata": "metadata",
     "access": "access",
     "router": "router",
+    "limits": "limits",
 }
+_VALIDATED = ("access", "router", "limits")  # checked together against the account
 
 
 def configuration_message(row: dict[str, Any], linked: int) -> pb.AccessKeyConfiguration:
-    message = config_from_columns(row["access_json"], row["router_json"])
+    message = config_from_columns(row["access_json"], row["router_json"], row["limits_json"])
     message.MergeFrom(
         pb.AccessKeyConfiguration(name=row["name"], access_key_count=linked, **common(row))
     )
@@ -36,7 +38,7 @@ def configuration_message(row: dict[str, Any], linked: int) -> pb.AccessKeyConfi
 def _validator(candidate: pb.AccessKeyConfiguration) -> ValidateConfig:
     """Runs inside the store's write transaction, against the account as it is then."""
 
-    def validate(view: configuration.AccountView) -> tuple[str | None, str]:
+    def validate(view: configuration.AccountView) -> dict[str, str | None]:
         v = Violations()
         normal = configuration.normalise(candidate, view, v)
         v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
@@ -98,15 +100,17 @@ class ConfigurationServicer(
         values = changes(c, request.update_mask, _UPDATABLE)
         check_update(values, current)
         validate = None
-        if "access" in values or "router" in values:
-            candidate = config_from_columns(current["access_json"], current["router_json"])
-            for part in ("access", "router"):
+        if any(part in values for part in _VALIDATED):
+            candidate = config_from_columns(
+                current["access_json"], current["router_json"], current["limits_json"]
+            )
+            for part in _VALIDATED:
                 if part in values:
-                    candidate.ClearField(part)
-                    if c.HasField(part):
+                    candidate.ClearField(part)  # type: ignore[arg-type]
+                    if c.HasField(part):  # type: ignore[arg-type]
                         getattr(candidate, part).CopyFrom(getattr(c, part))
             validate = _validator(candidate)
-        columns = {k: v for k, v in values.items() if k not in ("access", "router")}
+        columns = {k: v for k, v in values.items() if k not in _VALIDATED}
         row = self.store.update_configuration(account_id, c.id, columns, c.etag, validate)
         return pb.UpdateAccessKeyConfigurationResponse(configuration=self._message(row))
 

@@ -215,6 +215,15 @@ def _format_router(value: Any) -> str:
     return "\n".join(lines) if lines else "no rules (default routing)"
 
 
+def _format_limits(value: Any) -> str:
+    parts = []
+    if value.HasField("requests_per_minute"):
+        parts.append(f"{value.requests_per_minute} requests/minute")
+    if value.HasField("concurrency"):
+        parts.append(f"{value.concurrency} in flight")
+    return (", ".join(parts) + " per access key") if parts else "none"
+
+
 def _compact_json(value: Any) -> str:
     return json.dumps(json_format.MessageToDict(value), separators=(", ", ": "))
 
@@ -225,6 +234,7 @@ _MESSAGE_FORMATTERS: dict[str, Callable[[Any], str]] = {
     "keyway.v1.ProviderKeyError": _format_provider_key_error,
     _ACCESS: _format_access,
     "keyway.v1.Router": _format_router,
+    "keyway.v1.Limits": _format_limits,
 }
 
 

@@ -21,6 +21,8 @@ MODEL_MAX = 255
 MAX_RULES = 200
 MAX_KEYS_PER_STEP = 100
 MAX_ALLOW_ENTRIES = 1000
+MAX_REQUESTS_PER_MINUTE = 1_000_000
+MAX_CONCURRENCY = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +159,34 @@ def _normalise_router(router: pb.Router, view: AccountView, v: Violations) -> pb
     return out
 
 
+def _normalise_limits(limits: pb.Limits, v: Violations) -> pb.Limits:
+    out = pb.Limits()
+    for name, maximum in (
+        ("requests_per_minute", MAX_REQUESTS_PER_MINUTE),
+        ("concurrency", MAX_CONCURRENCY),
+    ):
+        if not limits.HasField(name):  # type: ignore[arg-type]
+            continue
+        value = getattr(limits, name)
+        if not 1 <= value <= maximum:
+            v.add(f"limits.{name}", f"must be between 1 and {maximum}; omit it for no limit")
+        setattr(out, name, value)
+    return out
+
+
 def normalise(
     config: pb.AccessKeyConfiguration, view: AccountView, v: Violations
 ) -> pb.AccessKeyConfiguration:
-    """A copy of `access` and `router` in canonical form; problems go to `v`."""
+    """A copy of `access`, `router` and `limits` in canonical form; problems go to `v`."""
     out = pb.AccessKeyConfiguration()
     if config.HasField("access"):
         out.access.CopyFrom(_normalise_access(config.access, view, v))
     out.router.CopyFrom(_normalise_router(config.router, view, v))
+    if config.HasField("limits"):
+        limits = _normalise_limits(config.limits, v)
+        # An empty `limits: {}` is no limit at all: stored as absent.
+        if limits.ListFields():
+            out.limits.CopyFrom(limits)
     return out
 
 

@@ -91,6 +91,9 @@ def _configuration(config_id: str, config: cpb.AccessKeyConfiguration) -> spb.Sn
     if config.access.HasField("models"):
         out.models.allow.extend(config.access.models.allow)
         out.models.SetInParent()
+    if config.HasField("limits"):
+        out.limits.requests_per_minute = config.limits.requests_per_minute
+        out.limits.concurrency = config.limits.concurrency
     rules = sorted(config.router.rules, key=lambda r: (r.provider, r.model))
     for rule in rules:
         route = out.routes.add(provider_id=rule.provider, model=rule.model.lower())

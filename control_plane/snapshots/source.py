@@ -131,14 +131,15 @@ class StateReader:
             self._secrets = secrets
             configs: dict[str, list[tuple[str, AccessKeyConfiguration]]] = defaultdict(list)
             parsed: dict[str, tuple[str, AccessKeyConfiguration]] = {}
-            for account_id, config_id, etag, access_json, router_json in c.execute(
-                "SELECT account_id, id, etag, access_json, router_json FROM configurations"
+            for account_id, config_id, etag, access_json, router_json, limits_json in c.execute(
+                "SELECT account_id, id, etag, access_json, router_json, limits_json "
+                "FROM configurations"
             ):
                 hit = self._configs.get(config_id)
                 if hit is not None and hit[0] == etag:
                     config = hit[1]
                 else:
-                    config = config_from_columns(access_json, router_json)
+                    config = config_from_columns(access_json, router_json, limits_json)
                 parsed[config_id] = (etag, config)
                 configs[account_id].append((config_id, config))
             self._configs = parsed

@@ -102,3 +102,9 @@ def _rejected_hash(db: Database) -> None:
     # Without the hash a restarted control plane cannot tell that a proxy
     # already refused exactly the snapshot it is about to offer.
     db.execute("ALTER TABLE data_planes ADD COLUMN rejected_hash TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS(name="0004_configuration_limits")
+def _configuration_limits(db: Database) -> None:
+    # NULL: no per-access-key limits (rows written before limits existed have none).
+    db.execute("ALTER TABLE configurations ADD COLUMN limits_json TEXT")

@@ -78,8 +78,9 @@ CUSTOM_PROVIDERS = _Kind("custom_providers", "custom provider", ids.CUSTOM_PROVI
 # Tables holding an account's resources, children before parents for deletes.
 _ACCOUNT_TABLES = ("access_keys", "configurations", "provider_keys", "custom_providers")
 
-ValidateConfig = Callable[[AccountView], tuple[str | None, str]]
-"""Given the account, returns the (access_json, router_json) to store or raises."""
+ValidateConfig = Callable[[AccountView], dict[str, str | None]]
+"""Given the account, returns the configuration columns to store (codec.config_to_columns)
+or raises."""
 
 
 def _now_us() -> int:
@@ -307,12 +308,12 @@ class Store:
 
     def _configurations_of(self, account_id: str) -> Iterator[tuple[str, AccessKeyConfiguration]]:
         cursor = self._db.execute(
-            "SELECT id, access_json, router_json FROM configurations "
+            "SELECT id, access_json, router_json, limits_json FROM configurations "
             "WHERE account_id = ? ORDER BY seq",
             [account_id],
         )
-        for config_id, access_json, router_json in cursor.fetchall():
-            yield config_id, config_from_columns(access_json, router_json)
+        for config_id, access_json, router_json, limits_json in cursor.fetchall():
+            yield config_id, config_from_columns(access_json, router_json, limits_json)
 
     def _refuse_if_referenced(self, key: Row) -> None:
         users = [
@@ -589,14 +590,12 @@ class Store:
         validate: ValidateConfig,
     ) -> Row:
         with self._write() as revision:
-            access_json, router_json = validate(self.account_view(account_id))
             fields = {
                 "account_id": account_id,
                 "name": name,
                 "description": description,
                 "metadata": metadata,
-                "access_json": access_json,
-                "router_json": router_json,
+                **validate(self.account_view(account_id)),
             }
             return self._insert(CONFIGURATIONS, fields, revision)
 
@@ -612,9 +611,7 @@ class Store:
             row = self._find(CONFIGURATIONS, config_id, account_id)
             merged = dict(changes)
             if validate is not None:
-                merged["access_json"], merged["router_json"] = validate(
-                    self.account_view(account_id)
-                )
+                merged.update(validate(self.account_view(account_id)))
             return self._update(CONFIGURATIONS, row, merged, etag, revision)
 
     def list_configurations(self, account_id: str, *, after: int, limit: int) -> Page:

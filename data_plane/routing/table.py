@@ -52,6 +52,10 @@ class Policy:
     """Canonical `provider/model` entries, or None for unrestricted."""
     routes: Mapping[tuple[str, str], tuple[str, ...]]
     """(provider, lowercased model or "") -> key ids in order."""
+    requests_per_minute: int = 0
+    """Per access key; 0 means no limit."""
+    concurrency: int = 0
+    """Requests in flight per access key; 0 means no limit beyond the proxy's."""
 
 
 ALLOW_ALL = Policy(None, None, MappingProxyType({}))
@@ -119,6 +123,8 @@ def _policy(c: spb.SnapshotConfiguration) -> Policy:
         allowed_providers=frozenset(c.providers.allow) if c.HasField("providers") else None,
         allowed_models=frozenset(c.models.allow) if c.HasField("models") else None,
         routes=MappingProxyType(routes),
+        requests_per_minute=c.limits.requests_per_minute,
+        concurrency=c.limits.concurrency,
     )
 
 

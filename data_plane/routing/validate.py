@@ -15,6 +15,8 @@ from keyway.v1 import snapshot_pb2 as spb
 
 SCHEMA_VERSION = 1
 STRATEGIES = frozenset({"ordered"})
+MAX_REQUESTS_PER_MINUTE = 1_000_000
+MAX_CONCURRENCY = 100_000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _KNOWN_FORMATS = frozenset({spb.SNAPSHOT_FORMAT_OPENAI, spb.SNAPSHOT_FORMAT_ANTHROPIC})
 _KNOWN_AUTH = frozenset({spb.SNAPSHOT_AUTH_STYLE_BEARER, spb.SNAPSHOT_AUTH_STYLE_X_API_KEY})
@@ -60,6 +62,12 @@ def _check_configuration(
     key_providers: dict[str, str],
     providers: set[str],
 ) -> None:
+    for name, maximum in (
+        ("requests_per_minute", MAX_REQUESTS_PER_MINUTE),
+        ("concurrency", MAX_CONCURRENCY),
+    ):
+        if getattr(config.limits, name) > maximum:
+            r.add(f"{path}.limits.{name}", f"is over {maximum}")
     targets: set[tuple[str, str]] = set()
     for i, route in enumerate(config.routes):
         rpath = f"{path}.routes[{i}]"

@@ -69,7 +69,7 @@ def _secret(prefix: str) -> Secret:
 def _validator(candidate: cfg.AccessKeyConfiguration) -> ValidateConfig:
     """What the admin API runs: normalise against the account, refuse on any violation."""
 
-    def validate(view: configuration.AccountView) -> tuple[str | None, str]:
+    def validate(view: configuration.AccountView) -> dict[str, str | None]:
         v = Violations()
         normal = configuration.normalise(candidate, view, v)
         v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")

@@ -921,6 +921,42 @@ def test_configuration_update_replaces_only_masked_parts(api: Api) -> None:
     assert updated.router.rules[0].steps[0].key_selection_strategy == "ordered"
 
 
+def test_configuration_limits_are_stored_updated_and_cleared(api: Api) -> None:
+    key = api.provider_key(name="k")
+    created = api.configuration(
+        {
+            "name": "limited",
+            "router": router(rule("openai", key.id)),
+            "limits": {"requestsPerMinute": 600, "concurrency": 20},
+        }
+    )
+    assert (created.limits.requests_per_minute, created.limits.concurrency) == (600, 20)
+    fetched = api.configurations.GetAccessKeyConfiguration(
+        cfg.GetAccessKeyConfigurationRequest(id=created.id), metadata=api.md
+    ).configuration
+    assert json_format.MessageToDict(fetched)["limits"] == {
+        "requestsPerMinute": 600,
+        "concurrency": 20,
+    }
+
+    def update(limits: cfg.Limits | None) -> cfg.AccessKeyConfiguration:
+        config = cfg.AccessKeyConfiguration(id=created.id)
+        if limits is not None:
+            config.limits.CopyFrom(limits)
+        return api.configurations.UpdateAccessKeyConfiguration(
+            cfg.UpdateAccessKeyConfigurationRequest(
+                configuration=config, update_mask=mask("limits")
+            ),
+            metadata=api.md,
+        ).configuration
+
+    changed = update(cfg.Limits(concurrency=5))
+    assert changed.limits.concurrency == 5
+    assert not changed.limits.HasField("requests_per_minute")
+    assert [r.provider for r in changed.router.rules] == ["openai"]  # untouched
+    assert not update(None).HasField("limits")
+
+
 # -- providers ---------------------------------------------------------------------------
 
 

@@ -1045,6 +1045,30 @@ CONFIGURATIONS = [
         reason=CONFIG,
     ),
     case(
+        "create configuration: zero requests per minute",
+        create_configuration({"name": "l", "limits": {"requestsPerMinute": 0}}),
+        INVALID,
+        "limits.requests_per_minute",
+        reason=CONFIG,
+    ),
+    case(
+        "create configuration: negative concurrency and too high a rate",
+        create_configuration(
+            {"name": "l", "limits": {"concurrency": -1, "requestsPerMinute": 1_000_001}}
+        ),
+        INVALID,
+        "limits.requests_per_minute",
+        "limits.concurrency",
+        reason=CONFIG,
+    ),
+    case(
+        "update configuration: concurrency too high",
+        update_configuration("$config_a", ("limits",), {"limits": {"concurrency": 100_001}}),
+        INVALID,
+        "limits.concurrency",
+        reason=CONFIG,
+    ),
+    case(
         "update configuration: output-only path",
         update_configuration("$config_a", ("access_key_count",), {"accessKeyCount": 3}),
         INVALID,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from control_plane.cli.main import main as cli_main
 from control_plane.server import ControlPlane, InsecureListenError, Settings
+from data_plane.runner import InsecureSettingsError, Proxy
 
 from .conftest import start_control_plane, stop_control_plane
 from .proxies import (
@@ -314,6 +317,53 @@ def test_a_half_tls_configuration_is_refused_not_served_in_plaintext(
     with pytest.raises(InsecureListenError, match="both --tls-cert and --tls-key"):
         ControlPlane(settings)
     assert not (tmp_path / "data").exists()
+
+
+# -- the proxy: its own listener over TLS, and never a control plane in clear -----------------
+
+
+def test_the_proxy_serves_https_with_its_certificate(tmp_path: Path, pki: Pki) -> None:
+    settings = proxy_settings(
+        "127.0.0.1:1", "dp-token", "proxy-https", tls_cert=pki.server.cert, tls_key=pki.server.key
+    )
+    with proxy_running(settings) as proxy:
+        url = f"https://localhost:{proxy.proxy.port}"
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(pki.ca))) as https:
+            assert https.get(url + "/healthz").status_code == 200
+        # Plain HTTP to the TLS port gets no HTTP answer.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{proxy.proxy.port}/healthz", timeout=5)
+
+
+@pytest.mark.parametrize("half", ["cert", "key"])
+def test_the_proxy_refuses_half_a_tls_listener(pki: Pki, half: str) -> None:
+    pair = {"tls_cert": pki.server.cert} if half == "cert" else {"tls_key": pki.server.key}
+    settings = proxy_settings("127.0.0.1:1", "dp-token", "proxy-half", **pair)
+    with pytest.raises(InsecureSettingsError, match="both --tls-cert and --tls-key"):
+        Proxy(settings)
+
+
+@pytest.mark.parametrize("target", ["10.1.2.3:50051", "cp.example.com:443", "0.0.0.0:50051"])
+def test_the_proxy_refuses_a_remote_control_plane_in_clear(target: str) -> None:
+    # The snapshot stream carries provider keys and usage reports carry the token.
+    with pytest.raises(InsecureSettingsError, match="--allow-insecure-control-plane"):
+        Proxy(proxy_settings(target, "dp-token", "proxy-clear"))
+
+
+def test_the_proxy_follows_a_remote_control_plane_in_clear_only_when_told(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="keyway.data_plane")
+    told = proxy_settings(
+        "10.1.2.3:50051", "dp-token", "proxy-told", allow_insecure_control_plane=True
+    )
+    with proxy_running(told) as proxy:
+        assert proxy.get("/healthz").status_code == 200
+    assert "WITHOUT TLS" in caplog.text
+    with_ca = proxy_settings("10.1.2.3:50051", "dp-token", "proxy-ca", tls_ca=pki.ca)
+    with proxy_running(with_ca) as proxy:
+        assert proxy.get("/healthz").status_code == 200
+    assert "dp-token" not in caplog.text
 
 
 # -- the admin CLI over TLS --------------------------------------------------------------------

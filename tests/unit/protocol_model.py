@@ -80,6 +80,12 @@ def _configuration(
         allow = draw(st.lists(st.sampled_from(_ALLOWED_MODELS), max_size=2, unique=True))
         config.access.models.allow.extend(allow)
         config.access.models.SetInParent()
+    if draw(st.booleans()):
+        if draw(st.booleans()):
+            config.limits.requests_per_minute = draw(st.integers(1, 1_000_000))
+        if draw(st.booleans()):
+            config.limits.concurrency = draw(st.integers(1, 100_000))
+        config.limits.SetInParent()
     if not keys_by_provider:
         return config
     targets = draw(
@@ -153,6 +159,7 @@ class Corruption(Enum):
     UNKNOWN_STRATEGY = "unknown key selection strategy"
     DUPLICATE_ACCOUNT = "duplicate account id"
     UNKNOWN_CONFIGURATION = "access key names an unknown configuration"
+    LIMIT_TOO_HIGH = "a configuration's concurrency limit is over the maximum"
 
 
 INVALID = tuple(c for c in Corruption if c is not Corruption.NONE)
@@ -199,6 +206,8 @@ def _mutate(snapshot: spb.Snapshot, corruption: Corruption) -> None:
         _bad_account(snapshot, "zz_dup").access_keys[0].token_sha256 = token_hash(99, 0)
     elif corruption is c.UNKNOWN_CONFIGURATION:
         _bad_account(snapshot).access_keys[0].configuration_id = "cfg_missing"
+    elif corruption is c.LIMIT_TOO_HIGH:
+        _bad_account(snapshot).configurations[0].limits.concurrency = 100_001
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,9 +91,14 @@ def configuration(
     providers: Sequence[str] | None = None,
     models: Sequence[str] | None = None,
     routes: Iterable[spb.SnapshotRoute] = (),
+    requests_per_minute: int = 0,
+    concurrency: int = 0,
 ) -> spb.SnapshotConfiguration:
     """`None` leaves an allow-list absent (unrestricted); `[]` allows nothing."""
     out = spb.SnapshotConfiguration(id=configuration_id, routes=list(routes))
+    if requests_per_minute or concurrency:
+        out.limits.requests_per_minute = requests_per_minute
+        out.limits.concurrency = concurrency
     if providers is not None:
         out.providers.allow.extend(providers)
         out.providers.SetInParent()

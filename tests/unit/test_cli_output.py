@@ -129,6 +129,15 @@ def test_configuration_detail_spells_out_scope_and_rules() -> None:
     assert "etag".ljust(width) + "  -" in lines
 
 
+def test_configuration_limits_are_spelled_out() -> None:
+    limited = _parse_configuration('{"limits": {"requestsPerMinute": 600, "concurrency": 20}}')
+    assert output.format_field(limited, "limits") == (
+        "600 requests/minute, 20 in flight per access key"
+    )
+    rate_only = _parse_configuration('{"limits": {"requestsPerMinute": 60}}')
+    assert output.format_field(rate_only, "limits") == "60 requests/minute per access key"
+
+
 def test_absent_scope_means_everything_and_empty_allow_list_means_nothing() -> None:
     unrestricted = access_key_configurations_pb2.AccessKeyConfiguration()
     assert output.format_field(unrestricted, "access") == "everything allowed"

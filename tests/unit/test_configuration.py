@@ -200,10 +200,31 @@ def test_presence_is_preserved(
     assert list(out.access.models.allow) == []
 
 
-def test_only_access_and_router_are_returned() -> None:
+def test_only_access_router_and_limits_are_returned() -> None:
     config = _config({"name": "n", "description": "d", "metadata": "m", "id": "akc_x"})
     out, _ = _run(config)
     assert [fd.name for fd, _ in out.ListFields()] == ["router"]
+    out, _ = _run(_config({"name": "n", "limits": {"concurrency": 2}}))
+    assert [fd.name for fd, _ in out.ListFields()] == ["router", "limits"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "stored"),
+    [
+        ({"requestsPerMinute": 1, "concurrency": 1}, {"requests_per_minute": 1, "concurrency": 1}),
+        ({"requestsPerMinute": cfg.MAX_REQUESTS_PER_MINUTE}, {"requests_per_minute": 1_000_000}),
+        ({"concurrency": cfg.MAX_CONCURRENCY}, {"concurrency": 100_000}),
+        ({}, None),  # an empty object is no limit: stored as absent
+    ],
+)
+def test_limits_within_range_are_kept(
+    limits: dict[str, int], stored: dict[str, int] | None
+) -> None:
+    out, violations = _run(_config({"limits": limits}))
+    assert violations == []
+    assert out.HasField("limits") is (stored is not None)
+    if stored is not None:
+        assert {fd.name: value for fd, value in out.limits.ListFields()} == stored
 
 
 @pytest.mark.parametrize(("given_strategy", "stored"), [(None, "ordered"), ("ordered", "ordered")])
@@ -396,6 +417,16 @@ S00 = "router.rules[0].steps[0]"
             {"router": {"rules": [_rule("openai", "pk_oa1", model="m" * 256)]}},
             [f"{R0}.model"],
             id="model-too-long",
+        ),
+        pytest.param(
+            {"limits": {"requestsPerMinute": 0, "concurrency": 0}},
+            ["limits.requests_per_minute", "limits.concurrency"],
+            id="zero-limits",
+        ),
+        pytest.param(
+            {"limits": {"requestsPerMinute": -5, "concurrency": 100_001}},
+            ["limits.requests_per_minute", "limits.concurrency"],
+            id="limits-out-of-range",
         ),
     ],
 )

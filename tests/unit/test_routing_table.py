@@ -18,6 +18,7 @@ from data_plane.routing.table import (
     rotated_keys,
 )
 from data_plane.routing.tokens import token_sha256
+from data_plane.routing.validate import validate
 from tests.unit.snapshots import (
     ANTHROPIC_FMT,
     GPT_4O_UPSTREAM,
@@ -137,6 +138,29 @@ def test_configurations_are_compiled_once_and_shared() -> None:
     nothing = _caller("tok-4").policy
     assert (nothing.allowed_providers, nothing.allowed_models) == (frozenset(), frozenset())
     assert dict(nothing.routes) == {}
+
+
+def test_configuration_limits_are_compiled() -> None:
+    assert (_caller("tok-2").policy.requests_per_minute, _caller("tok-2").policy.concurrency) == (
+        0,
+        0,
+    )
+    limited = configuration("cfg_l", requests_per_minute=600, concurrency=20)
+    snap = snapshot(
+        account(
+            "acct_l", configurations=[limited], access_keys=[access_key("ak_l", "tok-l", "cfg_l")]
+        )
+    )
+    policy = caller_of(table(snap), "tok-l").policy
+    assert (policy.requests_per_minute, policy.concurrency) == (600, 20)
+
+
+@pytest.mark.parametrize("field", ["requests_per_minute", "concurrency"])
+def test_limits_over_the_maximum_do_not_validate(field: str) -> None:
+    limited = configuration("cfg_l")
+    setattr(limited.limits, field, 10**7)
+    snap = snapshot(account("acct_l", configurations=[limited]))
+    assert [v.field for v in validate(snap)] == [f"accounts[0].configurations[0].limits.{field}"]
 
 
 def test_providers_are_compiled() -> None:
