@@ -14,7 +14,10 @@ read. So the protocol is subclassed and enforces:
 - `body_read_timeout`: from the end of the headers until the whole body has arrived;
   408 and close, or just close if the response has started;
 - `max_connections`: connections beyond it get 503 and are closed at once;
-- `keepalive_timeout`: idle time between requests (uvicorn's own timer).
+- `keepalive_timeout`: idle time between requests (uvicorn's own timer);
+- `write_timeout`: how long a client may leave the response unread (the socket's buffer
+  full, uvicorn's writes paused) before it is disconnected; a client reading a stream a
+  byte a minute would otherwise hold it, and the upstream request behind it, for ever.
 
 Answers written here use the surface's error envelope; the protocol knows the path once
 the request line has been parsed.
@@ -39,13 +42,19 @@ class ConnectionLimits:
     body_read_timeout: float = 60.0
     max_connections: int = 4096
     keepalive_timeout: float = 5.0
+    write_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < 1024:
             raise ValueError("max_header_bytes must be at least 1024")
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        for name in ("header_read_timeout", "body_read_timeout", "keepalive_timeout"):
+        for name in (
+            "header_read_timeout",
+            "body_read_timeout",
+            "keepalive_timeout",
+            "write_timeout",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -86,6 +95,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._request_started = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
 
     # -- connection ---------------------------------------------------------------------
 
@@ -156,6 +166,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             limits = self.limits
             self._arm_header_timer(limits.keepalive_timeout + limits.header_read_timeout)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(
+                self.limits.write_timeout, self._write_timed_out
+            )
+
+    def resume_writing(self) -> None:
+        self._cancel(self._write_timer)
+        self._write_timer = None
+        super().resume_writing()
+
     # -- timers ---------------------------------------------------------------------------
 
     @staticmethod
@@ -164,9 +186,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             timer.cancel()
 
     def _cancel_timers(self) -> None:
-        self._cancel(self._header_timer)
-        self._cancel(self._body_timer)
-        self._header_timer = self._body_timer = None
+        for timer in (self._header_timer, self._body_timer, self._write_timer):
+            self._cancel(timer)
+        self._header_timer = self._body_timer = self._write_timer = None
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        if self.cycle is not None:
+            self._drop(self.cycle)
+        # abort(): close() would wait for the unread buffer to drain, which it will not.
+        self.transport.abort()
 
     def _arm_header_timer(self, seconds: float) -> None:
         self._cancel(self._header_timer)

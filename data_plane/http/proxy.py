@@ -16,6 +16,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from data_plane.routing.admission import Admission, AdmissionLimits, Refusal, Ticket
 from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait, attributed
 from data_plane.routing.outcome import Outcome, OutcomeKind, classify
@@ -61,6 +62,17 @@ class ProxyOptions:
     """Seconds without a byte from upstream before a started stream is ended."""
     max_body_bytes: int = MAX_BODY_BYTES
     forward_organization: bool = False
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    max_stream_duration: float = 1800.0
+    """Seconds a response may take to relay, once started (a stream trickling a byte a
+    minute would otherwise hold its connections for ever)."""
+
+    def __post_init__(self) -> None:
+        for name in ("stream_idle_timeout", "max_stream_duration"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be at least 1")
 
 
 def loop_clock() -> float:
@@ -81,6 +93,10 @@ class Gateway:
     wall: Callable[[], float] = time.time
     body_worker: Executor = field(default_factory=_body_worker)
     """Where bodies too large to scan on the event loop are read and rewritten."""
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(self.options.admission)
 
     async def off_loop(self, body: bytes, work: Callable[..., T], *args: Any) -> T:
         """`work(body, *args)`, on the body worker when `body` is large."""
@@ -92,6 +108,9 @@ class Gateway:
 
 class ClientGoneError(Exception):
     """The client disconnected; nothing more can be sent."""
+
+
+_TOO_LONG = "ran too long"
 
 
 class _UpstreamBrokeError(Exception):
@@ -171,6 +190,10 @@ async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit
             return b"".join(chunks)
 
 
+def _retry_after(seconds: float) -> tuple[bytes, bytes]:
+    return (b"retry-after", str(max(1, math.ceil(seconds))).encode())
+
+
 def _exhausted_error(result: Exhausted) -> tuple[KeywayError, list[tuple[bytes, bytes]]]:
     attempts = [
         {
@@ -183,9 +206,7 @@ def _exhausted_error(result: Exhausted) -> tuple[KeywayError, list[tuple[bytes, 
         for a in result.attempts
     ]
     error = KeywayError(result.code, result.message, None, {"attempts": attempts})
-    extra = []
-    if result.retry_after is not None:
-        extra.append((b"retry-after", str(max(1, math.ceil(result.retry_after))).encode()))
+    extra = [] if result.retry_after is None else [_retry_after(result.retry_after)]
     return error, extra
 
 
@@ -202,6 +223,7 @@ class ModelCall:
         task = asyncio.current_task()
         assert task is not None
         watcher: asyncio.Task[None] | None = None
+        ticket: Ticket | None = None
         gone = False
 
         async def watch() -> None:
@@ -211,8 +233,23 @@ class ModelCall:
             gone = True
             task.cancel()
 
+        g = self.gateway
         try:
-            caller = authenticate(self.gateway.state.table, scope["headers"])
+            caller = authenticate(g.state.table, scope["headers"])
+            admitted = g.admission.admit(
+                caller.access_key_id,
+                caller.account.id,
+                g.clock(),
+                concurrency=caller.policy.concurrency,
+                requests_per_minute=caller.policy.requests_per_minute,
+            )
+            if isinstance(admitted, Refusal):
+                error = KeywayError(admitted.code, admitted.message)
+                await send_error(
+                    send, error, self.surface.format, [*out, _retry_after(admitted.retry_after)]
+                )
+                return
+            ticket = admitted
             body = await _read_body(receive, scope["headers"], self.gateway.options.max_body_bytes)
             watcher = asyncio.create_task(watch())
             fields = await self.gateway.off_loop(body, read_fields)
@@ -235,6 +272,8 @@ class ModelCall:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if ticket is not None:
+                g.admission.release(ticket)
 
     async def _fail_over(
         self,
@@ -339,14 +378,20 @@ class ModelCall:
             return None, b"", outcome_of(error)
         return opened, first, outcome
 
-    async def _pull(self, opened: Opened) -> bytes:
+    async def _pull(self, opened: Opened, deadline: float) -> bytes:
+        g = self.gateway
+        left = deadline - g.clock()
+        if left <= 0:
+            raise _UpstreamBrokeError(_TOO_LONG)
         try:
-            return await opened.next_chunk(self.gateway.options.stream_idle_timeout)
+            return await opened.next_chunk(min(g.options.stream_idle_timeout, left))
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            reason = "stalled" if isinstance(error, TimeoutError) else "broke"
-            raise _UpstreamBrokeError(reason) from error
+            if not isinstance(error, TimeoutError):
+                raise _UpstreamBrokeError("broke") from error
+            too_long = g.clock() >= deadline - 1e-3  # the timer may fire a hair early
+            raise _UpstreamBrokeError(_TOO_LONG if too_long else "stalled") from error
 
     async def _relay(
         self,
@@ -362,13 +407,14 @@ class ModelCall:
         # mid-event the client gets a clean error event, not half an event.
         framer = EventFramer() if is_sse else None
         last = b""
+        deadline = self.gateway.clock() + self.gateway.options.max_stream_duration
         try:
             await send(
                 {"type": "http.response.start", "status": opened.status, "headers": headers + out}
             )
             # Only a served response has its first bytes read already; a
             # fail-fast one is relayed from its beginning.
-            data = first or await self._pull(opened)
+            data = first or await self._pull(opened, deadline)
             while data:
                 if framer is not None:
                     data = framer.feed(data)
@@ -379,7 +425,7 @@ class ModelCall:
                     break
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
-                data = await self._pull(opened)
+                data = await self._pull(opened, deadline)
             if framer is not None and framer.holding:
                 await send({"type": "http.response.body", "body": framer.rest(), "more_body": True})
         except _UpstreamBrokeError as error:
@@ -391,11 +437,18 @@ class ModelCall:
                 # A JSON body cannot be amended; ending the connection early
                 # makes the client's parser fail instead of reading half an answer.
                 raise
+            if error.reason == _TOO_LONG:
+                limit = self.gateway.options.max_stream_duration
+                message = f"the stream ran past the proxy's limit of {limit:g}s"
+                code = "stream_too_long"
+            else:
+                message, code = f"upstream stream {error.reason}", "upstream_stream_error"
             event = stream_error_event(
                 self.surface.events,
-                f"upstream stream {error.reason}; the answer is incomplete",
+                f"{message}; the answer is incomplete",
                 request_id,
-                framer=framer,
+                code,
+                framer,
             )
             await send({"type": "http.response.body", "body": event, "more_body": True})
         except BaseException:

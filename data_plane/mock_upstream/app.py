@@ -272,6 +272,8 @@ class _Exchange:
             await self.reply(p.ANTHROPIC_MODELS if self.api is p.Api.ANTHROPIC else p.OPENAI_MODELS)
         elif surface is _Surface.EMBEDDINGS:
             await self._embeddings(model, fields)
+        elif self.record.stream and kind is Kind.TRICKLE:
+            await self.trickle(self._frames(surface, model, behaviour.label, fields))
         elif self.record.stream:
             await self.stream(self._frames(surface, model, behaviour.label, fields))
         else:
@@ -392,6 +394,25 @@ class _Exchange:
             self.record.outcome = Outcome.COMPLETED
         else:
             await self._interrupt(kind)
+
+    async def trickle(self, frames: list[bytes]) -> None:
+        """The first event, then the middle ones over and over until the client leaves."""
+        assert self.behaviour is not None
+        self.record.status = 200
+        start = [*_SSE, *self._headers()]
+        await self.send({"type": "http.response.start", "status": 200, "headers": start})
+        await self.send({"type": "http.response.body", "body": frames[0], "more_body": True})
+        middle = frames[1:-1] or frames
+        watcher = asyncio.ensure_future(self.receive())
+        try:
+            for frame in itertools.cycle(middle):
+                await asyncio.wait((watcher,), timeout=self.behaviour.param / 1000)
+                if watcher.done():
+                    break
+                await self.send({"type": "http.response.body", "body": frame, "more_body": True})
+        finally:
+            watcher.cancel()
+        self.record.outcome = Outcome.CANCELLED
 
     async def _interrupt(self, kind: Kind | None) -> None:
         # `break` returns with the response unfinished, so uvicorn closes the

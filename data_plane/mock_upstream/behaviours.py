@@ -39,6 +39,7 @@ class Kind(StrEnum):
     BREAK = "break"
     STALL = "stall"
     HOLD = "hold"
+    TRICKLE = "trickle"  # a stream that never ends: one event every <param> ms
     INVALID_KEY = "invalid-key"
 
 
@@ -50,6 +51,7 @@ _DEFAULTS: dict[Kind, tuple[float, bool]] = {
     Kind.SLOW: (1000.0, False),  # ms before the response headers
     Kind.BREAK: (1.0, True),  # SSE events sent before the cut
     Kind.STALL: (1.0, True),  # SSE events sent before going silent
+    Kind.TRICKLE: (100.0, False),  # ms between events
 }
 _PARSED_KINDS = {kind.value: kind for kind in Kind if kind is not Kind.INVALID_KEY}
 

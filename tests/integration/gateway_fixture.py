@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from keyway.v1 import accounts_pb2 as acc
+from keyway.v1 import accounts_pb2_grpc as acc_grpc
+from keyway.v1 import admin_api_keys_pb2 as adk
+from keyway.v1 import admin_api_keys_pb2_grpc as adk_grpc
 from keyway.v1 import provider_keys_pb2 as pk
 
 from control_plane.server import Settings
@@ -116,6 +120,30 @@ class Gateway:
         configuration = self.admin.configuration(provider, *key_ids)
         access_key_id, token = self.admin.access_key(configuration)
         return Route(token, key_ids, access_key_id)
+
+    def other_tenant(self, name: str = "another tenant") -> Admin:
+        """The admin of a new account of its own."""
+        operator = self.cp.operator
+        account = (
+            acc_grpc.AccountServiceStub(self.cp.channel)
+            .CreateAccount(
+                acc.CreateAccountRequest(account=acc.Account(display_name=name)), metadata=operator
+            )
+            .account
+        )
+        token = (
+            adk_grpc.AdminApiKeyServiceStub(self.cp.channel)
+            .CreateAdminApiKey(
+                adk.CreateAdminApiKeyRequest(
+                    account_id=account.id, admin_api_key=adk.AdminApiKey(name=f"{name} admin")
+                ),
+                metadata=operator,
+            )
+            .token
+        )
+        tenant = Admin(self.cp)
+        tenant.md = (("authorization", f"Bearer {token}"),)
+        return tenant
 
     def provider_key(self, key_id: str) -> pk.ProviderKey:
         request = pk.GetProviderKeyRequest(id=key_id)

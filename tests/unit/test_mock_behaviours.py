@@ -27,6 +27,10 @@ from data_plane.mock_upstream.behaviours import (
         ("sk-mock-429-2", Behaviour(Kind.RATE_LIMITED, "429-2", 2.0)),
         ("sk-mock-429-0.25-backup", Behaviour(Kind.RATE_LIMITED, "429-0.25-backup", 0.25)),
         ("sk-mock-429-b", Behaviour(Kind.RATE_LIMITED, "429-b", 1.0)),
+        ("sk-mock-429date-30-x", Behaviour(Kind.RATE_LIMITED_DATE, "429date-30-x", 30.0)),
+        ("sk-mock-429reset", Behaviour(Kind.RATE_LIMITED_RESET, "429reset", 1.0)),
+        ("sk-mock-trickle-50-y", Behaviour(Kind.TRICKLE, "trickle-50-y", 50.0)),
+        ("sk-mock-trickle", Behaviour(Kind.TRICKLE, "trickle", 100.0)),
         ("sk-mock-slow-150", Behaviour(Kind.SLOW, "slow-150", 150.0)),
         ("sk-mock-slow", Behaviour(Kind.SLOW, "slow", 1000.0)),
         ("sk-mock-break-3-x", Behaviour(Kind.BREAK, "break-3-x", 3.0)),
@@ -95,6 +99,17 @@ def test_rate_limited_headers_carry_every_hint_a_client_might_read() -> None:
     assert anthropic[b"anthropic-ratelimit-requests-reset"] == b"1970-01-01T00:00:02Z"
     assert anthropic[b"retry-after-ms"] == b"2000"
     assert anthropic[b"request-id"] == b"req_2"
+
+
+def test_a_429_can_name_its_time_as_a_date_or_only_by_reset_headers() -> None:
+    dated = dict(payloads.limit_headers(payloads.Api.OPENAI, "r", 100.2, 2.0, "date"))
+    assert dated[b"retry-after"] == b"Thu, 01 Jan 1970 00:01:43 GMT"  # ceil(102.2)
+    assert b"retry-after-ms" not in dated
+    reset = dict(payloads.limit_headers(payloads.Api.ANTHROPIC, "r", 0.0, 2.0, "reset"))
+    assert b"retry-after" not in reset
+    assert b"retry-after-ms" not in reset
+    assert reset[b"anthropic-ratelimit-requests-remaining"] == b"0"
+    assert reset[b"anthropic-ratelimit-requests-reset"] == b"1970-01-01T00:00:02Z"
 
 
 def test_successful_responses_have_no_retry_hints() -> None:
