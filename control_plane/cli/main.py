@@ -20,6 +20,7 @@ from control_plane.domain.upstreams import base_url_problem
 from .admin import add_admin_parser
 
 if TYPE_CHECKING:
+    from data_plane.http.connections import ConnectionLimits
     from data_plane.http.proxy import ProxyOptions
 
 
@@ -114,6 +115,58 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
         action="store_true",
         help="pass the client's openai-organization/openai-project headers upstream",
     )
+    limits = parser.add_argument_group(
+        "connection limits and fairness (each proxy process counts on its own)"
+    )
+    limits.add_argument("--max-connections", type=_positive(int), default=4096)
+    limits.add_argument(
+        "--max-header-bytes",
+        type=_positive(int),
+        default=32 * 1024,
+        help="request line and headers; larger gets 431",
+    )
+    limits.add_argument(
+        "--header-read-timeout",
+        type=_positive(float),
+        default=10.0,
+        help="seconds to receive a request's headers",
+    )
+    limits.add_argument(
+        "--body-read-timeout",
+        type=_positive(float),
+        default=60.0,
+        help="seconds to receive a request's body once its headers are in",
+    )
+    limits.add_argument(
+        "--keepalive-timeout",
+        type=_positive(float),
+        default=5.0,
+        help="seconds an idle connection is kept between requests",
+    )
+    limits.add_argument(
+        "--write-timeout",
+        type=_positive(float),
+        default=60.0,
+        help="seconds a client may leave the response unread before it is disconnected",
+    )
+    limits.add_argument(
+        "--max-concurrency-per-access-key",
+        type=_positive(int),
+        default=256,
+        help="requests in flight per access key; over it, 429 concurrency_limit",
+    )
+    limits.add_argument(
+        "--max-concurrency-per-account",
+        type=_positive(int),
+        default=1024,
+        help="requests in flight per account, all its access keys together",
+    )
+    limits.add_argument(
+        "--max-stream-duration",
+        type=_positive(float),
+        default=1800.0,
+        help="seconds a response may take to relay once started",
+    )
     if not standalone:
         return
     parser.add_argument("--control-plane", default="127.0.0.1:50051", help="host:port")
@@ -123,6 +176,13 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     parser.add_argument("--tls-ca", type=Path, help="CA that signed the control plane's cert")
     parser.add_argument("--tls-client-cert", type=Path, help="client certificate for mTLS")
     parser.add_argument("--tls-client-key", type=Path, help="client key for mTLS")
+    parser.add_argument(
+        "--allow-insecure-control-plane",
+        action="store_true",
+        help="follow a non-loopback control plane without --tls-ca (keys cross in clear)",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="private key for --tls-cert (PEM)")
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -151,6 +211,7 @@ def _non_negative(text: str) -> float:
 def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
     # Imported here so `keyway admin` does not load the proxy's HTTP stack.
     from data_plane.http.proxy import ProxyOptions
+    from data_plane.routing.admission import AdmissionLimits
     from data_plane.routing.policy import FailoverPolicy
 
     try:
@@ -166,8 +227,29 @@ def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
             stream_idle_timeout=args.stream_idle_timeout,
             max_body_bytes=args.max_body_bytes,
             forward_organization=args.forward_openai_organization,
+            admission=AdmissionLimits(
+                per_access_key=args.max_concurrency_per_access_key,
+                per_account=args.max_concurrency_per_account,
+            ),
+            max_stream_duration=args.max_stream_duration,
         )
     except ValueError as error:  # combinations the parser cannot check one flag at a time
+        raise SystemExit(f"keyway {args.command}: {error}") from None
+
+
+def _connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    from data_plane.http.connections import ConnectionLimits
+
+    try:
+        return ConnectionLimits(
+            max_header_bytes=args.max_header_bytes,
+            header_read_timeout=args.header_read_timeout,
+            body_read_timeout=args.body_read_timeout,
+            max_connections=args.max_connections,
+            keepalive_timeout=args.keepalive_timeout,
+            write_timeout=args.write_timeout,
+        )
+    except ValueError as error:
         raise SystemExit(f"keyway {args.command}: {error}") from None
 
 
@@ -244,7 +326,7 @@ def _proxy_token(args: argparse.Namespace) -> str:
 
 async def _serve(args: argparse.Namespace) -> None:
     from control_plane.server import ControlPlane, Settings
-    from data_plane.runner import Proxy, ProxySettings
+    from data_plane.runner import InsecureSettingsError, Proxy, ProxySettings
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -272,6 +354,8 @@ async def _serve(args: argparse.Namespace) -> None:
     if args.proxy:
         if control_plane is not None:
             host = args.listen.rsplit(":", 1)[0]
+            if host.strip("[]") in ("", "0.0.0.0", "::"):  # noqa: S104 - a comparison
+                host = "127.0.0.1"  # listening everywhere includes here
             proxy_settings = ProxySettings(
                 listen=args.proxy_listen,
                 control_plane=f"{host}:{control_plane.port}",
@@ -280,6 +364,9 @@ async def _serve(args: argparse.Namespace) -> None:
                 node_id=args.node_id,
                 pool=args.pool,
                 options=_proxy_options(args),
+                limits=_connection_limits(args),
+                # The control plane next to it already refused plaintext unless told.
+                allow_insecure_control_plane=args.allow_insecure_remote,
             )
         else:
             proxy_settings = ProxySettings(
@@ -293,11 +380,19 @@ async def _serve(args: argparse.Namespace) -> None:
                 tls_client_cert=args.tls_client_cert,
                 tls_client_key=args.tls_client_key,
                 options=_proxy_options(args),
+                limits=_connection_limits(args),
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                allow_insecure_control_plane=args.allow_insecure_control_plane,
             )
-        proxy = Proxy(proxy_settings)
+        try:
+            proxy = Proxy(proxy_settings)
+        except InsecureSettingsError as error:
+            raise SystemExit(f"keyway {args.command}: {error}") from None
         await proxy.start()
         host = proxy_settings.listen.rpartition(":")[0]
-        print(f"keyway: proxy listening on http://{host}:{proxy.port}", flush=True)
+        scheme = "https" if proxy_settings.tls_cert else "http"
+        print(f"keyway: proxy listening on {scheme}://{host}:{proxy.port}", flush=True)
 
     await stopping.wait()
     print("keyway: shutting down", flush=True)

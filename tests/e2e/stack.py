@@ -35,7 +35,7 @@ from keyway.v1 import (
 )
 
 KEYWAY = str(Path(sys.executable).parent / "keyway")
-_LISTENING = re.compile(r"listening on (?:http://)?(\S+:\d+)")
+_LISTENING = re.compile(r"listening on (?:https?://)?(\S+:\d+)")
 
 
 class Process:

@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
-from control_plane.cli.main import _build_parser, _proxy_options
+from control_plane.cli.main import _build_parser, _connection_limits, _proxy_options
+from data_plane.http.connections import ConnectionLimits
 
 from .stack import KEYWAY, Process, wait_until
 
@@ -84,3 +86,50 @@ def test_proxy_flags_reach_the_failover_policy() -> None:
     defaults = _proxy_options(_build_parser().parse_args(["proxy"]))
     assert not defaults.forward_organization
     assert defaults.policy.total_deadline == 120
+    assert defaults.max_body_bytes == 64 * 1024 * 1024
+    assert defaults.policy.min_attempt_time == 0.25
+
+
+def test_limit_flags_reach_the_proxy() -> None:
+    flags = ["--max-connections", "10", "--max-header-bytes", "2048"]
+    flags += ["--header-read-timeout", "3", "--body-read-timeout", "4", "--keepalive-timeout", "2"]
+    flags += ["--write-timeout", "5", "--max-stream-duration", "30", "--min-attempt-time", "0.5"]
+    flags += ["--max-concurrency-per-access-key", "7", "--max-concurrency-per-account", "9"]
+    args = _build_parser().parse_args(["proxy", *flags])
+    options = _proxy_options(args)
+    assert (options.admission.per_access_key, options.admission.per_account) == (7, 9)
+    assert options.max_stream_duration == 30
+    assert options.policy.min_attempt_time == 0.5
+    limits = _connection_limits(args)
+    assert (limits.max_connections, limits.max_header_bytes) == (10, 2048)
+    assert (limits.header_read_timeout, limits.body_read_timeout) == (3, 4)
+    assert (limits.keepalive_timeout, limits.write_timeout) == (2, 5)
+    defaults = _connection_limits(_build_parser().parse_args(["proxy"]))
+    assert defaults == ConnectionLimits()
+
+
+def test_inconsistent_proxy_flags_are_refused_naming_the_setting() -> None:
+    args = _build_parser().parse_args(["proxy", "--min-attempt-time", "9", "--total-deadline", "5"])
+    with pytest.raises(SystemExit, match="min_attempt_time"):
+        _proxy_options(args)
+    args = _build_parser().parse_args(["proxy", "--max-header-bytes", "10"])
+    with pytest.raises(SystemExit, match="max_header_bytes"):
+        _connection_limits(args)
+
+
+def test_a_proxy_told_to_follow_a_remote_control_plane_in_clear_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("dp-token")
+    args = ["proxy", "--listen", "127.0.0.1:0", "--control-plane", "10.1.2.3:50051"]
+    done = subprocess.run(
+        [KEYWAY, *args, "--data-plane-token-file", str(token)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "--allow-insecure-control-plane" in done.stderr
+    assert "Traceback" not in done.stderr
