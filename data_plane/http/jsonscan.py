@@ -44,20 +44,49 @@ _ESCAPE = rb'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})'
 _STRING_BODY = _CHARS + rb"(?:" + _ESCAPE + _CHARS + rb")*+"
 _STRING = rb'"' + _STRING_BODY + rb'"'
 _NUMBER = rb"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+"
-# A scalar must be followed by a delimiter *inside* the window: a number cut
-# by the window's end would otherwise look complete.
-_SCALAR = rb"(?:" + _STRING + rb"|" + _NUMBER + rb"|true|false|null)(?=[ \t\n\r,\]}])"
+_BARE = rb"(?:" + _STRING + rb"|" + _NUMBER + rb"|true|false|null)"
 _KEY = _STRING + _WS + rb":" + _WS
+
+
+def _containers_of(value: bytes) -> bytes:
+    """An array, or an object, whose values all match `value`."""
+    array = rb"\[" + _WS + rb"(?:" + value + _WS + rb"(?:," + _WS + value + _WS + rb")*+)?+\]"
+    members = _KEY + value + _WS + rb"(?:," + _WS + _KEY + value + _WS + rb")*+"
+    return array + rb"|\{" + _WS + rb"(?:" + members + rb")?+\}"
+
+
+# Containers nested a few levels deep (two, and empty ones a third) are matched like
+# scalars: most arrays and objects in real bodies are, and a body of `[],[],…` or
+# `[{"a":[]}],…` is then a few C calls, not millions of Python steps.
+_EMPTY = rb"\[" + _WS + rb"\]|\{" + _WS + rb"\}"
+_SHALLOW = _containers_of(rb"(?:" + _BARE + rb"|" + _EMPTY + rb")")
+_NESTED = _containers_of(rb"(?:" + _BARE + rb"|" + _SHALLOW + rb")")
+_FLAT_LEVELS = 3  # levels a matched element may add: `[[[]]]`
+# A value must be followed by a delimiter *inside* the window: a number cut by the
+# window's end would otherwise look complete.
+_END = rb"(?=[ \t\n\r,\]}])"
+_SCALAR = _BARE + _END
+_ELEMENT = rb"(?:" + _BARE + rb"|" + _NESTED + rb")" + _END
 
 _ws = re.compile(_WS).match
 _string_body = re.compile(_STRING_BODY).match
 _number = re.compile(_NUMBER).match
 _literal = re.compile(rb"true|false|null").match
-_scalar = re.compile(_SCALAR).match
 _key = re.compile(_KEY).match
-# Runs of scalar elements or scalar-valued members, one C call for many tokens.
-_array_run = re.compile(_SCALAR + _WS + rb"(?:," + _WS + _SCALAR + _WS + rb")*+").match
-_object_run = re.compile(_SCALAR + _WS + rb"(?:," + _WS + _KEY + _SCALAR + _WS + rb")*+").match
+_element = re.compile(_ELEMENT).match
+
+
+def _runs(value: bytes) -> tuple[Callable[..., re.Match[bytes] | None], ...]:
+    """Matchers of a run of array elements and of object members whose values are `value`."""
+    array = re.compile(value + _WS + rb"(?:," + _WS + value + _WS + rb")*+").match
+    members = re.compile(value + _WS + rb"(?:," + _WS + _KEY + value + _WS + rb")*+").match
+    return array, members
+
+
+# Runs of elements or members, one C call for many tokens: with flat containers among
+# them, and (at the deepest level allowed) without.
+_RUNS = _runs(_ELEMENT)
+_SCALAR_RUNS = _runs(_SCALAR)
 
 _QUOTE, _BACKSLASH, _COMMA, _COLON = 0x22, 0x5C, 0x2C, 0x3A
 _OPEN_OBJECT, _CLOSE_OBJECT, _OPEN_ARRAY, _CLOSE_ARRAY = 0x7B, 0x7D, 0x5B, 0x5D
@@ -129,11 +158,6 @@ def _long_scalar(body: bytes, pos: int) -> int:
     return match.end()
 
 
-def _one_scalar(body: bytes, pos: int) -> int:
-    match = _scalar(body, pos, pos + WINDOW)
-    return match.end() if match is not None else _long_scalar(body, pos)
-
-
 def _object_key(body: bytes, pos: int) -> int:
     """Past `"key":` and the whitespace after it."""
     match = _key(body, pos, pos + WINDOW)
@@ -152,9 +176,16 @@ def _container(body: bytes, pos: int, depth: int) -> int:
     n = len(body)
     stack = bytearray()
     while True:
-        # A value starts at `pos`.
+        # A value starts at `pos`; inside a container, usually a run of them.
+        match = None
+        if stack:
+            room = MAX_DEPTH - depth - len(stack)
+            runs = _RUNS if room >= _FLAT_LEVELS else _SCALAR_RUNS
+            match = runs[0 if stack[-1] == _OPEN_ARRAY else 1](body, pos, pos + WINDOW)
         c = body[pos] if pos < n else -1
-        if c in (_OPEN_ARRAY, _OPEN_OBJECT):
+        if match is not None:
+            pos = match.end()
+        elif c in (_OPEN_ARRAY, _OPEN_OBJECT):
             if depth + len(stack) >= MAX_DEPTH:
                 raise _error(f"nested deeper than {MAX_DEPTH} levels", pos)
             pos = _skip_ws(body, pos + 1)
@@ -167,9 +198,7 @@ def _container(body: bytes, pos: int, depth: int) -> int:
                     pos = _object_key(body, pos)
                 continue
         else:
-            run = _array_run if stack[-1] == _OPEN_ARRAY else _object_run
-            match = run(body, pos, pos + WINDOW)
-            pos = match.end() if match is not None else _skip_ws(body, _long_scalar(body, pos))
+            pos = _skip_ws(body, _long_scalar(body, pos))
         # A value ended just before `pos` (whitespace after it may follow).
         while True:
             if not stack:
@@ -190,10 +219,13 @@ def _container(body: bytes, pos: int, depth: int) -> int:
 
 def _value(body: bytes, pos: int) -> int:
     """End of the (top-level member's) value at `pos`."""
+    match = _element(body, pos, pos + WINDOW)
+    if match is not None:
+        return match.end()
     c = body[pos] if pos < len(body) else -1
     if c in (_OPEN_ARRAY, _OPEN_OBJECT):
         return _container(body, pos, 1)
-    return _one_scalar(body, pos)
+    return _long_scalar(body, pos)
 
 
 def _decode_string(token: bytes) -> str:

@@ -26,13 +26,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from keyway.v1 import accounts_pb2 as acc
 from keyway.v1 import accounts_pb2_grpc as acc_grpc
 from keyway.v1 import admin_api_keys_pb2 as adk
 from keyway.v1 import admin_api_keys_pb2_grpc as adk_grpc
 
-from tests.e2e.stack import Process, Stack, running_stack
+from tests.e2e.stack import Process, Stack, running_stack, wait_until
 
 from . import report
 from .load import Connection, load_average, request_bytes
@@ -76,6 +77,11 @@ def proxy_of_its_own(stack: Stack, name: str, *flags: str) -> Iterator[Process]:
     process = Process(f"proxy {name}", [*args, *flags])
     try:
         process.wait_listening()
+
+        def ready() -> bool:
+            return httpx.get(f"http://{process.address}/readyz", timeout=5).status_code == 200
+
+        wait_until(ready, timeout=20, what=f"proxy {name} to load a snapshot")
         stack.wait_synced(timeout=20)
         yield process
     finally:
