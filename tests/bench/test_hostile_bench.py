@@ -273,19 +273,21 @@ def _latencies(address: str, token: str, count: int) -> list[float]:
 
 
 def test_tenant_a_while_tenant_b_floods(stack: Stack) -> None:
-    token_b = _route(stack, [stack.add_provider_key("openai", "sk-mock-slow-15000-flood")], "b")
+    slow = stack.add_provider_key("openai", "sk-mock-slow-15000-flood")
+    # Spread over five access keys, so that the per-account cap, not the per-key one, binds.
+    tokens_b = [_route(stack, [slow], f"b{i}") for i in range(5)]
     token_a = _second_account_token(stack, "sk-mock-ok-tenant-a")
     stack.wait_synced()
     with proxy_of_its_own(stack, "flood") as proxy:
         host, _, port = proxy.address.rpartition(":")
         alone = _latencies(proxy.address, token_a, 30)
         body = json.dumps({"model": "gpt-4o-mini", "messages": []}).encode()
-        request = request_bytes(proxy.address, CHAT, token_b, body)
+        requests = [request_bytes(proxy.address, CHAT, token, body) for token in tokens_b]
         flood: list[socket.socket] = []
         try:
-            for _ in range(FLOOD):
+            for i in range(FLOOD):
                 sock = socket.create_connection((host, int(port)), timeout=30)
-                sock.sendall(request)
+                sock.sendall(requests[i % len(requests)])
                 flood.append(sock)
             time.sleep(1.0)  # the flood reaches the upstream (or its caps)
             first = time.perf_counter()
@@ -301,8 +303,8 @@ def test_tenant_a_while_tenant_b_floods(stack: Stack) -> None:
             for sock in flood:
                 sock.close()
     table = report.Table(
-        f"tenant A's latency while tenant B parks {FLOOD} requests on a slow upstream "
-        f"(one proxy process; {load_average()})"
+        f"tenant A's latency while tenant B parks {FLOOD} requests (5 access keys) on a slow "
+        f"upstream (one proxy process; {load_average()})"
     )
     table.add(
         "A alone, p50 / max", f"{percentile(alone, 50) * 1e3:.1f} / {max(alone) * 1e3:.1f} ms"
