@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 SMALL = 256 * 1024
-WINDOW = 1 << 20
+WINDOW = 128 * 1024
 MAX_DEPTH = 512
 MAX_KEY_BYTES = 64 * 1024
 BOM = codecs.BOM_UTF8

@@ -102,7 +102,9 @@ class Watch:
         self.pid = pid
         self.baseline = rss_bytes(pid)
         self.peak = self.baseline
-        self.stalls: list[float] = []
+        self.stalls: list[tuple[float, float]] = []
+        """(round trip, when it started, in seconds since the watch began)."""
+        self.started = time.perf_counter()
         self._stop = threading.Event()
         self._probe = Connection(address)
         self._threads = [
@@ -118,9 +120,10 @@ class Watch:
     def _poll(self) -> None:
         request = b"GET /healthz HTTP/1.1\r\nhost: bench\r\n\r\n"
         while not self._stop.is_set():
+            at = time.perf_counter() - self.started
             timing = self._probe.send(request)
             assert timing.status == 200
-            self.stalls.append(timing.total)
+            self.stalls.append((timing.total, at))
             time.sleep(0.002)
 
     def __enter__(self) -> Watch:
@@ -169,6 +172,8 @@ class Case:
     seconds: float
     growth: int
     stall: float
+    stall_at: float
+    p99: float
     probes: int
 
 
@@ -179,13 +184,17 @@ def run_case(stack: Stack, token: str, name: str, body: bytes) -> Case:
             started = time.perf_counter()
             timing = client.send(request_bytes(proxy.address, CHAT, token, body))
             seconds = time.perf_counter() - started
+            offset = started - watch.started
+        worst, at = max(watch.stalls)
         return Case(
             name,
             len(body),
             timing.status,
             seconds,
             watch.peak - watch.baseline,
-            max(watch.stalls, default=0.0),
+            worst,
+            at - offset,
+            percentile([s for s, _ in watch.stalls], 99),
             len(watch.stalls),
         )
 
@@ -221,7 +230,7 @@ def test_hostile_bodies(stack: Stack) -> None:
             f"{c.status} in {c.seconds:.2f} s: RSS +{report.mib(c.growth)} "
             f"({c.growth / c.size:.1f}x the body), worst /healthz {c.stall * 1e3:.0f} ms",
             "≤ small multiple, ≤ ~50 ms",
-            note=f"{c.probes} probes",
+            note=f"worst at +{c.stall_at:.2f} s; p99 {c.p99 * 1e3:.0f} ms of {c.probes} probes",
         )
     table.print()
 
