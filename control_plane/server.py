@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from control_plane.snapshots.source import StateReader
 from control_plane.snapshots.status import StatusBook
 from control_plane.store.database import open_database
 from control_plane.store.store import Store
+from data_plane.shared.addresses import is_loopback
 
 log = logging.getLogger("keyway.control_plane")
 
@@ -69,16 +69,6 @@ _SERVICES = (
 
 class InsecureListenError(Exception):
     """Snapshots carry provider keys: refuse to serve them in clear off this host."""
-
-
-def is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)

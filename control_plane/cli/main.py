@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import uvloop
 
@@ -18,6 +18,8 @@ from control_plane.domain.catalog import BUILT_IN_IDS
 from control_plane.domain.upstreams import base_url_problem
 
 from .admin import add_admin_parser
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from data_plane.http.connections import ConnectionLimits
@@ -208,14 +210,23 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _checked(args: argparse.Namespace, build: Callable[[], T]) -> T:
+    """`build()`, with the combinations the parser cannot check one flag at a time refused."""
+    try:
+        return build()
+    except ValueError as error:
+        raise SystemExit(f"keyway {args.command}: {error}") from None
+
+
 def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
     # Imported here so `keyway admin` does not load the proxy's HTTP stack.
     from data_plane.http.proxy import ProxyOptions
     from data_plane.routing.admission import AdmissionLimits
     from data_plane.routing.policy import FailoverPolicy
 
-    try:
-        return ProxyOptions(
+    return _checked(
+        args,
+        lambda: ProxyOptions(
             policy=FailoverPolicy(
                 max_attempts=args.max_attempts,
                 attempt_timeout=args.attempt_timeout,
@@ -232,25 +243,24 @@ def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
                 per_account=args.max_concurrency_per_account,
             ),
             max_stream_duration=args.max_stream_duration,
-        )
-    except ValueError as error:  # combinations the parser cannot check one flag at a time
-        raise SystemExit(f"keyway {args.command}: {error}") from None
+        ),
+    )
 
 
 def _connection_limits(args: argparse.Namespace) -> ConnectionLimits:
     from data_plane.http.connections import ConnectionLimits
 
-    try:
-        return ConnectionLimits(
+    return _checked(
+        args,
+        lambda: ConnectionLimits(
             max_header_bytes=args.max_header_bytes,
             header_read_timeout=args.header_read_timeout,
             body_read_timeout=args.body_read_timeout,
             max_connections=args.max_connections,
             keepalive_timeout=args.keepalive_timeout,
             write_timeout=args.write_timeout,
-        )
-    except ValueError as error:
-        raise SystemExit(f"keyway {args.command}: {error}") from None
+        ),
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:

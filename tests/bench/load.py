@@ -307,6 +307,23 @@ class StaticServer:
             self.proc.stdout.close()
 
 
+def route(stack: Stack, key_ids: list[str], name: str) -> str:
+    """An access key whose configuration routes openai to these keys, in order."""
+    doc = {
+        "name": name,
+        "router": {
+            "rules": [
+                {
+                    "provider": "openai",
+                    "steps": [{"type": "user", "keys": [{"id": k} for k in key_ids]}],
+                }
+            ]
+        },
+    }
+    _, token = stack.add_access_key(stack.add_configuration(doc))
+    return token
+
+
 @dataclass
 class BenchStack:
     stack: Stack

@@ -36,7 +36,7 @@ from keyway.v1 import admin_api_keys_pb2_grpc as adk_grpc
 from tests.e2e.stack import Process, Stack, running_stack, wait_until
 
 from . import report
-from .load import Connection, load_average, request_bytes
+from .load import Connection, load_average, request_bytes, route
 from .report import percentile
 
 CHAT = "/v1/chat/completions"
@@ -45,22 +45,6 @@ SIZES_MIB = [
 ]
 FLOOD = int(os.environ.get("KEYWAY_BENCH_FLOOD", "1100"))
 MIB = 1 << 20
-
-
-def _route(stack: Stack, key_ids: list[str], name: str) -> str:
-    doc = {
-        "name": name,
-        "router": {
-            "rules": [
-                {
-                    "provider": "openai",
-                    "steps": [{"type": "user", "keys": [{"id": k} for k in key_ids]}],
-                }
-            ]
-        },
-    }
-    _, token = stack.add_access_key(stack.add_configuration(doc))
-    return token
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +184,8 @@ def run_case(stack: Stack, token: str, name: str, body: bytes) -> Case:
 
 
 def test_hostile_bodies(stack: Stack) -> None:
-    ok = _route(stack, [stack.add_provider_key("openai", "sk-mock-ok-hostile")], "hostile ok")
-    failing = _route(
-        stack, [stack.add_provider_key("openai", "sk-mock-500-hostile")], "hostile 500"
-    )
+    ok = route(stack, [stack.add_provider_key("openai", "sk-mock-ok-hostile")], "hostile ok")
+    failing = route(stack, [stack.add_provider_key("openai", "sk-mock-500-hostile")], "hostile 500")
     stack.wait_synced()
     cases: list[Case] = []
     for mib in SIZES_MIB:
@@ -264,7 +246,7 @@ def _second_account_token(stack: Stack, value: str) -> str:
     tenant = Stack(
         stack.data_dir, stack.mock, stack.control_plane, stack.proxy, stack.channel, admin_token
     )
-    token = _route(tenant, [tenant.add_provider_key("openai", value)], "tenant a")
+    token = route(tenant, [tenant.add_provider_key("openai", value)], "tenant a")
     stack.written = max(stack.written, tenant.written)
     return token
 
@@ -284,7 +266,7 @@ def _latencies(address: str, token: str, count: int) -> list[float]:
 def test_tenant_a_while_tenant_b_floods(stack: Stack) -> None:
     slow = stack.add_provider_key("openai", "sk-mock-slow-15000-flood")
     # Spread over five access keys, so that the per-account cap, not the per-key one, binds.
-    tokens_b = [_route(stack, [slow], f"b{i}") for i in range(5)]
+    tokens_b = [route(stack, [slow], f"b{i}") for i in range(5)]
     token_a = _second_account_token(stack, "sk-mock-ok-tenant-a")
     stack.wait_synced()
     with proxy_of_its_own(stack, "flood") as proxy:

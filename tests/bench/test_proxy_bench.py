@@ -30,6 +30,7 @@ from .load import (
     ensure_wrk,
     load_average,
     request_bytes,
+    route,
     wrk,
 )
 from .report import percentile
@@ -70,22 +71,6 @@ class Bench:
     """Access key routed to LIMITED_KEY, then OK_KEY."""
 
 
-def _route(run: BenchStack, key_ids: list[str], name: str) -> str:
-    doc = {
-        "name": name,
-        "router": {
-            "rules": [
-                {
-                    "provider": "openai",
-                    "steps": [{"type": "user", "keys": [{"id": k} for k in key_ids]}],
-                }
-            ]
-        },
-    }
-    _, token = run.stack.add_access_key(run.stack.add_configuration(doc))
-    return token
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     if ensure_wrk() is None:
@@ -93,8 +78,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     with bench_stack(Path(tmp_path_factory.mktemp("proxy-bench")), LATENCY_MS) as run:
         ok = run.stack.add_provider_key("openai", OK_KEY)
         limited = run.stack.add_provider_key("openai", LIMITED_KEY)
-        token = _route(run, [ok], "bench direct route")
-        failover_token = _route(run, [limited, ok], "bench failover route")
+        token = route(run.stack, [ok], "bench direct route")
+        failover_token = route(run.stack, [limited, ok], "bench failover route")
         run.stack.wait_synced()
         print(
             f"\nproxy bench: mock {run.mock} ({LATENCY_MS:g} ms), proxy {run.proxy} "
