@@ -8,9 +8,9 @@ read. So the protocol is subclassed and enforces:
 
 - `max_header_bytes`: the request line and headers, counted as bytes fed to the parser
   until the headers are complete; over it, 431 and close;
-- `header_read_timeout`: from the connection (or the end of the previous response plus
-  the keep-alive time) until the headers are complete; 408 and close (a close without
-  an answer when the client sent nothing);
+- `header_read_timeout`: from the connection (or from the end of the previous response,
+  plus the keep-alive time) until the headers are complete; 408 and close (a close
+  without an answer when the client sent nothing);
 - `body_read_timeout`: from the end of the headers until the whole body has arrived;
   408 and close, or just close if the response has started;
 - `max_connections`: connections beyond it get 503 and are closed at once;
@@ -93,6 +93,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         self._request_started = False
+        self._awaiting_body = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
@@ -133,6 +134,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 return
             self._header_bytes += len(data)
         super().data_received(data)
+        # Armed only for a body still arriving after this packet: most requests come whole.
+        if self._awaiting_body and self._body_timer is None:
+            self._body_timer = self.loop.call_later(
+                self.limits.body_read_timeout, self._body_timed_out
+            )
 
     # -- parser callbacks -----------------------------------------------------------------
 
@@ -140,7 +146,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_headers = True
         self._request_started = True
-        self._arm_header_timer(self.limits.header_read_timeout)
+        if self._header_timer is None:  # else the connection's or keep-alive's still runs
+            self._arm_header_timer(self.limits.header_read_timeout)
 
     def on_headers_complete(self) -> None:
         self._in_headers = False

@@ -99,9 +99,7 @@ class Gateway:
         self.admission = Admission(self.options.admission)
 
     async def off_loop(self, body: bytes, work: Callable[..., T], *args: Any) -> T:
-        """`work(body, *args)`, on the body worker when `body` is large."""
-        if not needs_worker(body):
-            return work(body, *args)
+        """`work(body, *args)` on the body worker (for bodies that `needs_worker`)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.body_worker, work, body, *args)
 
@@ -250,15 +248,17 @@ class ModelCall:
                 )
                 return
             ticket = admitted
-            body = await _read_body(receive, scope["headers"], self.gateway.options.max_body_bytes)
+            body = await _read_body(receive, scope["headers"], g.options.max_body_bytes)
             watcher = asyncio.create_task(watch())
-            fields = await self.gateway.off_loop(body, read_fields)
+            fields = (
+                await g.off_loop(body, read_fields) if needs_worker(body) else read_fields(body)
+            )
             resolution = resolve(
                 caller, (fields.model, *fields.fallbacks), self.surface.provider_format
             )
             if resolution.rejected:
                 out.append((b"x-keyway-rejected-models", ", ".join(resolution.rejected).encode()))
-            self.gateway.usage.access_key(caller.access_key_id, self.gateway.wall())
+            g.usage.access_key(caller.access_key_id, g.wall())
             await self._fail_over(scope, send, caller, body, fields, resolution, out, request_id)
         except KeywayError as error:
             await send_error(send, error, self.surface.format, out)
@@ -312,7 +312,11 @@ class ModelCall:
             tries += 1
             upstream_model = step.candidate.upstream_model
             if upstream_model != payload_model:
-                payload = await g.off_loop(body, rewrite, upstream_model, fields)
+                payload = (
+                    await g.off_loop(body, rewrite, upstream_model, fields)
+                    if needs_worker(body)
+                    else rewrite(body, upstream_model, fields)
+                )
                 payload_model = upstream_model
             provider = caller.account.providers[step.candidate.provider]
             headers = with_credentials(client_headers, provider, caller.account.keys[step.key_id])
