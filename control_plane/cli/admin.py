@@ -435,7 +435,7 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             get.add_argument("id", help=f"{noun} id")
 
     if "delete" in resource.verbs:
-        delete = _leaf(verbs, "delete", f"delete a {noun}", partial(_delete, resource))
+        delete = _leaf(verbs, "delete", f"delete {_a(noun)}", partial(_delete, resource))
         delete.add_argument("id", help=f"{noun} id")
         if resource.etag:
             _add_etag_option(delete)
@@ -445,7 +445,7 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             )
 
     if resource.flags and "create" in resource.verbs:
-        create = _leaf(verbs, "create", f"create a {noun}", partial(_create, resource))
+        create = _leaf(verbs, "create", f"create {_a(noun)}", partial(_create, resource))
         for flag in resource.flags:
             if flag.on_create != "never":
                 _add_flag(create, flag, required=flag.on_create == "required")
@@ -459,7 +459,7 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             )
 
     if resource.flags and "update" in resource.verbs:
-        update = _leaf(verbs, "update", f"change a {noun}", partial(_update, resource))
+        update = _leaf(verbs, "update", f"change {_a(noun)}", partial(_update, resource))
         update.add_argument("id", help=f"{noun} id")
         for flag in resource.flags:
             if flag.on_update:
@@ -478,6 +478,10 @@ def _add_flag(parser: argparse.ArgumentParser, flag: _Flag, *, required: bool) -
         metavar=flag.metavar or _metavar(flag.flag),
         help=flag.help,
     )
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def _metavar(flag: str) -> str:

@@ -286,7 +286,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # uvloop: the proxy's event loop is its hot path (ARCHITECTURE.md §6).
+    # uvloop: the proxy's event loop is its hot path (see the README's benchmarks).
     uvloop.run(_serve(args))
     return 0
 

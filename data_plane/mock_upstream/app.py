@@ -2,7 +2,7 @@
 
 Raw ASGI rather than a framework because benchmarks put it behind the proxy
 and it must not be the bottleneck, and because disconnect detection has to see
-``http.disconnect`` itself (see ARCHITECTURE.md §6 on BaseHTTPMiddleware).
+``http.disconnect`` itself (Starlette's BaseHTTPMiddleware would hide it).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from .rpc_helpers import (
     expect_error,
     router,
     rule,
+    with_last_char_changed,
 )
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -137,17 +138,13 @@ def invoke(
     return lambda: call(request, metadata=metadata)
 
 
-def _flip_last(token: str) -> str:
-    return token[:-1] + ("A" if token[-1] != "A" else "B")
-
-
 BAD_CREDENTIALS: list[tuple[str, Callable[[RunningControlPlane], Metadata | None]]] = [
     ("no metadata", lambda cp: None),
     ("other metadata only", lambda cp: (("x-api-key", cp.admin_token),)),
     ("not a bearer", lambda cp: (("authorization", f"Basic {cp.admin_token}"),)),
     ("bearer without token", lambda cp: (("authorization", "Bearer "),)),
-    ("bad checksum", lambda cp: auth(_flip_last(cp.admin_token))),
-    ("bad checksum, operator", lambda cp: auth(_flip_last(cp.operator_token))),
+    ("bad checksum", lambda cp: auth(with_last_char_changed(cp.admin_token))),
+    ("bad checksum, operator", lambda cp: auth(with_last_char_changed(cp.operator_token))),
     ("truncated", lambda cp: auth(cp.admin_token[:-2])),
     ("garbage", lambda cp: auth("hunter2")),
     ("well-formed but unknown", lambda cp: auth(tokens.mint(tokens.TokenKind.ADMIN))),

@@ -63,7 +63,7 @@ def fail(failover: Failover, now: float, outcome: Outcome) -> Attempt:
     return step
 
 
-# --- One row of the PRODUCT.md failover table each ---
+# --- One row of the README's failover rules each ---
 
 
 def test_2xx_is_served() -> None:
