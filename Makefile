@@ -29,11 +29,12 @@ $(BUF):
 	mkdir -p $(BUF_DIR)
 	npm install --silent --no-audit --no-fund --prefix $(BUF_DIR) @bufbuild/buf@$(BUF_VERSION)
 
+# Flags pass through: make run ARGS="--mock-upstream --proxy-listen 127.0.0.1:8081"
 run: $(STAMP)
-	$(BIN)/keyway up --data-dir $(DATA_DIR)
+	$(BIN)/keyway up --data-dir $(DATA_DIR) $(ARGS)
 
 demo: $(STAMP)
-	$(BIN)/keyway demo
+	$(BIN)/keyway demo $(ARGS)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto \

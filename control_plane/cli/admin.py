@@ -41,10 +41,11 @@ from keyway.v1 import (
 )
 
 from control_plane.cli import output, rpc
+from control_plane.cli.parsing import Parser
 
 _Action = Callable[[argparse.Namespace, rpc.Session], None]
 _Column = tuple[str, Callable[[Any], str]]
-_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 _PAGE_SIZE = 100
 
@@ -589,7 +590,7 @@ def _handler(action: _Action) -> Callable[[argparse.Namespace], int]:
 
 
 def _usage_error(err: rpc.UsageError) -> int:
-    print(f"error: {err}", file=sys.stderr)
+    print(f"keyway: error: {err}", file=sys.stderr)
     return 2
 
 

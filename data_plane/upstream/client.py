@@ -1,9 +1,10 @@
 """The only module that talks to providers.
 
 aiohttp, not httpx, on this leg: measured on this machine kind it reached
-~72 % of direct throughput at 50 clients against httpx's 6-9 % (the
-README's "Why aiohttp" paragraph has the figures). One shared session with a tuned pool; no cookie jar
-and no decompression, so response bytes are relayed exactly as sent.
+~72 % of direct throughput at 50 clients against httpx's 6-9 % (the README's
+"Why aiohttp" paragraph has the figures). One shared session with a tuned
+pool; no cookie jar and no decompression, so response bytes are relayed
+exactly as sent.
 """
 
 from __future__ import annotations

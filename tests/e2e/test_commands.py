@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
-from control_plane.cli.main import _build_parser, _proxy_options
+from control_plane.cli.main import build_parser, proxy_options
 
 from .stack import KEYWAY, Process, wait_until
 
@@ -63,6 +66,19 @@ def test_keyway_demo_shows_failover_from_the_rate_limited_key() -> None:
     with running(["demo", "--proxy-listen", "127.0.0.1:0"]) as lines:
         wait_until(lambda: any("Press Ctrl-C" in line for line in lines), timeout=30, what="demo")
         served = [line for line in lines if line.startswith("request ")]
+        # The commands it prints to administer it work, as printed.
+        (export,) = [line.split()[1:] for line in lines if "export KEYWAY_ADDR=" in line]
+        env = {**os.environ, **dict(item.split("=", 1) for item in export)}
+        commands = [line.split("#")[0].split() for line in lines if line.startswith("  ")]
+        printed = [c for c in commands if c and c[0].endswith("keyway") and c[1] == "admin"]
+        assert [command[1:] for command in printed] == [
+            ["admin", "provider-keys", "list"],
+            ["admin", "access-keys", "list"],
+            ["admin", "data-planes", "list"],
+        ]
+        listed = subprocess.run(printed[0], capture_output=True, text=True, env=env, check=True)
+        rows = listed.stdout.splitlines()[1:]
+        assert [row.split()[1] for row in rows] == ["openai", "openai", "anthropic"]
     assert [re.sub(r"pk_\w+", "KEY", line) for line in served] == [
         "request 1: 200, served by key KEY after 2 attempt(s)",
         "request 2: 200, served by key KEY after 1 attempt(s)",
@@ -74,13 +90,139 @@ def test_keyway_demo_shows_failover_from_the_rate_limited_key() -> None:
 def test_proxy_flags_reach_the_failover_policy() -> None:
     flags = ["--total-deadline", "7", "--attempt-timeout", "2", "--max-attempts", "3"]
     flags += ["--stream-idle-timeout", "4", "--max-body-bytes", "1024"]
-    args = _build_parser().parse_args(["proxy", *flags, "--forward-openai-organization"])
-    options = _proxy_options(args)
+    args = build_parser().parse_args(["proxy", *flags, "--forward-openai-organization"])
+    options = proxy_options(args)
     assert (options.policy.total_deadline, options.policy.attempt_timeout) == (7, 2)
     assert options.policy.max_attempts == 3
     assert options.stream_idle_timeout == 4
     assert options.max_body_bytes == 1024
     assert options.forward_organization
-    defaults = _proxy_options(_build_parser().parse_args(["proxy"]))
+    defaults = proxy_options(build_parser().parse_args(["proxy"]))
     assert not defaults.forward_organization
     assert defaults.policy.total_deadline == 120
+
+
+def keyway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The console script, to its end: ordinary mistakes must stop it at once."""
+    return subprocess.run(
+        [KEYWAY, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The `keyway: error: …` line, after checking it is the only thing said (usage aside)."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("keyway: error: ")]
+    assert len(errors) == 1, result.stderr
+    # Only argparse's usage may come before it (continuation lines are indented).
+    assert all(line.startswith(("usage: ", " ")) for line in lines[: lines.index(errors[0])])
+    assert lines[-1] == errors[0]
+    return errors[0].removeprefix("keyway: error: ")
+
+
+@pytest.fixture
+def held_port() -> Iterator[str]:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield f"127.0.0.1:{holder.getsockname()[1]}"
+
+
+def test_a_second_control_plane_on_a_used_port_fails_and_the_first_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    first_dir = tmp_path / "first"
+    with running(["control-plane", "--listen", "127.0.0.1:0", "--data-dir", str(first_dir)]) as out:
+        wait_until(lambda: bool(listening(out, "control plane")), timeout=20, what="first")
+        address = listening(out, "control plane")
+        second = keyway("control-plane", "--listen", address, "--data-dir", str(tmp_path / "2"))
+        assert one_error_line(second).startswith(
+            f"cannot listen on {address} for the control plane: address already in use; "
+        )
+        assert "listening" not in second.stdout
+        admin = [KEYWAY, "admin", "--addr", address, "--token-file", str(first_dir / "admin.token")]
+        for _ in range(6):  # every call reaches the first process's database
+            listed = subprocess.run(
+                [*admin, "accounts", "get", "--json"], capture_output=True, text=True, check=False
+            )
+            assert listed.returncode == 0, listed.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["control-plane"], "--listen"),
+        (["up", "--listen", "127.0.0.1:0"], "--proxy-listen"),
+        (["up", "--proxy-listen", "127.0.0.1:0"], "--listen"),
+        (["proxy"], "--listen"),
+        (["mock-upstream"], "--listen"),
+        (["demo"], "--proxy-listen"),
+    ],
+)
+def test_every_listener_refuses_a_port_in_use(
+    command: list[str], flag: str, held_port: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    extra = ["--data-dir", str(data_dir)] if command[0] in ("control-plane", "up") else []
+    env = {"KEYWAY_DATA_PLANE_TOKEN": "kwdp_unused"}
+    result = keyway(*command, *extra, flag, held_port, env=env)
+    message = one_error_line(result)
+    assert f"cannot listen on {held_port}" in message
+    assert "address already in use" in message
+    assert "choose another port" in message
+    if command[0] != "proxy":
+        assert "listening" not in result.stdout  # nothing started on the other port either
+    if command[0] == "up":
+        assert not data_dir.exists()
+
+
+def test_ordinary_mistakes_get_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    missing = str(tmp_path / "missing.pem")
+    no_token = {"KEYWAY_DATA_PLANE_TOKEN": ""}
+    cases: list[tuple[list[str], dict[str, str], int, str]] = [
+        (["proxy", "--data-plane-token-file", missing], {}, 1,
+         f"cannot read --data-plane-token-file {missing}: no such file or directory; "
+         "the control plane writes one to DATA_DIR/data-plane.token on first start"),
+        (["proxy"], no_token, 1, "no data-plane token: pass --data-plane-token-file PATH"),
+        (["up", "--listen", "notaport"], {}, 2,
+         "argument --listen: expected HOST:PORT with a port from 0 to 65535, got 'notaport'"),
+        (["proxy", "--listen", "127.0.0.1:99999"], {}, 2, "argument --listen: expected HOST:PORT"),
+        (["--log-level", "loud", "up"], {}, 2, "argument --log-level: invalid choice: 'LOUD'"),
+        (["control-plane", "--data-dir", data_dir, "--tls-cert", missing, "--tls-key", missing],
+         {}, 1, f"cannot read --tls-cert {missing}: no such file or directory"),
+        (["control-plane", "--data-dir", data_dir, "--listen", "0.0.0.0:0"], {}, 1,
+         "refusing to listen on 0.0.0.0:0 without TLS: snapshots carry provider keys. "
+         "Pass --tls-cert/--tls-key, or --allow-insecure-remote"),
+        (["proxy", "--tls-ca", missing], {"KEYWAY_DATA_PLANE_TOKEN": "kwdp_x"}, 1,
+         f"cannot read --tls-ca {missing}: no such file or directory"),
+        (["up", "--bogus"], {}, 2, "unrecognized arguments: --bogus (see `keyway up --help`)"),
+    ]  # fmt: skip
+    for args, env, status, expected in cases:
+        result = keyway(*args, env=env)
+        assert result.returncode == status, (args, result.stderr)
+        assert expected in one_error_line(result), (args, result.stderr)
+
+
+def test_version_help_defaults_and_the_subcommands_usage() -> None:
+    version = keyway("--version")
+    assert re.fullmatch(r"keyway \d+\.\d+\.\d+\S*\n", version.stdout)
+    helped = keyway("proxy", "--help").stdout
+    assert re.search(
+        r"--total-deadline SECONDS\s+per request, all attempts included\s+\(default:\s+120", helped
+    )
+    assert "{DEBUG,INFO,WARNING,ERROR}" in keyway("--help").stdout
+    wrong = keyway("admin", "provider-keys", "list", "--provder", "openai")
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("usage: keyway admin provider-keys list ")
+    assert one_error_line(wrong) == (
+        "unrecognized arguments: --provder openai (see `keyway admin provider-keys list --help`)"
+    )

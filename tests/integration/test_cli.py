@@ -101,7 +101,7 @@ def test_readme_flow(cli: Cli, tmp_path: Path) -> None:
 
     refused = run("provider-keys", "delete", backup)
     assert refused.code == 1
-    assert refused.err.startswith("error: FAILED_PRECONDITION (PROVIDER_KEY_IN_USE): ")
+    assert refused.err.startswith("keyway: error: FAILED_PRECONDITION (PROVIDER_KEY_IN_USE): ")
     assert f"\n  {config['id']}" in refused.err
 
     unlinked = ok(run("access-keys", "update", access_key_id, "--configuration", "none", "--json"))
@@ -155,7 +155,7 @@ def test_configuration_update_replaces_only_the_fields_in_the_file(
         created["etag"],
     )
     assert stale.code == 1
-    assert stale.err.startswith("error: ABORTED")
+    assert stale.err.startswith("keyway: error: ABORTED")
 
     nothing = cli(
         "configurations", "update", created["id"], "--file", write_json(tmp_path / "e.json", {})
@@ -169,7 +169,8 @@ def test_malformed_configuration_file_gives_line_and_column(cli: Cli, tmp_path: 
     path.write_text('{\n  "name": "x",\n  "router": {"rules": [}\n}\n')
     result = cli("configurations", "create", "--file", str(path))
     assert result.code == 2
-    assert result.err == (f"error: {path}: malformed JSON at line 3, column 24: Expecting value\n")
+    where = "malformed JSON at line 3, column 24: Expecting value"
+    assert result.err == f"keyway: error: {path}: {where}\n"
 
 
 def test_unknown_field_in_configuration_file_is_named(cli: Cli, tmp_path: Path) -> None:
@@ -178,7 +179,7 @@ def test_unknown_field_in_configuration_file_is_named(cli: Cli, tmp_path: Path) 
     result = cli("configurations", "create", "--file", path)
     assert result.code == 2
     assert result.err.startswith(
-        f"error: {path}: router.rules[0].steps[0].kyes: unknown field "
+        f"keyway: error: {path}: router.rules[0].steps[0].kyes: unknown field "
         "(expected one of: type, keySelectionStrategy, keys)"
     )
 
@@ -188,7 +189,7 @@ def test_bad_key_reference_reports_the_servers_field_path(cli: Cli, tmp_path: Pa
     document = product_document(key, "pk_doesnotexist00", key)
     result = cli("configurations", "create", "--file", write_json(tmp_path / "c.json", document))
     assert result.code == 1
-    assert result.err.startswith("error: INVALID_ARGUMENT (INVALID_CONFIGURATION): ")
+    assert result.err.startswith("keyway: error: INVALID_ARGUMENT (INVALID_CONFIGURATION): ")
     assert re.search(
         r"^  router\.rules\[0\]\.steps\[0\]\.keys\[1\]\.id: .*pk_doesnotexist00",
         result.err,
@@ -199,7 +200,7 @@ def test_bad_key_reference_reports_the_servers_field_path(cli: Cli, tmp_path: Pa
 def test_unknown_provider_is_refused_by_name(cli: Cli) -> None:
     result = cli("provider-keys", "create", "--provider", "nope", "--name", "x", "--value", "v")
     assert result.code == 1
-    assert result.err.startswith("error: INVALID_ARGUMENT")
+    assert result.err.startswith("keyway: error: INVALID_ARGUMENT")
     assert "provider_id: " in result.err
     assert "'nope'" in result.err
 
@@ -230,7 +231,7 @@ def test_usage_errors_exit_2_with_a_message(cli: Cli, argv: tuple[str, ...], mes
 def test_wrong_token_is_unauthenticated(cli: Cli) -> None:
     result = cli("providers", "list", token="kwadm_nottherightone")
     assert result.code == 1
-    assert result.err.startswith("error: UNAUTHENTICATED")
+    assert result.err.startswith("keyway: error: UNAUTHENTICATED")
     assert "--token" in result.err
 
 
@@ -333,7 +334,8 @@ def test_accounts_and_admin_keys_with_the_operator_token(
     assert set(as_json) == {"adminApiKey", "token"}
 
     ok(cli("accounts", "delete", account["id"], "--force", token=operator))
-    assert cli("accounts", "get", account["id"], token=operator).err.startswith("error: NOT_FOUND")
+    missing = cli("accounts", "get", account["id"], token=operator)
+    assert missing.err.startswith("keyway: error: NOT_FOUND")
 
 
 def test_custom_providers_and_the_catalog(cli: Cli) -> None:
@@ -384,7 +386,7 @@ def test_master_key_rotation(cli: Cli, control_plane: RunningControlPlane) -> No
     assert rotated.json()["rewrapped"] >= 1
     resumed = ok(cli("master-key", "rotate", "--resume-only", token=control_plane.operator_token))
     assert re.search(rf"^key_id\s+{rotated.json()['keyId']}$", resumed.out, re.MULTILINE)
-    assert cli("master-key", "rotate").err.startswith("error: PERMISSION_DENIED")
+    assert cli("master-key", "rotate").err.startswith("keyway: error: PERMISSION_DENIED")
 
 
 @pytest.mark.parametrize("source", ["data-dir", "cwd", "token-file", "env"])
@@ -422,7 +424,7 @@ def test_missing_token_says_how_to_provide_one(
     monkeypatch.chdir(tmp_path)
     assert main(["admin", "providers", "list"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: no admin token: pass --token")
+    assert err.startswith("keyway: error: no admin token: pass --token")
     assert "KEYWAY_TOKEN" in err
 
 
@@ -438,7 +440,7 @@ def test_unreachable_control_plane(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["admin", "--addr", address, "--token", "kwadm_x", "provider-keys", "list"])
     assert code == 1
     assert capsys.readouterr().err == (
-        f"error: cannot reach the control plane at {address} (is it running?)\n"
+        f"keyway: error: cannot reach the control plane at {address} (is it running?)\n"
     )
 
 
