@@ -149,6 +149,27 @@ def _exhausted_error(result: Exhausted) -> tuple[KeywayError, list[tuple[bytes, 
     return error, extra
 
 
+def _log_failed(
+    request_id: str, attempt: Attempt, outcome: Outcome, then: Attempt | Wait | Exhausted
+) -> None:
+    if isinstance(then, Attempt):
+        after = f"failing over to {then.candidate.provider} key {then.key_id}"
+    elif isinstance(then, Wait):
+        after = f"waiting {then.seconds:.3g}s for a rate limit to reset"
+    else:
+        after = f"nothing left to try ({then.code})"
+    status = f"{outcome.status} " if outcome.status else ""
+    log.info(
+        "%s: %s key %s -> %s%s; %s",
+        request_id,
+        attempt.candidate.provider,
+        attempt.key_id,
+        status,
+        outcome.reason,
+        after,
+    )
+
+
 class ModelCall:
     """The ASGI endpoint for one surface."""
 
@@ -215,8 +236,13 @@ class ModelCall:
         client_headers = forwarded(scope["headers"], g.options.forward_organization)
         bodies: dict[str, bytes] = {}
         tries = 0
+        failed: tuple[Attempt, Outcome] | None = None
         while True:
             step = engine.next_attempt(g.clock())
+            if failed is not None:
+                # Logged once the next step is known: "failing over" only if there is one.
+                _log_failed(request_id, *failed, step)
+                failed = None
             if isinstance(step, Wait):
                 await asyncio.sleep(step.seconds)
                 continue
@@ -240,13 +266,7 @@ class ModelCall:
                 if opened is not None:
                     # Pooled again when its (small) error body is complete.
                     opened.release()
-                log.info(
-                    "%s: %s key %s -> %s; failing over",
-                    request_id,
-                    step.candidate.provider,
-                    step.key_id,
-                    outcome.reason,
-                )
+                failed = step, outcome
                 continue
             assert opened is not None
             out.append((b"x-keyway-attempts", str(tries).encode()))

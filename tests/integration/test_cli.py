@@ -465,3 +465,20 @@ def test_console_script_reads_the_secret_from_stdin(control_plane: RunningContro
     assert OPENAI_SECRET not in completed.stdout + completed.stderr
     # The trailing newline was not stored: the redaction ends with the secret's last 4.
     assert json.loads(completed.stdout)["redactedValue"] == "sk-proj-ab***wxyz"
+
+
+def test_refusals_name_their_fix(cli: Cli, control_plane: RunningControlPlane) -> None:
+    needs_operator = cli("accounts", "list")
+    assert needs_operator.err.startswith("keyway: error: PERMISSION_DENIED: ")
+    assert "`--token-file .keyway/operator.token` with `make run`" in needs_operator.err
+    no_account = cli("admin-keys", "create", "--name", "ci", token=control_plane.operator_token)
+    assert "`--account ACCOUNT_ID` in the CLI" in no_account.err
+    tenant_rpc = cli("provider-keys", "list", token=control_plane.operator_token)
+    assert "keyway admin admin-keys create --account ACCOUNT_ID" in tenant_rpc.err
+    private = cli(
+        "custom-providers", "create", "--provider-id", "local", "--name", "Local",
+        "--base-url", "http://127.0.0.1:11434/v1", "--format", "openai",
+    )  # fmt: skip
+    assert private.code == 1
+    assert "base_url: points at a private or loopback address" in private.err
+    assert "--allow-private-upstreams" in private.err

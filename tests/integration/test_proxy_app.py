@@ -9,6 +9,7 @@ end (completed, cancelled by the proxy, broken).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -124,6 +125,29 @@ def test_attempt_timeout_fails_over_and_all_timeouts_within_the_deadline_are_502
     }
     assert response.headers["x-keyway-attempts"] == "2"
     assert 0.8 <= elapsed < 5
+
+
+def test_the_failure_message_names_each_attempt_and_the_log_says_what_comes_next(
+    gw: Gateway, shared: RunningProxy, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    label = gw.label("why")
+    route = routed(gw, shared, "openai", f"sk-mock-500-{label}", f"sk-mock-401-{label}")
+    first, second = route.key_ids
+    with caplog.at_level(logging.INFO, logger="keyway.data_plane.proxy"):
+        response = chat(http, route)
+    assert response.status_code == 502
+    assert error_of(response)["message"] == (
+        f"2 attempts, all failed: openai/gpt-4o with {first}: 500 Provider server error; "
+        f"openai/gpt-4o with {second}: 401 Provider returns an auth error"
+    )
+    request_id = response.headers["x-keyway-request-id"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(request_id)]
+    assert lines == [
+        f"{request_id}: openai key {first} -> 500 Provider server error; "
+        f"failing over to openai key {second}",
+        f"{request_id}: openai key {second} -> 401 Provider returns an auth error; "
+        "nothing left to try (all_attempts_failed)",
+    ]
 
 
 def test_total_deadline_is_504_and_stops_trying_keys(gw: Gateway) -> None:
