@@ -102,3 +102,9 @@ def _rejected_hash(db: Database) -> None:
     # Without the hash a restarted control plane cannot tell that a proxy
     # already refused exactly the snapshot it is about to offer.
     db.execute("ALTER TABLE data_planes ADD COLUMN rejected_hash TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS(name="0004_provider_key_last_success")
+def _last_success(db: Database) -> None:
+    # A last error is only news while no success came after it.
+    db.execute("ALTER TABLE provider_keys ADD COLUMN last_success_time INTEGER")

@@ -484,23 +484,24 @@ class Store:
 
     def record_usage(
         self,
-        provider_keys: Iterable[tuple[str, int | None, int, str, int | None]],
+        provider_keys: Iterable[tuple[str, int | None, int, str, int | None, int | None]],
         access_keys: Iterable[tuple[str, int]],
     ) -> None:
-        """Proxies' reports: (key id, last used, error status, reason, error time).
+        """Proxies' reports: (key id, last used, error status, reason, error time, last success).
 
         Bookkeeping, not configuration: the revision and etags do not move, so
         a busy gateway does not republish snapshots for every request. Older
         reports never overwrite newer ones (proxies report independently).
         """
         with self._db.atomic():
-            for key_id, used, status, reason, error_time in provider_keys:
-                if used:
-                    self._db.execute(
-                        "UPDATE provider_keys SET last_used_time = "
-                        "max(coalesce(last_used_time, 0), ?) WHERE id = ?",
-                        [used, key_id],
-                    )
+            for key_id, used, status, reason, error_time, succeeded in provider_keys:
+                for column, when in (("last_used_time", used), ("last_success_time", succeeded)):
+                    if when:
+                        self._db.execute(
+                            f"UPDATE provider_keys SET {column} = "  # noqa: S608 - constant
+                            f"max(coalesce({column}, 0), ?) WHERE id = ?",
+                            [when, key_id],
+                        )
                 if error_time:
                     self._db.execute(
                         "UPDATE provider_keys SET last_error_status = ?, last_error_reason = ?, "

@@ -597,7 +597,9 @@ def test_usage_is_reported_to_the_control_plane(
     assert bad.last_error.time.ToSeconds() >= int(before) - 1
     assert bad.last_used_time.ToSeconds() >= int(before) - 1
     good = gw.provider_key(healthy)
-    assert not good.HasField("last_error") or good.last_error.status == 0
+    assert not good.HasField("last_error")
+    assert good.last_success_time.ToSeconds() >= int(before) - 1
+    assert not bad.HasField("last_success_time")
     access = gw.admin.access_keys.GetAccessKey(
         ak.GetAccessKeyRequest(id=route.access_key_id), metadata=gw.admin.md
     ).access_key
