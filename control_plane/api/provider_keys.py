@@ -24,7 +24,12 @@ from .base import (
     timestamp,
 )
 
-_UPDATABLE = {"name": "name", "description": "description", "metadata": "metadata"}
+_UPDATABLE = {
+    "name": "name",
+    "description": "description",
+    "metadata": "metadata",
+    "disabled": "disabled",
+}
 
 
 def provider_key_message(row: dict[str, Any]) -> pb.ProviderKey:
@@ -35,6 +40,7 @@ def provider_key_message(row: dict[str, Any]) -> pb.ProviderKey:
         last_used_time=timestamp(row["last_used_time"]),
         rotate_time=timestamp(row["rotate_time"]),
         last_success_time=timestamp(row["last_success_time"]),
+        disabled=bool(row["disabled"]),
         **common(row),
     )
     # The error is history once the key served again or got a new value; the admin API

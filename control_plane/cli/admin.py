@@ -116,12 +116,17 @@ class _Resource:
     optional_get_id: bool = False
     verbs: frozenset[str] = _VERBS
     """The standard methods the service has; create and update also need `flags`."""
+    pausable: bool = False
+    """Has `enable`/`disable` commands (an update of the `disabled` field)."""
     etag: bool = True
     """Whether Delete takes an etag."""
 
 
 def _col(header: str, field: str) -> _Column:
     return header, lambda message: output.format_field(message, field)
+
+
+_STATE: _Column = ("STATE", lambda message: "disabled" if message.disabled else "enabled")
 
 
 def _enum_type(enum: Any) -> Callable[[str], int]:
@@ -207,6 +212,7 @@ _RESOURCES = (
             _col("ID", "id"),
             _col("PROVIDER", "provider_id"),
             _col("NAME", "name"),
+            _STATE,
             _col("VALUE", "redacted_value"),
             _col("LAST USED", "last_used_time"),
             _col("LAST ERROR", "last_error"),
@@ -233,6 +239,7 @@ _RESOURCES = (
             ),
         ),
         list_params=(_Param("--provider", "provider_id", "only keys of this provider"),),
+        pausable=True,
     ),
     _Resource(
         command="access-keys",
@@ -245,6 +252,7 @@ _RESOURCES = (
         columns=(
             _col("ID", "id"),
             _col("NAME", "name"),
+            _STATE,
             _col("TOKEN", "redacted_token"),
             _col("CONFIGURATION", "configuration_id"),
             _col("LAST USED", "last_used_time"),
@@ -263,6 +271,7 @@ _RESOURCES = (
         ),
         list_params=(_Param("--configuration", "configuration_id", "only keys linked to it"),),
         returns_token=True,
+        pausable=True,
     ),
     _Resource(
         command="configurations",
@@ -466,7 +475,22 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             if flag.on_update:
                 _add_flag(update, flag, required=False)
         _add_etag_option(update)
+
+    if resource.pausable:
+        for verb, disabled, help_text in (
+            ("disable", True, f"disable {_a(noun)}: " + _PAUSE_EFFECTS[resource.command]),
+            ("enable", False, f"enable a disabled {noun} again"),
+        ):
+            switch = _leaf(verbs, verb, help_text, partial(_set_disabled, resource, disabled))
+            switch.add_argument("id", help=f"{noun} id")
+            _add_etag_option(switch)
     return verbs
+
+
+_PAUSE_EFFECTS = {
+    "provider-keys": "it is kept, but proxies skip it when routing",
+    "access-keys": "it is kept, but proxies refuse it (401 access_key_disabled)",
+}
 
 
 def _add_flag(parser: argparse.ArgumentParser, flag: _Flag, *, required: bool) -> None:
@@ -666,6 +690,19 @@ def _update(resource: _Resource, args: argparse.Namespace, session: rpc.Session)
         raise rpc.UsageError(f"nothing to update: give at least one of {settable}")
     request = _request(
         resource, "Update", **{resource.field: message, "update_mask": FieldMask(paths=paths)}
+    )
+    response = session.call(_method(resource, session, "Update"), request)
+    _print_resource(args, getattr(response, resource.field))
+
+
+def _set_disabled(
+    resource: _Resource, disabled: bool, args: argparse.Namespace, session: rpc.Session
+) -> None:
+    message = getattr(resource.module, resource.rpc)(id=args.id, etag=args.etag, disabled=disabled)
+    request = _request(
+        resource,
+        "Update",
+        **{resource.field: message, "update_mask": FieldMask(paths=["disabled"])},
     )
     response = session.call(_method(resource, session, "Update"), request)
     _print_resource(args, getattr(response, resource.field))

@@ -108,3 +108,10 @@ def _rejected_hash(db: Database) -> None:
 def _last_success(db: Database) -> None:
     # A last error is only news while no success came after it.
     db.execute("ALTER TABLE provider_keys ADD COLUMN last_success_time INTEGER")
+
+
+@MIGRATIONS(name="0005_disabled_keys")
+def _disabled_keys(db: Database) -> None:
+    # Paused, not deleted: proxies skip a disabled provider key and refuse a disabled access key.
+    for table in ("provider_keys", "access_keys"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")

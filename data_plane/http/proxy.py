@@ -98,6 +98,12 @@ def authenticate(table: RoutingTable | None, headers: list[tuple[bytes, bytes]])
     caller = table.callers.get(token_sha256(token))
     if caller is None:
         raise KeywayError("invalid_access_key", "the access key is unknown or revoked")
+    if caller.disabled:
+        raise KeywayError(
+            "access_key_disabled",
+            f"the access key {caller.access_key_id} is disabled; an admin can enable it again "
+            f"(keyway admin access-keys enable {caller.access_key_id})",
+        )
     return caller
 
 

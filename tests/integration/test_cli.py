@@ -77,7 +77,7 @@ def test_readme_flow(cli: Cli, tmp_path: Path) -> None:
     backup = create_provider_key(run, "Backup", BACKUP_SECRET)
     listed = ok(run("provider-keys", "list"))
     header = listed.out.splitlines()[0]
-    assert re.fullmatch(r"ID\s+PROVIDER\s+NAME\s+VALUE\s+LAST USED\s+LAST ERROR", header)
+    assert re.fullmatch(r"ID\s+PROVIDER\s+NAME\s+STATE\s+VALUE\s+LAST USED\s+LAST ERROR", header)
     assert {line.split()[0] for line in listed.out.splitlines()[1:]} == {primary, backup}
 
     config_file = write_json(tmp_path / "config.json", product_document(primary, backup, primary))
@@ -107,7 +107,7 @@ def test_readme_flow(cli: Cli, tmp_path: Path) -> None:
     unlinked = ok(run("access-keys", "update", access_key_id, "--configuration", "none", "--json"))
     assert "configurationId" not in unlinked.json()
     row = ok(run("access-keys", "list")).out.splitlines()[1]
-    assert re.fullmatch(rf"{access_key_id}\s+checkout\s+kw\S*\*\*\*\S+\s+-\s+-", row)
+    assert re.fullmatch(rf"{access_key_id}\s+checkout\s+enabled\s+kw\S*\*\*\*\S+\s+-\s+-", row)
 
     everything = "\n".join(outputs)
     for secret in (OPENAI_SECRET, ROTATED_SECRET, BACKUP_SECRET):
@@ -482,3 +482,30 @@ def test_refusals_name_their_fix(cli: Cli, control_plane: RunningControlPlane) -
     assert private.code == 1
     assert "base_url: points at a private or loopback address" in private.err
     assert "--allow-private-upstreams" in private.err
+
+
+def test_keys_are_disabled_and_enabled_and_lists_show_it(cli: Cli) -> None:
+    key = create_provider_key(cli, "k", OPENAI_SECRET)
+    disabled = ok(cli("provider-keys", "disable", key))
+    assert re.search(r"^disabled\s+yes$", disabled.out, re.MULTILINE)
+    row = ok(cli("provider-keys", "list")).out.splitlines()[1]
+    assert row.split()[:4] == [key, "openai", "k", "disabled"]
+    assert ok(cli("provider-keys", "get", key, "--json")).json()["disabled"] is True
+    ok(cli("provider-keys", "enable", key))
+    assert ok(cli("provider-keys", "list")).out.splitlines()[1].split()[3] == "enabled"
+
+    created = ok(cli("access-keys", "create", "--name", "app"))
+    access_key = re.findall(r"^id\s+(ak_\S+)$", created.out, re.MULTILINE)[0]
+    ok(cli("access-keys", "disable", access_key))
+    assert ok(cli("access-keys", "list")).out.splitlines()[1].split()[:3] == [
+        access_key,
+        "app",
+        "disabled",
+    ]
+    listed = ok(cli("access-keys", "list", "--json")).json()
+    assert [item.get("disabled", False) for item in listed] == [True]
+    ok(cli("access-keys", "enable", access_key, "--json"))
+    stale = cli("access-keys", "disable", access_key, "--etag", "1")
+    assert stale.err.startswith("keyway: error: ABORTED")
+    missing = cli("provider-keys", "disable", "pk_doesnotexist00")
+    assert missing.err.startswith("keyway: error: NOT_FOUND")

@@ -16,12 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from keyway.v1 import access_keys_pb2 as ak
+from keyway.v1 import provider_keys_pb2 as pk
 
 from data_plane.http.proxy import ProxyOptions
 from data_plane.mock_upstream.app import Outcome
 from data_plane.routing.policy import FailoverPolicy
-from data_plane.routing.tokens import ACCESS_PREFIX, BODY_LEN, checksum
+from data_plane.routing.tokens import ACCESS_PREFIX, BODY_LEN, checksum, token_sha256
 
 from .gateway_fixture import (
     SHORT_OPTIONS,
@@ -574,6 +576,67 @@ def test_anthropic_upstream_headers(gw: Gateway, shared: RunningProxy, http: htt
 
 
 # -- usage reporting ---------------------------------------------------------------------------
+
+
+def _set_disabled(gw: Gateway, resource: str, key_id: str, disabled: bool) -> None:
+    mask = FieldMask(paths=["disabled"])
+    if resource == "provider":
+        gw.admin.provider_keys.UpdateProviderKey(
+            pk.UpdateProviderKeyRequest(
+                provider_key=pk.ProviderKey(id=key_id, disabled=disabled), update_mask=mask
+            ),
+            metadata=gw.admin.md,
+        )
+    else:
+        gw.admin.access_keys.UpdateAccessKey(
+            ak.UpdateAccessKeyRequest(
+                access_key=ak.AccessKey(id=key_id, disabled=disabled), update_mask=mask
+            ),
+            metadata=gw.admin.md,
+        )
+
+
+def test_disabled_keys_are_skipped_or_refused_until_enabled_again(
+    gw: Gateway, shared: RunningProxy, http: httpx.Client
+) -> None:
+    label = gw.label("pause")
+    route = routed(gw, shared, "openai", f"sk-mock-ok-{label}-a", f"sk-mock-ok-{label}-b")
+    first, second = route.key_ids
+
+    def loaded(key_id: str) -> bool:
+        table = shared.state.table
+        return table is not None and any(key_id in a.keys for a in table.accounts.values())
+
+    _set_disabled(gw, "provider", first, True)
+    wait_until(lambda: not loaded(first), what="the proxy to drop the disabled key")
+    served_by(chat(http, route), second, attempts=1)
+    assert gw.provider_key(first).disabled
+    _set_disabled(gw, "provider", second, True)
+    wait_until(lambda: not loaded(second), what="the proxy to drop the second key")
+    none_left = chat(http, route)
+    assert (none_left.status_code, error_of(none_left)["code"]) == (502, "no_provider_key")
+    _set_disabled(gw, "provider", first, False)
+    wait_until(lambda: loaded(first), what="the proxy to take the key back")
+    served_by(chat(http, route), first, attempts=1)
+    assert [r.label for r in gw.mock.records(label)] == [f"ok-{label}-b", f"ok-{label}-a"]
+
+    _set_disabled(gw, "access", route.access_key_id, True)
+    wait_until(lambda: caller_disabled(shared, route.token), what="the proxy to see the paused key")
+    refused = chat(http, route)
+    assert refused.status_code == 401
+    assert error_of(refused)["code"] == "access_key_disabled"
+    assert f"keyway admin access-keys enable {route.access_key_id}" in error_of(refused)["message"]
+    models = http.get("/v1/models", headers=bearer(route))
+    assert (models.status_code, error_of(models)["code"]) == (401, "access_key_disabled")
+    _set_disabled(gw, "access", route.access_key_id, False)
+    wait_until(lambda: not caller_disabled(shared, route.token), what="the key enabled")
+    served_by(chat(http, route), first, attempts=1)
+
+
+def caller_disabled(proxy: RunningProxy, token: str) -> bool:
+    table = proxy.state.table
+    caller = table.callers.get(token_sha256(token)) if table is not None else None
+    return caller is not None and caller.disabled
 
 
 def test_usage_is_reported_to_the_control_plane(
