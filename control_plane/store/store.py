@@ -8,6 +8,7 @@ and are sealed before they touch the database.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -386,7 +387,19 @@ class Store:
         keys = self._db.execute(
             "SELECT id, provider_id FROM provider_keys WHERE account_id = ?", [account_id]
         ).fetchall()
-        return AccountView(self._known_providers(account_id), {k: p for k, p in keys})
+        listed = {p.id: frozenset(m.id.lower() for m in p.models) for p in catalog.BUILT_IN}
+        for provider_id, models_json in self._db.execute(
+            "SELECT provider_id, models_json FROM custom_providers WHERE account_id = ?",
+            [account_id],
+        ).fetchall():
+            listed[provider_id] = frozenset(
+                model_id.lower() for model_id, _ in json.loads(models_json)
+            )
+        return AccountView(
+            self._known_providers(account_id),
+            {k: p for k, p in keys},
+            {provider: models for provider, models in listed.items() if models},
+        )
 
     def _sealed_fields(self, row_id: str, version: int, value: Secret) -> Row:
         sealed = self._sealer.seal(value, row_aad(row_id, version))

@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from keyway.v1 import access_key_configurations_pb2 as cfg
+from keyway.v1 import access_key_configurations_pb2_grpc as cfg_grpc
 from keyway.v1 import provider_keys_pb2, provider_keys_pb2_grpc
 
 from control_plane.cli.main import main
@@ -509,3 +512,98 @@ def test_keys_are_disabled_and_enabled_and_lists_show_it(cli: Cli) -> None:
     assert stale.err.startswith("keyway: error: ABORTED")
     missing = cli("provider-keys", "disable", "pk_doesnotexist00")
     assert missing.err.startswith("keyway: error: NOT_FOUND")
+
+
+def test_unlisted_allowed_models_are_written_with_a_warning(
+    cli: Cli, control_plane: RunningControlPlane, tmp_path: Path
+) -> None:
+    document = {"name": "typo", "access": {"models": {"allow": ["openai/gpt-4oo"]}}}
+    created = cli("configurations", "create", "--file", write_json(tmp_path / "c.json", document))
+    assert created.code == 0
+    assert created.err == (
+        "keyway: warning: access.models.allow[0]: 'openai' lists no model 'gpt-4oo': requests "
+        "reach it only by naming openai:gpt-4oo (passed through unlisted); did you mean "
+        "'openai/gpt-4o'?\n"
+    )
+    config_id = re.findall(r"^id\s+(akc_\S+)$", created.out, re.MULTILINE)[0]
+    # The API answers the same, on create and on update; a listed model gets no warning.
+    stub = cfg_grpc.AccessKeyConfigurationServiceStub(control_plane.channel)
+    fixed = stub.UpdateAccessKeyConfiguration(
+        cfg.UpdateAccessKeyConfigurationRequest(
+            configuration=cfg.AccessKeyConfiguration(
+                id=config_id,
+                access=cfg.Access(models=cfg.AllowList(allow=["openai/gpt-4o", "openai/o9"])),
+            ),
+            update_mask=FieldMask(paths=["access"]),
+        ),
+        metadata=control_plane.admin,
+    )
+    assert [w.field for w in fixed.warnings] == ["access.models.allow[1]"]
+    clean = ok(
+        cli(
+            "configurations",
+            "update",
+            config_id,
+            "--file",
+            write_json(tmp_path / "ok.json", {"access": {"models": {"allow": ["openai/gpt-4o"]}}}),
+        )
+    )
+    assert "'openai/o9'" not in clean.out
+
+
+def test_configuration_update_shows_before_and_after_and_merges(cli: Cli, tmp_path: Path) -> None:
+    key = create_provider_key(cli, "k", OPENAI_SECRET)
+    backup = create_provider_key(cli, "b", BACKUP_SECRET)
+    path = write_json(tmp_path / "c.json", product_document(key, backup, key))
+    created = ok(cli("configurations", "create", "--file", path, "--json")).json()
+
+    # A plain update replaces `access` whole: the diff shows what went away.
+    replaced = ok(
+        cli(
+            "configurations", "update", created["id"], "--file", "-",
+            stdin='{"access": {"providers": {"allow": ["openai"]}}}',
+        )
+    )  # fmt: skip
+    diff = replaced.out[replaced.out.index("--- before") :].splitlines()
+    assert '-        "anthropic",' in diff or '-        "anthropic"' in diff
+    assert any(line.startswith("-") and "anthropic/claude-sonnet-4-5" in line for line in diff)
+    assert not any(line.startswith(("-", "+")) and "router" in line for line in diff)
+
+    # --merge changes only what the patch names; arrays in it replace, null removes.
+    merged = ok(
+        cli(
+            "configurations", "update", created["id"], "--merge", "--file", "-", "--json",
+            stdin='{"name": "Merged", "access": {"models": {"allow": ["openai/gpt-4o-mini"]}}}',
+        )
+    ).json()  # fmt: skip
+    assert merged["name"] == "Merged"
+    assert merged["access"] == {
+        "providers": {"allow": ["openai"]},
+        "models": {"allow": ["openai/gpt-4o-mini"]},
+    }
+    assert merged["router"] == created["router"]
+    snake = ok(
+        cli(
+            "configurations", "update", created["id"], "--merge", "--file", "-",
+            stdin='{"access": {"providers": null}, "router": {"rules": [{"provider": "openai",'
+            ' "steps": [{"type": "user", "key_selection_strategy": "ordered",'
+            f' "keys": [{{"id": "{backup}"}}]}}]}}]}}}}',
+        )
+    )  # fmt: skip
+    assert re.search(rf"^router\s+openai: user ordered \[{backup}\]$", snake.out, re.MULTILINE)
+    assert re.search(r"^access\s+providers: all$", snake.out, re.MULTILINE)
+    unchanged = ok(
+        cli("configurations", "update", created["id"], "--merge", "--file", "-", stdin="{}")
+    )
+    assert unchanged.out == f"No change: <stdin> leaves configuration {created['id']} as it is.\n"
+    stale = cli(
+        "configurations", "update", created["id"], "--merge", "--file", "-",
+        "--etag", created["etag"], stdin='{"name": "Again"}',
+    )  # fmt: skip
+    assert stale.err.startswith("keyway: error: ABORTED")
+    bad = cli(
+        "configurations", "update", created["id"], "--merge", "--file", "-",
+        stdin='{"router": {"rules": [{"provider": "openai", "stepz": []}]}}',
+    )  # fmt: skip
+    assert bad.code == 2
+    assert "router.rules[0].stepz: unknown field" in bad.err
