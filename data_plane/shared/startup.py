@@ -70,7 +70,9 @@ def _candidates(address: str, what: str) -> Iterator[tuple[int, tuple[str, int]]
 
 def _reason(error: OSError) -> str:
     # The OS's wording alone: some callers append the address to strerror.
-    return (os.strerror(error.errno) if error.errno else str(error)).lower()
+    if error.errno and error.errno > 0:
+        return os.strerror(error.errno).lower()
+    return (error.strerror or str(error)).lower()
 
 
 def _refused(address: str, what: str, error: OSError) -> ListenError:

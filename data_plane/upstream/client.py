@@ -33,8 +33,10 @@ class UpstreamSettings:
 
 def _os_reason(error: BaseException) -> str:
     # The OS's words ("connection refused"), not asyncio's "Connect call failed (...)".
-    if isinstance(error, OSError) and error.errno:
+    if isinstance(error, OSError) and error.errno and error.errno > 0:
         return os.strerror(error.errno).lower()
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()  # resolver errors: negative EAI_* codes
     return str(error) or type(error).__name__
 
 

@@ -39,3 +39,10 @@ async def test_a_connection_closed_without_an_answer_says_so() -> None:
     assert not isinstance(outcome, Opened)
     assert outcome.kind is OutcomeKind.CONNECT_ERROR
     assert outcome.reason == "Provider connection broke (server disconnected)"
+
+
+async def test_a_name_that_does_not_resolve_says_so() -> None:
+    outcome = await _open("http://no-such-host.invalid/v1/chat/completions")
+    assert not isinstance(outcome, Opened)
+    assert outcome.reason.startswith("Could not connect to provider at no-such-host.invalid:80: ")
+    assert "error -" not in outcome.reason  # the resolver's words, not a bare EAI code
