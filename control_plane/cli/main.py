@@ -23,7 +23,7 @@ import uvloop
 
 from control_plane.domain.catalog import BUILT_IN_IDS
 from control_plane.domain.upstreams import base_url_problem
-from data_plane.shared.startup import StartupError, check_free, parse_address
+from data_plane.shared.startup import ListenError, StartupError, check_free, parse_address
 
 from .admin import add_admin_parser
 from .parsing import Parser
@@ -218,6 +218,12 @@ def proxy_options(args: argparse.Namespace) -> ProxyOptions:
     )
 
 
+# Which flag sets each listener's address, per command: a refused address names it.
+_CP = {"control plane": "--listen"}
+_PROXY = {"proxy": "--listen"}
+_BOTH = {"control plane": "--listen", "proxy": "--proxy-listen"}
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="keyway", description=__doc__.split("\n", 1)[0])
     parser.add_argument(
@@ -232,13 +238,13 @@ def build_parser() -> Parser:
     cp = commands.add_parser("control-plane", help=help_text, description=help_text)
     _add_listen(cp, "--listen", "127.0.0.1:50051", "control plane")
     _add_control_plane_options(cp)
-    cp.set_defaults(func=_run, proxy=False, control_plane_on=True)
+    cp.set_defaults(func=_run, proxy=False, control_plane_on=True, listen_flags=_CP)
 
     help_text = "run a data-plane proxy"
     px = commands.add_parser("proxy", help=help_text, description=help_text)
     _add_listen(px, "--listen", "127.0.0.1:8080", "proxy")
     _add_proxy_options(px, standalone=True)
-    px.set_defaults(func=_run, proxy=True, control_plane_on=False)
+    px.set_defaults(func=_run, proxy=True, control_plane_on=False, listen_flags=_PROXY)
 
     help_text = "run a control plane and a proxy locally (what `make run` runs)"
     up = commands.add_parser("up", help=help_text, description=help_text)
@@ -252,7 +258,7 @@ def build_parser() -> Parser:
     )
     _add_control_plane_options(up)
     _add_proxy_options(up, standalone=False)
-    up.set_defaults(func=_run, proxy=True, control_plane_on=True)
+    up.set_defaults(func=_run, proxy=True, control_plane_on=True, listen_flags=_BOTH)
 
     help_text = "run a mock OpenAI/Anthropic upstream (behaviour chosen by the provider key)"
     mock = commands.add_parser("mock-upstream", help=help_text, description=help_text)
@@ -263,13 +269,13 @@ def build_parser() -> Parser:
     mock.add_argument(
         "--chunk-delay-ms", type=float, default=1.0, metavar="MS", help="between stream events"
     )
-    mock.set_defaults(func=_run_mock)
+    mock.set_defaults(func=_run_mock, listen_flags={"mock upstream": "--listen"})
 
     help_text = "the stack against a mock upstream, showing failover (what `make demo` runs)"
     demo = commands.add_parser("demo", help=help_text, description=help_text)
     _add_listen(demo, "--listen", "127.0.0.1:0", "control plane")
     _add_listen(demo, "--proxy-listen", "127.0.0.1:8080", "proxy")
-    demo.set_defaults(func=_run_demo)
+    demo.set_defaults(func=_run_demo, listen_flags=_BOTH)
 
     add_admin_parser(commands)
     return parser
@@ -425,7 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except StartupError as error:
-        print(f"keyway: error: {error}", file=sys.stderr, flush=True)
+        message = str(error)
+        flags: dict[str, str] = getattr(args, "listen_flags", {})
+        if isinstance(error, ListenError) and error.what in flags:
+            flag = flags[error.what]
+            message += f"; {flag} HOST:PORT sets the {error.what}'s address"
+        print(f"keyway: error: {message}", file=sys.stderr, flush=True)
         return 1
 
 

@@ -178,6 +178,10 @@ def test_every_listener_refuses_a_port_in_use(
     assert f"cannot listen on {held_port}" in message
     assert "address already in use" in message
     assert "choose another port" in message
+    what = "proxy" if flag == "--proxy-listen" or command[0] == "proxy" else "control plane"
+    if command[0] == "mock-upstream":
+        what = "mock upstream"
+    assert message.endswith(f"; {flag} HOST:PORT sets the {what}'s address")
     if command[0] != "proxy":
         assert "listening" not in result.stdout  # nothing started on the other port either
     if command[0] == "up":
