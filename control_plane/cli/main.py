@@ -373,6 +373,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     if args.control_plane_on and args.proxy:
         # Both ports are checked before either listener starts.
+        check_free(args.listen, "control plane")
         check_free(args.proxy_listen, "proxy")
     # Whatever started is stopped again, in reverse order, also when a later part fails.
     async with contextlib.AsyncExitStack() as running:

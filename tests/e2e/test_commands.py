@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anthropic
 import httpx
+import openai
 import pytest
+from anthropic.types import MessageParam
 
 from control_plane.cli.main import build_parser, proxy_options
 
@@ -20,9 +23,9 @@ from .stack import KEYWAY, Process, wait_until
 
 
 @contextmanager
-def running(args: list[str]) -> Iterator[list[str]]:
+def running(args: list[str], cwd: Path | None = None) -> Iterator[list[str]]:
     """A `keyway` command; yields its output lines as they arrive."""
-    process = Process(args[0], args)
+    process = Process(args[0], args, cwd=cwd)
     try:
         yield process.lines
     finally:
@@ -230,3 +233,103 @@ def test_version_help_defaults_and_the_subcommands_usage() -> None:
     assert one_error_line(wrong) == (
         "unrecognized arguments: --provder openai (see `keyway admin provider-keys list --help`)"
     )
+
+
+def test_the_readme_quickstart_succeeds_without_a_provider_account(tmp_path: Path) -> None:
+    """The README's steps, as written, on a machine that can reach no provider."""
+    up = ["up", "--mock-upstream", "--data-dir", ".keyway", "--listen", "127.0.0.1:0"]
+    with running([*up, "--proxy-listen", "127.0.0.1:0"], cwd=tmp_path) as lines:
+        wait_until(lambda: bool(listening(lines, "proxy")), timeout=20, what="keyway up")
+        proxy = f"http://{listening(lines, 'proxy')}"
+        env = {**os.environ, "KEYWAY_ADDR": listening(lines, "control plane")}
+        for name in ("KEYWAY_TOKEN", "KEYWAY_DATA_DIR"):
+            env.pop(name, None)
+
+        def admin(*args: str, stdin: str | None = None) -> str:
+            done = subprocess.run(
+                [KEYWAY, "admin", *args], input=stdin, capture_output=True, text=True,
+                cwd=tmp_path, env=env, timeout=30, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        def new_id(out: str) -> str:
+            found: list[str] = re.findall(r"^id\s+(\S+)$", out, re.MULTILINE)
+            return found[0]
+
+        first = new_id(
+            admin("provider-keys", "create", "--provider", "openai", "--name", "Mock OpenAI key",
+                  "--value", "sk-mock-ok-my-first-key")
+        )  # fmt: skip
+        admin("provider-keys", "create", "--provider", "anthropic", "--name", "Mock Anthropic key",
+              "--value", "sk-mock-ok-my-claude-key")  # fmt: skip
+        created = admin("access-keys", "create", "--name", "my app")
+        access_key, token = new_id(created), created.rsplit(": ", 1)[1].strip()
+        wait_until(lambda: _serves(proxy, token), what="the proxy to know the access key")
+
+        client = openai.OpenAI(api_key=token, base_url=f"{proxy}/v1", max_retries=0)
+        reply = client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Hello"}]
+        )
+        assert reply.parse().choices[0].message.content == (
+            "Hello from mock (model gpt-4o, key ok-my-first-key)"
+        )
+        assert reply.headers["x-keyway-provider-key-id"] == first
+        claude = anthropic.Anthropic(api_key=token, base_url=proxy, max_retries=0)
+        hello: list[MessageParam] = [{"role": "user", "content": "Hello"}]
+        with claude.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=256, messages=hello
+        ) as stream:
+            text = "".join(stream.text_stream)
+        assert text == "Hello from mock (model claude-sonnet-4-5, key ok-my-claude-key)"
+        assert (
+            claude.messages.count_tokens(model="claude-sonnet-4-5", messages=hello).input_tokens > 0
+        )
+
+        busy = new_id(
+            admin("provider-keys", "create", "--provider", "openai", "--name", "Busy key",
+                  "--value", "sk-mock-429-30-busy-key")
+        )  # fmt: skip
+        production = {
+            "name": "Production",
+            "router": {"rules": [{"provider": "openai", "steps": [
+                {"type": "user", "keys": [{"id": busy}, {"id": first}]}]}]},
+        }  # fmt: skip
+        (tmp_path / "production.json").write_text(json.dumps(production))
+        configuration = new_id(admin("configurations", "create", "--file", "production.json"))
+        admin("access-keys", "update", access_key, "--configuration", configuration)
+        wait_until(
+            lambda: _attempts(client) == "2", what="the configuration to route via the busy key"
+        )
+        wait_until(
+            lambda: "429: Rate limited by provider" in admin("provider-keys", "list"),
+            what="the busy key's last error",
+        )
+        rows = {row.split()[0]: row for row in admin("provider-keys", "list").splitlines()[1:]}
+        assert re.match(rf"{busy}\s+openai\s+Busy key\s+enabled\s", rows[busy])
+        rotated = admin("provider-keys", "rotate", busy, "--value", "-", stdin="sk-mock-ok-rot\n")
+        assert re.search(r"^last_error\s+-$", rotated, re.MULTILINE)
+        wait_until(lambda: _attempts(client) == "1", what="the rotated key to serve")
+        admin("provider-keys", "disable", busy)
+        wait_until(lambda: _served_by(client) == first, what="the disabled key to be skipped")
+        client.close()
+        claude.close()
+
+
+def _serves(proxy: str, token: str) -> bool:
+    models = httpx.get(f"{proxy}/v1/models", headers={"authorization": f"Bearer {token}"})
+    return models.status_code == 200
+
+
+def _attempts(client: openai.OpenAI) -> str:
+    reply = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hello"}]
+    )
+    return str(reply.headers["x-keyway-attempts"])
+
+
+def _served_by(client: openai.OpenAI) -> str:
+    reply = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hello"}]
+    )
+    return str(reply.headers["x-keyway-provider-key-id"])
