@@ -116,13 +116,19 @@ async def main_async(
     """Serve until SIGINT/SIGTERM (or until cancelled), then stop cleanly.
 
     ``on_ready`` runs once the socket accepts connections, e.g. to print the
-    address actually bound when ``listen`` asks for port 0.
+    address actually bound when ``listen`` asks for port 0; without it, that is logged.
     """
     server = MockServer(listen, latency_ms=latency_ms, chunk_delay_ms=chunk_delay_ms)
     await server.start()
-    log.info("mock upstream listening on %s (latency %g ms)", server.base_url, latency_ms)
     if on_ready is not None:
         on_ready(server)
+    else:
+        log.info(
+            "mock upstream listening on %s (provider base URL %s, latency %g ms)",
+            server.url,
+            server.base_url,
+            latency_ms,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
