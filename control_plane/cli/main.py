@@ -115,6 +115,30 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# (flag, number type, default, metavar, help) of the proxy's failover bounds and limits.
+_FAILOVER_FLAGS: tuple[tuple[str, type[int] | type[float], float, str, str], ...] = (
+    ("--max-attempts", int, 10, "N", "attempts per request"),
+    ("--attempt-timeout", float, 60.0, "SECONDS", "per upstream attempt"),
+    ("--total-deadline", float, 120.0, "SECONDS", "per request, all attempts included"),
+    ("--auth-cooldown", float, 60.0, "SECONDS", "hold-back of a key after 401/403"),
+    (
+        "--rate-limit-cooldown",
+        float,
+        10.0,
+        "SECONDS",
+        "hold-back of a key after a 429 that says no reset time",
+    ),
+    (
+        "--stream-idle-timeout",
+        float,
+        60.0,
+        "SECONDS",
+        "without upstream bytes before a started stream is ended",
+    ),
+    ("--max-body-bytes", int, 32 * 1024 * 1024, "BYTES", "largest request body accepted"),
+)
+
+
 def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
     parser.add_argument(
         "--cache-dir",
@@ -128,51 +152,10 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     )
     parser.add_argument("--pool", default="default", metavar="NAME", help="pool of proxies")
     failover = parser.add_argument_group("failover and limits")
-    failover.add_argument(
-        "--max-attempts", type=_positive(int), default=10, metavar="N", help="attempts per request"
-    )
-    failover.add_argument(
-        "--attempt-timeout",
-        type=_positive(float),
-        default=60.0,
-        metavar="SECONDS",
-        help="per upstream attempt",
-    )
-    failover.add_argument(
-        "--total-deadline",
-        type=_positive(float),
-        default=120.0,
-        metavar="SECONDS",
-        help="per request, all attempts included",
-    )
-    failover.add_argument(
-        "--auth-cooldown",
-        type=_positive(float),
-        default=60.0,
-        metavar="SECONDS",
-        help="hold-back of a key after 401/403",
-    )
-    failover.add_argument(
-        "--rate-limit-cooldown",
-        type=_positive(float),
-        default=10.0,
-        metavar="SECONDS",
-        help="hold-back of a key after a 429 that says no reset time",
-    )
-    failover.add_argument(
-        "--stream-idle-timeout",
-        type=_positive(float),
-        default=60.0,
-        metavar="SECONDS",
-        help="without upstream bytes before a started stream is ended",
-    )
-    failover.add_argument(
-        "--max-body-bytes",
-        type=_positive(int),
-        default=32 * 1024 * 1024,
-        metavar="BYTES",
-        help="largest request body accepted",
-    )
+    for flag, kind, default, metavar, text in _FAILOVER_FLAGS:
+        failover.add_argument(
+            flag, type=_positive(kind), default=default, metavar=metavar, help=text
+        )
     failover.add_argument(
         "--forward-openai-organization",
         action="store_true",

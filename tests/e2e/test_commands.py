@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ import pytest
 from anthropic.types import MessageParam
 
 from control_plane.cli.main import build_parser, proxy_options
+from tests.sockets import shareable_port
 
 from .stack import KEYWAY, Process, wait_until
 
@@ -132,11 +132,8 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture
 def held_port() -> Iterator[str]:
-    with socket.socket() as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield f"127.0.0.1:{holder.getsockname()[1]}"
+    with shareable_port() as address:
+        yield address
 
 
 def test_a_second_control_plane_on_a_used_port_fails_and_the_first_keeps_serving(

@@ -11,6 +11,17 @@ from .conftest import RunningControlPlane
 SECOND = 1_000_000  # store times are microseconds
 
 
+def _create(cp: RunningControlPlane) -> pk.ProviderKey:
+    stub = pk_grpc.ProviderKeyServiceStub(cp.channel)
+    return stub.CreateProviderKey(
+        pk.CreateProviderKeyRequest(
+            provider_key=pk.ProviderKey(provider_id="openai", name="k"),
+            value="sk-proj-abcdefghijklmnopqrstuvwxyz",
+        ),
+        metadata=cp.admin,
+    ).provider_key
+
+
 def _key(cp: RunningControlPlane, key_id: str) -> pk.ProviderKey:
     stub = pk_grpc.ProviderKeyServiceStub(cp.channel)
     return stub.GetProviderKey(pk.GetProviderKeyRequest(id=key_id), metadata=cp.admin).provider_key
@@ -20,13 +31,7 @@ def test_an_error_is_hidden_once_the_key_served_again_and_shown_when_it_fails_an
     control_plane: RunningControlPlane,
 ) -> None:
     stub = pk_grpc.ProviderKeyServiceStub(control_plane.channel)
-    created = stub.CreateProviderKey(
-        pk.CreateProviderKeyRequest(
-            provider_key=pk.ProviderKey(provider_id="openai", name="k"),
-            value="sk-proj-abcdefghijklmnopqrstuvwxyz",
-        ),
-        metadata=control_plane.admin,
-    ).provider_key
+    created = _create(control_plane)
     store = control_plane.server.store
     start = created.rotate_time.ToMicroseconds()
 
@@ -60,13 +65,7 @@ def test_an_error_is_hidden_once_the_key_served_again_and_shown_when_it_fails_an
 
 def test_a_rotation_retires_the_old_values_error(control_plane: RunningControlPlane) -> None:
     stub = pk_grpc.ProviderKeyServiceStub(control_plane.channel)
-    created = stub.CreateProviderKey(
-        pk.CreateProviderKeyRequest(
-            provider_key=pk.ProviderKey(provider_id="openai", name="k"),
-            value="sk-proj-abcdefghijklmnopqrstuvwxyz",
-        ),
-        metadata=control_plane.admin,
-    ).provider_key
+    created = _create(control_plane)
     at = created.rotate_time.ToMicroseconds() + 1  # after the creation, before the rotation
     control_plane.server.store.record_usage([(created.id, at, 401, "auth", at, None)], [])
     assert _key(control_plane, created.id).last_error.status == 401

@@ -16,6 +16,7 @@ from control_plane.server import ControlPlane, Settings
 from data_plane.mock_upstream.server import MockServer
 from data_plane.runner import Proxy, ProxySettings
 from data_plane.shared.startup import ListenError, StartupError, bind, check_free
+from tests.sockets import shareable_port
 
 from .conftest import start_control_plane, stop_control_plane
 
@@ -25,11 +26,8 @@ IN_USE = "address already in use"
 @pytest.fixture
 def held() -> Iterator[str]:
     """A port another process could share, were we to allow it."""
-    with socket.socket() as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield f"127.0.0.1:{holder.getsockname()[1]}"
+    with shareable_port() as address:
+        yield address
 
 
 def test_bind_and_check_refuse_a_port_in_use(held: str) -> None:
