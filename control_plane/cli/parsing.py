@@ -35,6 +35,9 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        # `--latency 5` must not quietly mean `--latency-ms 5`: a typo is reported, and a
+        # flag added later can never make an abbreviation someone relies on ambiguous.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.set_defaults(usage_parser=self)
 

@@ -330,3 +330,16 @@ def _served_by(client: openai.OpenAI) -> str:
         model="gpt-4o", messages=[{"role": "user", "content": "Hello"}]
     )
     return str(reply.headers["x-keyway-provider-key-id"])
+
+
+def test_make_run_and_demo_pass_args_through() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for target, args, expected in (
+        ("run", "--mock-upstream --proxy-listen 127.0.0.1:0", "keyway up --data-dir .keyway "),
+        ("demo", "--proxy-listen 127.0.0.1:0", "keyway demo "),
+    ):
+        planned = subprocess.run(
+            ["make", "-n", target, f"ARGS={args}"],
+            capture_output=True, text=True, check=True, timeout=30, cwd=root,
+        ).stdout  # fmt: skip
+        assert planned.splitlines()[-1].endswith(expected + args), planned
