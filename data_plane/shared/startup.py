@@ -99,18 +99,27 @@ def bind(address: str, what: str, *, backlog: int = 2048) -> socket.socket:
 
 
 def check_free(address: str, what: str) -> None:
-    """Raises `ListenError` unless every address `address` names can be bound right now.
+    """Raises `ListenError` if `address` cannot be listened on right now.
 
     For listeners that another library binds (gRPC), which reports only "failed to bind":
-    probing first gives the OS's reason. Port 0 is always free.
+    probing first gives the OS's reason. A name with several addresses (`localhost`) is
+    refused when one of them is in use, or when none can be bound at all (a machine
+    without IPv6 still listens on `localhost`'s IPv4 address). Port 0 is always free.
     """
     with _listen_errors(address, what):
-        for family, sockaddr in _candidates(address, what):
-            if sockaddr[1] == 0:
-                continue
-            with socket.socket(family, socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                probe.bind(sockaddr)
+        failures: list[OSError] = []
+        candidates = [c for c in _candidates(address, what) if c[1][1] != 0]
+        for family, sockaddr in candidates:
+            try:
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind(sockaddr)
+            except OSError as error:
+                if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                    raise
+                failures.append(error)
+        if candidates and len(failures) == len(candidates):
+            raise failures[0]
 
 
 def read_file(path: Path, flag: str) -> bytes:

@@ -95,3 +95,14 @@ def test_missing_tls_files_name_their_flag(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
     with pytest.raises(StartupError, match=f"cannot read --tls-ca {missing}: no such file"):
         Proxy(ProxySettings(listen="127.0.0.1:0", token="unused", tls_ca=missing))
+
+
+def test_an_address_of_another_machine_says_what_to_use_instead() -> None:
+    # 192.0.2.1 is TEST-NET-1: documentation only, never configured on a real interface.
+    try:
+        check_free("192.0.2.1:5000", "control plane")
+    except ListenError as refused:
+        assert "cannot assign requested address; no network interface" in str(refused)
+        assert "use 127.0.0.1, 0.0.0.0" in str(refused)
+    else:
+        pytest.skip("this machine binds non-local addresses (net.ipv4.ip_nonlocal_bind)")
