@@ -339,7 +339,7 @@ def test_make_run_and_demo_pass_args_through() -> None:
         ("demo", "--proxy-listen 127.0.0.1:0", "keyway demo "),
     ):
         planned = subprocess.run(
-            ["make", "-n", target, f"ARGS={args}"],
+            ["make", "--no-print-directory", "-n", target, f"ARGS={args}"],
             capture_output=True, text=True, check=True, timeout=30, cwd=root,
         ).stdout  # fmt: skip
         assert planned.splitlines()[-1].endswith(expected + args), planned
