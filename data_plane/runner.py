@@ -20,6 +20,7 @@ from .http.connections import ConnectionLimits, protocol_class
 from .http.proxy import Gateway, ProxyOptions
 from .routing.table import RoutingTable, rotated_keys
 from .shared.addresses import is_loopback
+from .shared.startup import StartupError, bind, read_file
 from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .state import ProxyState
@@ -50,7 +51,7 @@ class ProxySettings:
     """Follow a non-loopback control plane without TLS (snapshots carry provider keys)."""
 
 
-class InsecureSettingsError(Exception):
+class InsecureSettingsError(StartupError):
     """Settings that would send or serve secrets in clear, or half a TLS configuration."""
 
 
@@ -60,6 +61,10 @@ def check_transport(s: ProxySettings) -> None:
             "TLS on the proxy's listener needs both --tls-cert and --tls-key; "
             "refusing to fall back to plaintext"
         )
+    if s.tls_cert is not None and s.tls_key is not None:
+        # uvicorn reads them only once serving: a missing file is reported now, by its flag.
+        read_file(s.tls_cert, "--tls-cert")
+        read_file(s.tls_key, "--tls-key")
     if s.tls_ca is None and not is_loopback(s.control_plane):
         if not s.allow_insecure_control_plane:
             raise InsecureSettingsError(
@@ -103,9 +108,11 @@ def _credentials(s: ProxySettings) -> grpc.ChannelCredentials | None:
     if s.tls_ca is None:
         return None
     return grpc.ssl_channel_credentials(
-        root_certificates=s.tls_ca.read_bytes(),
-        private_key=s.tls_client_key.read_bytes() if s.tls_client_key else None,
-        certificate_chain=s.tls_client_cert.read_bytes() if s.tls_client_cert else None,
+        root_certificates=read_file(s.tls_ca, "--tls-ca"),
+        private_key=read_file(s.tls_client_key, "--tls-client-key") if s.tls_client_key else None,
+        certificate_chain=(
+            read_file(s.tls_client_cert, "--tls-client-cert") if s.tls_client_cert else None
+        ),
     )
 
 
@@ -114,15 +121,14 @@ class Proxy:
         check_transport(settings)
         self.settings = settings
         self.state = ProxyState()
-        host, _, port = settings.listen.rpartition(":")
-        self._socket = socket.create_server((host or "127.0.0.1", int(port)), reuse_port=False)
+        credentials = _credentials(settings)
+        self._socket = bind(settings.listen, "proxy")
         self.port: int = self._socket.getsockname()[1]
         node_id = settings.node_id or f"{socket.gethostname()}:{self.port}"
         self.cache = SnapshotCache(settings.cache_dir) if settings.cache_dir else None
         if self.cache is not None:
             restore_from_cache(self.state, self.cache)
         self.node_id = node_id
-        credentials = _credentials(settings)
         self.client = SnapshotClient(
             settings.control_plane,
             settings.token,

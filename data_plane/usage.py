@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("keyway.data_plane.usage")
 
 
-# A served or relayed answer, or an attempt the request's own deadline cut short.
-_NOT_THE_KEYS_FAULT = frozenset({OutcomeKind.SUCCESS, OutcomeKind.FAIL_FAST, OutcomeKind.DEADLINE})
+# A relayed answer (a 4xx the client caused), or an attempt the request's own deadline cut short.
+_NOT_THE_KEYS_FAULT = frozenset({OutcomeKind.FAIL_FAST, OutcomeKind.DEADLINE})
 
 
 @dataclass(slots=True)
@@ -35,6 +35,7 @@ class _KeyUse:
     error_status: int = 0
     error_reason: str = ""
     error_time: float = 0.0
+    success_time: float = 0.0
 
 
 def _ts(seconds: float) -> Timestamp | None:
@@ -55,7 +56,9 @@ class UsageRecorder:
         if use is None:
             use = self._keys[key_id] = _KeyUse()
         use.last_used = now
-        if outcome.kind not in _NOT_THE_KEYS_FAULT:
+        if outcome.kind is OutcomeKind.SUCCESS:
+            use.success_time = now
+        elif outcome.kind not in _NOT_THE_KEYS_FAULT:
             use.error_status = outcome.status or 0
             use.error_reason = outcome.reason
             use.error_time = now
@@ -77,6 +80,7 @@ class UsageRecorder:
                     last_error_status=use.error_status,
                     last_error_reason=use.error_reason,
                     last_error_time=_ts(use.error_time),
+                    last_success_time=_ts(use.success_time),
                 )
                 for key_id, use in keys.items()
             ],

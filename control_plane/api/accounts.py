@@ -9,11 +9,11 @@ from keyway.v1 import accounts_pb2_grpc, admin_api_keys_pb2_grpc
 from keyway.v1 import admin_api_keys_pb2 as kpb
 
 from control_plane.domain import tokens
-from control_plane.domain.errors import NotFound, Violations
+from control_plane.domain.errors import NotFound, PermissionDenied, Violations
 from control_plane.domain.fields import check_common, require_id
 from control_plane.store.store import ACCOUNTS, ADMIN_KEYS
 
-from .auth import Principal
+from .auth import OPERATOR, Principal
 from .base import Servicer, changes, check_update, common, next_token, page_args, rpc
 
 _ACCOUNT_FIELDS = {"display_name": "name", "description": "description", "metadata": "metadata"}
@@ -100,6 +100,11 @@ class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
 
 class AdminApiKeyServicer(Servicer, admin_api_keys_pb2_grpc.AdminApiKeyServiceServicer):
     def _account(self, requested: str, who: Principal) -> str:
+        if not requested and who.kind == OPERATOR:
+            raise PermissionDenied(
+                "the operator token belongs to no account: name one in account_id "
+                "(`--account ACCOUNT_ID` in the CLI; `keyway admin accounts list` shows them)"
+            )
         account_id = requested or who.account()
         if not who.may_act_on(account_id):
             raise NotFound(f"account '{account_id}' not found")

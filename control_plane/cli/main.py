@@ -1,29 +1,50 @@
-"""`keyway`: run the control plane, run everything locally, administer."""
+"""`keyway`: run the control plane, a proxy, both, the mock upstream or the demo; administer.
+
+Every mistake in how a command is started ends the same way: one line `keyway: error: …`
+saying what to change, and a non-zero exit (2 for a command line argparse refuses, 1 for a
+process that cannot start as configured), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib.metadata
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvloop
 
 from control_plane.domain.catalog import BUILT_IN_IDS
 from control_plane.domain.upstreams import base_url_problem
+from data_plane.shared.startup import ListenError, StartupError, check_free, parse_address
 
 from .admin import add_admin_parser
-
-T = TypeVar("T")
+from .parsing import Parser
 
 if TYPE_CHECKING:
     from data_plane.http.connections import ConnectionLimits
     from data_plane.http.proxy import ProxyOptions
+    from data_plane.runner import ProxySettings
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _listen_address(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _base_url_override(text: str) -> tuple[str, str]:
@@ -37,154 +58,6 @@ def _base_url_override(text: str) -> tuple[str, str]:
     if problem:
         raise argparse.ArgumentTypeError(f"{provider}: URL {problem}")
     return provider, url
-
-
-def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("KEYWAY_DATA_DIR", ".keyway")),
-        help="where the database, master key and tokens live (env KEYWAY_DATA_DIR)",
-    )
-    parser.add_argument(
-        "--provider-base-url",
-        type=_base_url_override,
-        action="append",
-        default=[],
-        metavar="ID=URL",
-        help="send a built-in provider's traffic elsewhere (repeatable)",
-    )
-    parser.add_argument(
-        "--allow-private-upstreams",
-        action="store_true",
-        help="let custom providers use loopback/private addresses and plain http",
-    )
-    parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM)")
-    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
-    parser.add_argument(
-        "--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)"
-    )
-    parser.add_argument(
-        "--allow-insecure-remote",
-        action="store_true",
-        help="serve snapshots without TLS on a non-loopback address",
-    )
-
-
-def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
-    parser.add_argument(
-        "--cache-dir", type=Path, help="keep an encrypted last-known-good snapshot here"
-    )
-    parser.add_argument("--node-id", default="", help="default: HOSTNAME:PORT")
-    parser.add_argument("--pool", default="default")
-    failover = parser.add_argument_group("failover and limits")
-    failover.add_argument("--max-attempts", type=_positive(int), default=10)
-    failover.add_argument(
-        "--attempt-timeout", type=_positive(float), default=60.0, help="seconds per attempt"
-    )
-    failover.add_argument(
-        "--total-deadline", type=_positive(float), default=120.0, help="seconds per request"
-    )
-    failover.add_argument(
-        "--min-attempt-time",
-        type=_non_negative,
-        default=0.25,
-        help="no attempt starts with less of the total deadline left (seconds)",
-    )
-    failover.add_argument(
-        "--auth-cooldown", type=_positive(float), default=60.0, help="hold-back after 401/403"
-    )
-    failover.add_argument(
-        "--rate-limit-cooldown",
-        type=_positive(float),
-        default=10.0,
-        help="hold-back after a 429 without Retry-After",
-    )
-    failover.add_argument(
-        "--stream-idle-timeout",
-        type=_positive(float),
-        default=60.0,
-        help="seconds without upstream bytes before a started stream is ended",
-    )
-    failover.add_argument(
-        "--max-body-bytes",
-        type=_positive(int),
-        default=64 * 1024 * 1024,
-        help="largest request body accepted (default 64 MiB: base64 vision payloads)",
-    )
-    failover.add_argument(
-        "--forward-openai-organization",
-        action="store_true",
-        help="pass the client's openai-organization/openai-project headers upstream",
-    )
-    limits = parser.add_argument_group(
-        "connection limits and fairness (each proxy process counts on its own)"
-    )
-    limits.add_argument("--max-connections", type=_positive(int), default=4096)
-    limits.add_argument(
-        "--max-header-bytes",
-        type=_positive(int),
-        default=32 * 1024,
-        help="request line and headers; larger gets 431",
-    )
-    limits.add_argument(
-        "--header-read-timeout",
-        type=_positive(float),
-        default=10.0,
-        help="seconds to receive a request's headers",
-    )
-    limits.add_argument(
-        "--body-read-timeout",
-        type=_positive(float),
-        default=60.0,
-        help="seconds to receive a request's body once its headers are in",
-    )
-    limits.add_argument(
-        "--keepalive-timeout",
-        type=_positive(float),
-        default=5.0,
-        help="seconds an idle connection is kept between requests",
-    )
-    limits.add_argument(
-        "--write-timeout",
-        type=_positive(float),
-        default=60.0,
-        help="seconds a client may leave the response unread before it is disconnected",
-    )
-    limits.add_argument(
-        "--max-concurrency-per-access-key",
-        type=_positive(int),
-        default=256,
-        help="requests in flight per access key; over it, 429 concurrency_limit",
-    )
-    limits.add_argument(
-        "--max-concurrency-per-account",
-        type=_positive(int),
-        default=1024,
-        help="requests in flight per account, all its access keys together",
-    )
-    limits.add_argument(
-        "--max-stream-duration",
-        type=_positive(float),
-        default=1800.0,
-        help="seconds a response may take to relay once started",
-    )
-    if not standalone:
-        return
-    parser.add_argument("--control-plane", default="127.0.0.1:50051", help="host:port")
-    parser.add_argument(
-        "--data-plane-token-file", type=Path, help="else env KEYWAY_DATA_PLANE_TOKEN"
-    )
-    parser.add_argument("--tls-ca", type=Path, help="CA that signed the control plane's cert")
-    parser.add_argument("--tls-client-cert", type=Path, help="client certificate for mTLS")
-    parser.add_argument("--tls-client-key", type=Path, help="client key for mTLS")
-    parser.add_argument(
-        "--allow-insecure-control-plane",
-        action="store_true",
-        help="follow a non-loopback control plane without --tls-ca (keys cross in clear)",
-    )
-    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
-    parser.add_argument("--tls-key", type=Path, help="private key for --tls-cert (PEM)")
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -210,22 +83,190 @@ def _non_negative(text: str) -> float:
     return value
 
 
-def _checked(args: argparse.Namespace, build: Callable[[], T]) -> T:
-    """`build()`, with the combinations the parser cannot check one flag at a time refused."""
+def _add_listen(parser: argparse.ArgumentParser, flag: str, default: str, what: str) -> None:
+    parser.add_argument(
+        flag,
+        type=_listen_address,
+        default=default,
+        metavar="HOST:PORT",
+        help=f"where the {what} listens (port 0 picks a free one)",
+    )
+
+
+def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the database, master key and tokens live "
+        "(default: $KEYWAY_DATA_DIR, else .keyway)",
+    )
+    parser.add_argument(
+        "--provider-base-url",
+        type=_base_url_override,
+        action="append",
+        default=[],
+        metavar="ID=URL",
+        help="send a built-in provider's traffic elsewhere, e.g. an egress proxy (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-private-upstreams",
+        action="store_true",
+        help="let custom providers use loopback/private addresses and plain http",
+    )
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="require client certificates signed by this CA (mTLS)",
+    )
+    parser.add_argument(
+        "--allow-insecure-remote",
+        action="store_true",
+        help="serve snapshots without TLS on a non-loopback address",
+    )
+
+
+# (flag, number type, default, metavar, help) of the proxy's failover bounds and limits.
+_FAILOVER_FLAGS: tuple[tuple[str, type[int] | type[float], float, str, str], ...] = (
+    ("--max-attempts", int, 10, "N", "attempts per request"),
+    ("--attempt-timeout", float, 60.0, "SECONDS", "per upstream attempt"),
+    ("--total-deadline", float, 120.0, "SECONDS", "per request, all attempts included"),
+    ("--auth-cooldown", float, 60.0, "SECONDS", "hold-back of a key after 401/403"),
+    (
+        "--rate-limit-cooldown",
+        float,
+        10.0,
+        "SECONDS",
+        "hold-back of a key after a 429 that says no reset time",
+    ),
+    (
+        "--stream-idle-timeout",
+        float,
+        60.0,
+        "SECONDS",
+        "without upstream bytes before a started stream is ended",
+    ),
+    (
+        "--max-body-bytes",
+        int,
+        64 * 1024 * 1024,
+        "BYTES",
+        "largest request body accepted (64 MiB: base64 vision payloads)",
+    ),
+)
+
+# The same for the limits on clients and tenants; each proxy process counts on its own.
+_LIMIT_FLAGS: tuple[tuple[str, type[int] | type[float], float, str, str], ...] = (
+    ("--max-connections", int, 4096, "N", "concurrent client connections"),
+    ("--max-header-bytes", int, 32 * 1024, "BYTES", "request line and headers; over: 431"),
+    ("--header-read-timeout", float, 10.0, "SECONDS", "to receive a request's headers"),
+    ("--body-read-timeout", float, 60.0, "SECONDS", "to receive a body once its headers are in"),
+    ("--keepalive-timeout", float, 5.0, "SECONDS", "an idle connection is kept between requests"),
+    ("--write-timeout", float, 60.0, "SECONDS", "a client may leave the response unread"),
+    (
+        "--max-concurrency-per-access-key",
+        int,
+        256,
+        "N",
+        "requests in flight per access key; over: 429 concurrency_limit",
+    ),
+    (
+        "--max-concurrency-per-account",
+        int,
+        1024,
+        "N",
+        "requests in flight per account, all its access keys together",
+    ),
+    ("--max-stream-duration", float, 1800.0, "SECONDS", "to relay one response once started"),
+)
+
+
+def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep an encrypted last-known-good snapshot here"
+        + ("" if standalone else " (default: DATA_DIR/proxy-cache)"),
+    )
+    parser.add_argument(
+        "--node-id", default="", metavar="ID", help="name in `data-planes list` (HOSTNAME:PORT)"
+    )
+    parser.add_argument("--pool", default="default", metavar="NAME", help="pool of proxies")
+    failover = parser.add_argument_group("failover and limits")
+    for flag, kind, default, metavar, text in _FAILOVER_FLAGS:
+        failover.add_argument(
+            flag, type=_positive(kind), default=default, metavar=metavar, help=text
+        )
+    failover.add_argument(
+        "--min-attempt-time",
+        type=_non_negative,
+        default=0.25,
+        metavar="SECONDS",
+        help="no attempt starts with less of the total deadline left",
+    )
+    failover.add_argument(
+        "--forward-openai-organization",
+        action="store_true",
+        help="pass the client's openai-organization/openai-project headers upstream",
+    )
+    limits = parser.add_argument_group(
+        "connection limits and fairness (each proxy process counts on its own)"
+    )
+    for flag, kind, default, metavar, text in _LIMIT_FLAGS:
+        limits.add_argument(flag, type=_positive(kind), default=default, metavar=metavar, help=text)
+    if not standalone:
+        return
+    parser.add_argument(
+        "--control-plane", default="127.0.0.1:50051", metavar="HOST:PORT", help="where to sync"
+    )
+    parser.add_argument(
+        "--data-plane-token-file",
+        type=Path,
+        metavar="PATH",
+        help="data-plane credential (else env KEYWAY_DATA_PLANE_TOKEN)",
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, metavar="PEM", help="CA that signed the control plane's cert"
+    )
+    parser.add_argument(
+        "--tls-client-cert", type=Path, metavar="PEM", help="client certificate for mTLS"
+    )
+    parser.add_argument("--tls-client-key", type=Path, metavar="PEM", help="client key for mTLS")
+    parser.add_argument(
+        "--allow-insecure-control-plane",
+        action="store_true",
+        help="follow a non-loopback control plane without --tls-ca (keys cross in clear)",
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="serve HTTPS with this certificate"
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="private key for --tls-cert")
+
+
+def _checked(build: Callable[[], T]) -> T:
+    """`build()`, with the combinations the parser cannot check one flag at a time refused,
+    named by their flags (`min_attempt_time` -> `--min-attempt-time`)."""
     try:
         return build()
     except ValueError as error:
-        raise SystemExit(f"keyway {args.command}: {error}") from None
+        message = re.sub(
+            r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: "--" + m[0].replace("_", "-"), str(error)
+        )
+        raise StartupError(f"invalid proxy settings: {message}") from None
 
 
-def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
+def proxy_options(args: argparse.Namespace) -> ProxyOptions:
+    """The proxy flags of `keyway proxy` or `keyway up`, as the proxy's options."""
     # Imported here so `keyway admin` does not load the proxy's HTTP stack.
     from data_plane.http.proxy import ProxyOptions
     from data_plane.routing.admission import AdmissionLimits
     from data_plane.routing.policy import FailoverPolicy
 
     return _checked(
-        args,
         lambda: ProxyOptions(
             policy=FailoverPolicy(
                 max_attempts=args.max_attempts,
@@ -243,15 +284,15 @@ def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
                 per_account=args.max_concurrency_per_account,
             ),
             max_stream_duration=args.max_stream_duration,
-        ),
+        )
     )
 
 
-def _connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    """The limits on the proxy's client connections."""
     from data_plane.http.connections import ConnectionLimits
 
     return _checked(
-        args,
         lambda: ConnectionLimits(
             max_header_bytes=args.max_header_bytes,
             header_read_timeout=args.header_read_timeout,
@@ -259,45 +300,68 @@ def _connection_limits(args: argparse.Namespace) -> ConnectionLimits:
             max_connections=args.max_connections,
             keepalive_timeout=args.keepalive_timeout,
             write_timeout=args.write_timeout,
-        ),
+        )
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keyway", description=__doc__)
-    parser.add_argument("--log-level", default="INFO")
+# Which flag sets each listener's address, per command: a refused address names it.
+_CP = {"control plane": "--listen"}
+_PROXY = {"proxy": "--listen"}
+_BOTH = {"control plane": "--listen", "proxy": "--proxy-listen"}
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="keyway", description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--version", action="version", version=f"keyway {importlib.metadata.version('keyway')}"
+    )
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="log verbosity"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    cp = commands.add_parser("control-plane", help="run the gRPC control plane")
-    cp.add_argument("--listen", default="127.0.0.1:50051", help="host:port (port 0 picks one)")
+    help_text = "run the gRPC control plane"
+    cp = commands.add_parser("control-plane", help=help_text, description=help_text)
+    _add_listen(cp, "--listen", "127.0.0.1:50051", "control plane")
     _add_control_plane_options(cp)
-    cp.set_defaults(func=_run, proxy=False, control_plane_on=True)
+    cp.set_defaults(func=_run, proxy=False, control_plane_on=True, listen_flags=_CP)
 
-    px = commands.add_parser("proxy", help="run a data-plane proxy")
-    px.add_argument("--listen", default="127.0.0.1:8080", help="host:port (port 0 picks one)")
+    help_text = "run a data-plane proxy"
+    px = commands.add_parser("proxy", help=help_text, description=help_text)
+    _add_listen(px, "--listen", "127.0.0.1:8080", "proxy")
     _add_proxy_options(px, standalone=True)
-    px.set_defaults(func=_run, proxy=True, control_plane_on=False)
+    px.set_defaults(func=_run, proxy=True, control_plane_on=False, listen_flags=_PROXY)
 
-    up = commands.add_parser("up", help="run a control plane and a proxy locally")
-    up.add_argument("--listen", default="127.0.0.1:50051", help="control plane host:port")
-    up.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy host:port")
+    help_text = "run a control plane and a proxy locally (what `make run` runs)"
+    up = commands.add_parser("up", help=help_text, description=help_text)
+    _add_listen(up, "--listen", "127.0.0.1:50051", "control plane")
+    _add_listen(up, "--proxy-listen", "127.0.0.1:8080", "proxy")
+    up.add_argument(
+        "--mock-upstream",
+        action="store_true",
+        help="also run the mock upstream and point every built-in provider at it: "
+        "works without a provider account (keys sk-mock-ok-…)",
+    )
     _add_control_plane_options(up)
     _add_proxy_options(up, standalone=False)
-    up.set_defaults(func=_run, proxy=True, control_plane_on=True)
+    up.set_defaults(func=_run, proxy=True, control_plane_on=True, listen_flags=_BOTH)
 
-    mock = commands.add_parser(
-        "mock-upstream",
-        help="run a mock OpenAI/Anthropic upstream (behaviour chosen by the provider key)",
+    help_text = "run a mock OpenAI/Anthropic upstream (behaviour chosen by the provider key)"
+    mock = commands.add_parser("mock-upstream", help=help_text, description=help_text)
+    _add_listen(mock, "--listen", "127.0.0.1:9000", "mock upstream")
+    mock.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="added before every response"
     )
-    mock.add_argument("--listen", default="127.0.0.1:9000", help="host:port (port 0 picks one)")
-    mock.add_argument("--latency-ms", type=float, default=0.0, help="added before every response")
-    mock.add_argument("--chunk-delay-ms", type=float, default=1.0, help="between stream events")
-    mock.set_defaults(func=_run_mock)
+    mock.add_argument(
+        "--chunk-delay-ms", type=float, default=1.0, metavar="MS", help="between stream events"
+    )
+    mock.set_defaults(func=_run_mock, listen_flags={"mock upstream": "--listen"})
 
-    demo = commands.add_parser("demo", help="the stack against a mock upstream, showing failover")
-    demo.add_argument("--listen", default="127.0.0.1:0", help="control plane host:port")
-    demo.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy host:port")
-    demo.set_defaults(func=_run_demo)
+    help_text = "the stack against a mock upstream, showing failover (what `make demo` runs)"
+    demo = commands.add_parser("demo", help=help_text, description=help_text)
+    _add_listen(demo, "--listen", "127.0.0.1:0", "control plane")
+    _add_listen(demo, "--proxy-listen", "127.0.0.1:8080", "proxy")
+    demo.set_defaults(func=_run_demo, listen_flags=_BOTH)
 
     add_admin_parser(commands)
     return parser
@@ -315,115 +379,162 @@ def _run_mock(args: argparse.Namespace) -> int:
     from data_plane.mock_upstream.server import MockServer, main_async
 
     def ready(server: MockServer) -> None:
-        print(f"keyway: mock upstream listening on {server.url}", flush=True)
+        print(_mock_line(server.url, server.base_url), flush=True)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     uvloop.run(main_async(args.listen, args.latency_ms, args.chunk_delay_ms, on_ready=ready))
     return 0
 
 
+def _mock_line(url: str, base_url: str) -> str:
+    # The base URL is the one to configure: without `/v1` every path is a 404.
+    return f"keyway: mock upstream listening on {url} (provider base URL {base_url})"
+
+
 def _proxy_token(args: argparse.Namespace) -> str:
-    if args.data_plane_token_file is not None:
-        return str(args.data_plane_token_file.read_text(encoding="utf-8").strip())
-    token = os.environ.get("KEYWAY_DATA_PLANE_TOKEN", "")
+    path: Path | None = args.data_plane_token_file
+    if path is not None:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise StartupError(
+                f"cannot read --data-plane-token-file {path}: {(error.strerror or '').lower()}; "
+                "the control plane writes one to DATA_DIR/data-plane.token on first start, "
+                "or create one with `keyway admin data-plane-credentials create`"
+            ) from None
+        if not token:
+            raise StartupError(f"--data-plane-token-file {path} is empty")
+        return token
+    token = os.environ.get("KEYWAY_DATA_PLANE_TOKEN", "").strip()
     if not token:
-        raise SystemExit(
-            "keyway proxy: no data-plane token; pass --data-plane-token-file PATH "
-            "or set KEYWAY_DATA_PLANE_TOKEN"
+        raise StartupError(
+            "no data-plane token: pass --data-plane-token-file PATH "
+            "(e.g. .keyway/data-plane.token) or set KEYWAY_DATA_PLANE_TOKEN"
         )
     return token
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    given: Path | None = args.data_dir
+    return given or Path(os.environ.get("KEYWAY_DATA_DIR") or ".keyway")
+
+
+def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettings:
+    from data_plane.runner import ProxySettings
+
+    if control_plane is None:
+        return ProxySettings(
+            listen=args.listen,
+            control_plane=args.control_plane,
+            token=_proxy_token(args),
+            cache_dir=args.cache_dir,
+            node_id=args.node_id,
+            pool=args.pool,
+            tls_ca=args.tls_ca,
+            tls_client_cert=args.tls_client_cert,
+            tls_client_key=args.tls_client_key,
+            options=proxy_options(args),
+            limits=connection_limits(args),
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            allow_insecure_control_plane=args.allow_insecure_control_plane,
+        )
+    host = args.listen.rpartition(":")[0]
+    if host.strip("[]") in ("", "0.0.0.0", "::"):  # noqa: S104 - a comparison
+        host = "127.0.0.1"  # listening everywhere includes here
+    return ProxySettings(
+        listen=args.proxy_listen,
+        control_plane=f"{host}:{control_plane.port}",
+        token=control_plane.tokens.data_plane.read_text(encoding="utf-8").strip(),
+        cache_dir=args.cache_dir or _data_dir(args) / "proxy-cache",
+        node_id=args.node_id,
+        pool=args.pool,
+        options=proxy_options(args),
+        limits=connection_limits(args),
+        # The control plane next to it already refused plaintext unless told.
+        allow_insecure_control_plane=args.allow_insecure_remote,
+    )
+
+
 async def _serve(args: argparse.Namespace) -> None:
     from control_plane.server import ControlPlane, Settings
-    from data_plane.runner import InsecureSettingsError, Proxy, ProxySettings
+    from data_plane.mock_upstream.server import MockServer
+    from data_plane.runner import Proxy
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
 
-    control_plane = None
-    if args.control_plane_on:
-        settings = Settings(
-            listen=args.listen,
-            data_dir=args.data_dir,
-            provider_base_urls=dict(args.provider_base_url),
-            allow_private_upstreams=args.allow_private_upstreams,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            tls_client_ca=args.tls_client_ca,
-            allow_insecure_remote=args.allow_insecure_remote,
-        )
-        control_plane = ControlPlane(settings)
-        port = await control_plane.start()
-        host = settings.listen.rsplit(":", 1)[0]
-        print(f"keyway: control plane listening on {host}:{port}", flush=True)
+    if args.control_plane_on and args.proxy:
+        # Both ports are checked before either listener starts.
+        check_free(args.listen, "control plane")
+        check_free(args.proxy_listen, "proxy")
+    # Whatever started is stopped again, in reverse order, also when a later part fails.
+    async with contextlib.AsyncExitStack() as running:
+        base_urls: dict[str, str] = {}
+        if getattr(args, "mock_upstream", False):
+            mock = MockServer("127.0.0.1:0")
+            running.push_async_callback(mock.stop)
+            await mock.start()
+            print(_mock_line(mock.url, mock.base_url), flush=True)
+            base_urls = dict.fromkeys(sorted(BUILT_IN_IDS), mock.base_url)
 
-    proxy = None
-    if args.proxy:
-        if control_plane is not None:
-            host = args.listen.rsplit(":", 1)[0]
-            if host.strip("[]") in ("", "0.0.0.0", "::"):  # noqa: S104 - a comparison
-                host = "127.0.0.1"  # listening everywhere includes here
-            proxy_settings = ProxySettings(
-                listen=args.proxy_listen,
-                control_plane=f"{host}:{control_plane.port}",
-                token=control_plane.tokens.data_plane.read_text(encoding="utf-8").strip(),
-                cache_dir=args.cache_dir or args.data_dir / "proxy-cache",
-                node_id=args.node_id,
-                pool=args.pool,
-                options=_proxy_options(args),
-                limits=_connection_limits(args),
-                # The control plane next to it already refused plaintext unless told.
-                allow_insecure_control_plane=args.allow_insecure_remote,
-            )
-        else:
-            proxy_settings = ProxySettings(
+        control_plane = None
+        if args.control_plane_on:
+            settings = Settings(
                 listen=args.listen,
-                control_plane=args.control_plane,
-                token=_proxy_token(args),
-                cache_dir=args.cache_dir,
-                node_id=args.node_id,
-                pool=args.pool,
-                tls_ca=args.tls_ca,
-                tls_client_cert=args.tls_client_cert,
-                tls_client_key=args.tls_client_key,
-                options=_proxy_options(args),
-                limits=_connection_limits(args),
+                data_dir=_data_dir(args),
+                provider_base_urls=base_urls | dict(args.provider_base_url),
+                allow_private_upstreams=args.allow_private_upstreams,
                 tls_cert=args.tls_cert,
                 tls_key=args.tls_key,
-                allow_insecure_control_plane=args.allow_insecure_control_plane,
+                tls_client_ca=args.tls_client_ca,
+                allow_insecure_remote=args.allow_insecure_remote,
             )
-        try:
-            proxy = Proxy(proxy_settings)
-        except InsecureSettingsError as error:
-            raise SystemExit(f"keyway {args.command}: {error}") from None
-        await proxy.start()
-        host = proxy_settings.listen.rpartition(":")[0]
-        scheme = "https" if proxy_settings.tls_cert else "http"
-        print(f"keyway: proxy listening on {scheme}://{host}:{proxy.port}", flush=True)
+            control_plane = ControlPlane(settings)
+            running.push_async_callback(control_plane.stop)
+            port = await control_plane.start()
+            host = settings.listen.rpartition(":")[0]
+            print(f"keyway: control plane listening on {host}:{port}", flush=True)
 
-    await stopping.wait()
-    print("keyway: shutting down", flush=True)
-    if proxy is not None:
-        await proxy.stop()
-    if control_plane is not None:
-        await control_plane.stop()
+        if args.proxy:
+            proxy_settings = _proxy_settings(args, control_plane)
+            proxy = Proxy(proxy_settings)
+            running.push_async_callback(proxy.stop)
+            await proxy.start()
+            host = proxy_settings.listen.rpartition(":")[0]
+            scheme = "https" if proxy_settings.tls_cert else "http"
+            print(f"keyway: proxy listening on {scheme}://{host}:{proxy.port}", flush=True)
+
+        await stopping.wait()
+        print("keyway: shutting down", flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # uvloop: the proxy's event loop is its hot path (ARCHITECTURE.md §6).
+    # uvloop: the proxy's event loop is its hot path (see the README's benchmarks).
     uvloop.run(_serve(args))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    return int(args.func(args))
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        # Reported by the subcommand they were given to, with that subcommand's usage.
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return int(args.func(args))
+    except StartupError as error:
+        message = str(error)
+        flags: dict[str, str] = getattr(args, "listen_flags", {})
+        if isinstance(error, ListenError) and error.what in flags:
+            flag = flags[error.what]
+            message += f"; {flag} HOST:PORT sets the {error.what}'s address"
+        print(f"keyway: error: {message}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class KeyRecord:
     id: str
     provider_id: str
     value: Secret
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class AccessKeyRecord:
     id: str
     token_sha256: str
     configuration_id: str | None
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +113,19 @@ def _account(account: AccountRecord, private_allowed: bool) -> spb.SnapshotAccou
         _provider(p, private_allowed) for p in sorted(account.custom_providers, key=lambda p: p.id)
     )
     for key in account.keys:
-        out.provider_keys.add(id=key.id, provider_id=key.provider_id, value=key.value.reveal())
+        # A disabled key's secret stays home: nothing may use it.
+        value = "" if key.disabled else key.value.reveal()
+        out.provider_keys.add(
+            id=key.id, provider_id=key.provider_id, value=value, disabled=key.disabled
+        )
     for config_id, config in sorted(account.configurations, key=lambda c: c[0]):
         out.configurations.append(_configuration(config_id, config))
     for ak in sorted(account.access_keys, key=lambda a: a.id):
         out.access_keys.add(
-            id=ak.id, token_sha256=ak.token_sha256, configuration_id=ak.configuration_id or ""
+            id=ak.id,
+            token_sha256=ak.token_sha256,
+            configuration_id=ak.configuration_id or "",
+            disabled=ak.disabled,
         )
     return out
 

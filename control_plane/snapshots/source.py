@@ -115,9 +115,18 @@ class StateReader:
                 )
             keys: dict[str, list[KeyRecord]] = defaultdict(list)
             secrets: dict[str, tuple[int, Secret]] = {}
-            for account_id, key_id, provider_id, kek, wrapped, ciphertext, version in c.execute(
+            for (
+                account_id,
+                key_id,
+                provider_id,
+                kek,
+                wrapped,
+                ciphertext,
+                version,
+                disabled,
+            ) in c.execute(
                 "SELECT account_id, id, provider_id, kek_id, wrapped_key, ciphertext, "
-                "secret_version FROM provider_keys ORDER BY seq"
+                "secret_version, disabled FROM provider_keys ORDER BY seq"
             ):
                 cached = self._secrets.get(key_id)
                 if cached is not None and cached[0] == version:
@@ -127,7 +136,7 @@ class StateReader:
                         SealedSecret(kek, wrapped, ciphertext), row_aad(key_id, version)
                     )
                 secrets[key_id] = (version, value)
-                keys[account_id].append(KeyRecord(key_id, provider_id, value))
+                keys[account_id].append(KeyRecord(key_id, provider_id, value, bool(disabled)))
             self._secrets = secrets
             configs: dict[str, list[tuple[str, AccessKeyConfiguration]]] = defaultdict(list)
             parsed: dict[str, tuple[str, AccessKeyConfiguration]] = {}
@@ -144,10 +153,12 @@ class StateReader:
                 configs[account_id].append((config_id, config))
             self._configs = parsed
             access: dict[str, list[AccessKeyRecord]] = defaultdict(list)
-            for account_id, key_id, token_hash, config_id in c.execute(
-                "SELECT account_id, id, token_hash, configuration_id FROM access_keys"
+            for account_id, key_id, token_hash, config_id, disabled in c.execute(
+                "SELECT account_id, id, token_hash, configuration_id, disabled FROM access_keys"
             ):
-                access[account_id].append(AccessKeyRecord(key_id, token_hash, config_id))
+                access[account_id].append(
+                    AccessKeyRecord(key_id, token_hash, config_id, bool(disabled))
+                )
             accounts = tuple(
                 AccountRecord(
                     id=account_id,

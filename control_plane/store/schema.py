@@ -104,7 +104,20 @@ def _rejected_hash(db: Database) -> None:
     db.execute("ALTER TABLE data_planes ADD COLUMN rejected_hash TEXT NOT NULL DEFAULT ''")
 
 
-@MIGRATIONS(name="0004_configuration_limits")
+@MIGRATIONS(name="0004_provider_key_last_success")
+def _last_success(db: Database) -> None:
+    # A last error is only news while no success came after it.
+    db.execute("ALTER TABLE provider_keys ADD COLUMN last_success_time INTEGER")
+
+
+@MIGRATIONS(name="0005_disabled_keys")
+def _disabled_keys(db: Database) -> None:
+    # Paused, not deleted: proxies skip a disabled provider key and refuse a disabled access key.
+    for table in ("provider_keys", "access_keys"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="0006_configuration_limits")
 def _configuration_limits(db: Database) -> None:
     # NULL: no per-access-key limits (rows written before limits existed have none).
     db.execute("ALTER TABLE configurations ADD COLUMN limits_json TEXT")

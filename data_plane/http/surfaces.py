@@ -38,4 +38,12 @@ SURFACES = (
         EventStyle.MESSAGES,
         frozenset({"beta"}),
     ),
+    # Anthropic's token counting: routed, scoped and failed over like a Messages call.
+    Surface(
+        "/v1/messages/count_tokens",
+        "/messages/count_tokens",
+        Format.ANTHROPIC,
+        EventStyle.MESSAGES,
+        frozenset({"beta"}),
+    ),
 )

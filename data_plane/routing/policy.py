@@ -1,4 +1,10 @@
-"""Failover bounds and cooldowns, with their defaults."""
+"""Failover bounds and cooldowns.
+
+The defaults are the documented ones (README, "Using the proxy"): at most 10 attempts, 60 s per
+attempt, 120 s per request, a key answering 401/403 held back 60 s, a 429 without a reset hint
+held back 10 s, one wait of at most 5 s when everything left is rate-limited, and no attempt
+started with less than 0.25 s of the total deadline left.
+"""
 
 from __future__ import annotations
 

@@ -80,6 +80,8 @@ class Caller:
     access_key_id: str
     account: Account
     policy: Policy
+    disabled: bool = False
+    """Refused with `access_key_disabled`, but known: not the same as a revoked key."""
 
     def key_ids(self, provider: str, model: str) -> tuple[str, ...]:
         """Model rule, then provider rule, then every key of the provider."""
@@ -114,9 +116,12 @@ def _provider(p: spb.SnapshotProvider) -> Provider:
     )
 
 
-def _policy(c: spb.SnapshotConfiguration) -> Policy:
+def _policy(c: spb.SnapshotConfiguration, disabled: frozenset[str]) -> Policy:
+    # A disabled key is dropped from the routes here, once per snapshot, not per request.
     routes = {
-        (r.provider_id, r.model): tuple(k for step in r.steps for k in step.key_ids)
+        (r.provider_id, r.model): tuple(
+            k for step in r.steps for k in step.key_ids if k not in disabled
+        )
         for r in c.routes
     }
     return Policy(
@@ -146,22 +151,24 @@ def build(snapshot: spb.Snapshot, sha256: str) -> RoutingTable:
         providers = dict(built_in)
         providers.update((p.id, _provider(p)) for p in a.custom_providers)
         defaults: dict[str, list[str]] = {}
-        for k in a.provider_keys:
+        enabled = [k for k in a.provider_keys if not k.disabled]
+        for k in enabled:
             defaults.setdefault(k.provider_id, []).append(k.id)
+        disabled = frozenset(k.id for k in a.provider_keys if k.disabled)
         account = Account(
             id=a.id,
             providers=MappingProxyType(providers),
             keys=MappingProxyType(
-                {k.id: ProviderKey(k.id, k.provider_id, k.value) for k in a.provider_keys}
+                {k.id: ProviderKey(k.id, k.provider_id, k.value) for k in enabled}
             ),
             default_keys=MappingProxyType({p: tuple(ids) for p, ids in defaults.items()}),
             bare_models=_bare_models(providers) if a.custom_providers else shared_models,
         )
         accounts[a.id] = account
-        policies = {c.id: _policy(c) for c in a.configurations}
+        policies = {c.id: _policy(c, disabled) for c in a.configurations}
         for ak in a.access_keys:
             policy = policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL
-            callers[ak.token_sha256] = Caller(ak.id, account, policy)
+            callers[ak.token_sha256] = Caller(ak.id, account, policy, ak.disabled)
     return RoutingTable(
         snapshot.version, sha256, MappingProxyType(callers), MappingProxyType(accounts)
     )

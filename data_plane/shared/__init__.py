@@ -1,1 +1,1 @@
-"""What both planes share."""
+"""What both planes share: the only data-plane code the control plane may import."""

@@ -13,6 +13,10 @@ import socket
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+PRIVATE_REFUSED = (
+    "the operator allows no private upstreams (control plane flag --allow-private-upstreams)"
+)
+
 
 def is_public(address: str) -> bool:
     try:
@@ -39,9 +43,7 @@ class PublicOnlyResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results = [r for r in await self._inner.resolve(host, port, family) if is_public(r["host"])]
         if not results:
-            raise OSError(
-                f"{host} resolves to no public address; private upstreams are not allowed"
-            )
+            raise OSError(f"{host} resolves to no public address; {PRIVATE_REFUSED}")
         return results
 
     async def close(self) -> None:

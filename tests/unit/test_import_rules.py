@@ -1,4 +1,4 @@
-"""ARCHITECTURE.md §2: the dependency rules, checked by reading the imports.
+"""The dependency rules, checked by reading the imports.
 
 The data plane may depend on the generated contract (`keyway.*`) but never on
 control-plane internals; pure modules import no I/O libraries at all.
