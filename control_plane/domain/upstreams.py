@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from keyway.v1 import providers_pb2 as pb
 
+from data_plane.shared.addresses import is_public_address
+
 from .catalog import BUILT_IN_IDS
 from .errors import Violations
 from .fields import NAME_MAX, check_common
@@ -39,7 +41,7 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
 
 def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host)
+        return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return _legacy_ipv4(host)
 
@@ -49,8 +51,9 @@ def _is_private_host(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     address = _ip_address(host)
-    # Not just is_private: shared (100.64/10, carrier-grade NAT) space is internal too.
-    return address is not None and not address.is_global
+    # Not just is_private: shared (100.64/10, carrier-grade NAT) space is internal too, and
+    # IPv6 forms that embed an IPv4 address (NAT64, 6to4, Teredo, …) are judged by it.
+    return address is not None and not is_public_address(address)
 
 
 def base_url_problem(url: str, *, allow_private: bool) -> str | None:
