@@ -6,12 +6,12 @@ hashes are stored, so a lost file means minting a new credential.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from control_plane.domain.tokens import TokenKind
 from control_plane.store.store import Store
+from data_plane.shared.private_files import write_private
 
 OPERATOR_FILE = "operator.token"
 ADMIN_FILE = "admin.token"
@@ -27,14 +27,8 @@ class TokenFiles:
 
 
 def write_secret_file(path: Path, content: str) -> None:
-    """Creates `path` with mode 0600 from the first byte (no window where it is readable)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Writes a token file (0600, atomically, never through a planted symlink)."""
+    write_private(path, (content + "\n").encode("ascii"))
 
 
 def bootstrap(store: Store, data_dir: Path) -> TokenFiles:
