@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,14 +43,18 @@ from control_plane.api.master_keys import MasterKeyServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
-from control_plane.secrets.keyring import load_key_provider
+from control_plane.secrets.errors import SealError
+from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
 from control_plane.snapshots.discovery import DiscoveryServicer
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.source import StateReader
 from control_plane.snapshots.status import StatusBook
 from control_plane.store.database import open_database
+from control_plane.store.sealed_rows import SealedRows
 from control_plane.store.store import Store
+from data_plane.shared.addresses import is_loopback
+from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
 
 log = logging.getLogger("keyway.control_plane")
 
@@ -67,18 +71,89 @@ _SERVICES = (
 )
 
 
-class InsecureListenError(Exception):
+class StartupError(Exception):
+    """The control plane cannot start; the message says why and what to do about it."""
+
+
+class InsecureListenError(StartupError):
     """Snapshots carry provider keys: refuse to serve them in clear off this host."""
 
 
-def is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
+def _key_source(data_dir: Path, environ: Mapping[str, str]) -> str:
+    if ENV_VAR in environ:
+        return ENV_VAR
+    return f"the key file {key_file(data_dir)}"
+
+
+def _check_master_keys(
+    store: Store, provider: KeyProvider, data_dir: Path, environ: Mapping[str, str]
+) -> None:
+    """Refuses to run with a keyring that cannot open what the database holds.
+
+    Serving would look healthy while no snapshot could ever be compiled, and a key
+    quietly generated in place of the lost one would seal new secrets beside
+    unreadable old ones.
+    """
+    source = _key_source(data_dir, environ)
+    known = set(provider.ids())
+    missing = [kek_id for kek_id in store.sealed_kek_ids() if kek_id not in known]
+    if missing:
+        listed = ", ".join(missing)
+        raise StartupError(
+            f"the database holds provider keys sealed with master key(s) {listed}, which "
+            f"{source} does not have. Start with the keyring that sealed them (restore "
+            f"{key_file(data_dir)} from your backup), or set {ENV_VAR}="
+            f"'<id>:<base64 key>,…' including {listed}"
+        )
+    wrong = [kek_id for kek_id in store.sealed_kek_ids() if not store.kek_opens(kek_id)]
+    if wrong:
+        raise StartupError(
+            f"master key(s) {', '.join(wrong)} in {source} do not open the provider keys "
+            "sealed with them: the key material under that id is not the one that sealed "
+            "them (restore the right keyring)"
+        )
+
+
+def _open_store(
+    data_dir: Path, environ: Mapping[str, str], given: KeyProvider | None
+) -> tuple[Store, Sealer]:
+    db = open_database(data_dir / "keyway.db")
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        provider: KeyProvider
+        if given is not None:
+            provider = given
+        elif (
+            Store.sealed_kek_ids_in(db)
+            and ENV_VAR not in environ
+            and not key_file(data_dir).exists()
+        ):
+            # Never a fresh key in place of a lost one: it could not open what is there.
+            provider = _EmptyKeyring()
+        else:
+            provider = load_key_provider(data_dir, environ)
+        sealer = Sealer(provider)
+        store = Store(db, sealer)
+        _check_master_keys(store, provider, data_dir, environ)
+    except BaseException:
+        db.close()
+        raise
+    return store, sealer
+
+
+class _EmptyKeyring:
+    """Stands in for a key file that is missing; `_check_master_keys` then says so."""
+
+    def current(self) -> tuple[str, bytes]:
+        raise SealError("no master key")
+
+    def get(self, kek_id: str) -> bytes:
+        raise SealError("no master key")
+
+    def create(self) -> None:
+        return None
+
+    def ids(self) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +172,13 @@ class Settings:
 
 
 class ControlPlane:
-    """A running control plane; `start()` binds, `stop()` drains and closes."""
+    """A running control plane; `start()` binds, `stop()` drains and closes.
 
-    def __init__(self, settings: Settings) -> None:
+    `key_provider` replaces the keyring chosen from the environment and data directory
+    (the `KeyProvider` protocol is the seam for other key stores).
+    """
+
+    def __init__(self, settings: Settings, key_provider: KeyProvider | None = None) -> None:
         if (settings.tls_cert is None) != (settings.tls_key is None) or (
             settings.tls_client_ca is not None and settings.tls_cert is None
         ):
@@ -117,11 +196,18 @@ class ControlPlane:
             )
         self.settings = settings
         self.port = 0
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        sealer = Sealer(load_key_provider(settings.data_dir, os.environ))
         db_path = settings.data_dir / "keyway.db"
-        self.store = Store(open_database(db_path), sealer)
-        self.tokens = bootstrap(self.store, settings.data_dir)
+        try:
+            ensure_private_dir(settings.data_dir)
+            # Serialises first start across processes sharing the data directory: one
+            # migrates the schema and creates the operator credential, the others
+            # find them in place.
+            with locked(settings.data_dir / "keyway.lock"):
+                self.store, sealer = _open_store(settings.data_dir, os.environ, key_provider)
+                self.tokens = bootstrap(self.store, settings.data_dir)
+        except (UnsafePathError, SealError) as error:
+            raise StartupError(str(error)) from None
+        self.sealed_rows = SealedRows(db_path, sealer)
         self._reader = StateReader(
             db_path, sealer, settings.provider_base_urls, settings.allow_private_upstreams
         )
@@ -135,6 +221,7 @@ class ControlPlane:
         self.status = StatusBook(self.store.db)
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
+        self._resealing: asyncio.Task[None] | None = None
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
@@ -164,7 +251,7 @@ class ControlPlane:
         )
         providers_pb2_grpc.add_ProviderServiceServicer_to_server(ProviderServicer(st, options), s)
         master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server(
-            MasterKeyServicer(st, options, sealer), s
+            MasterKeyServicer(st, options, sealer, self.sealed_rows), s
         )
         discovery = DiscoveryServicer(st, self.publisher, self.status)
         discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server(discovery, s)
@@ -200,6 +287,7 @@ class ControlPlane:
         await self.publisher.publish_now()
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")
+        self._resealing = asyncio.create_task(self._reseal_legacy_rows(), name="reseal")
         await self._server.start()
         for svc in _SERVICES:
             await self._health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
@@ -208,10 +296,22 @@ class ControlPlane:
         log.info("control plane listening on %s:%d", host, self.port)
         return self.port
 
+    async def _reseal_legacy_rows(self) -> None:
+        """Binds rows sealed before owners were part of the associated data to theirs.
+
+        Beside normal service: rows of either kind open until every one is moved, and
+        an interrupted run continues at the next start.
+        """
+        if not await asyncio.to_thread(self.sealed_rows.legacy_rows):
+            return
+        result = await asyncio.to_thread(self.sealed_rows.reseal_legacy)
+        log.info("re-sealed %d provider key(s) bound to their account", result.done)
+
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
-        for task in (self._publishing, self._status_flush):
+        self.sealed_rows.close()
+        for task in (self._publishing, self._status_flush, self._resealing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

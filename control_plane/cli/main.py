@@ -283,11 +283,18 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from control_plane.server import StartupError
+    from data_plane.shared.private_files import UnsafePathError
+
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # uvloop: the proxy's event loop is its hot path (ARCHITECTURE.md §6).
-    uvloop.run(_serve(args))
+    try:
+        # uvloop: the proxy's event loop is its hot path.
+        uvloop.run(_serve(args))
+    except (StartupError, UnsafePathError) as error:
+        print(f"keyway: cannot start: {error}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

@@ -18,9 +18,10 @@ from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
 from control_plane.domain import catalog
 from control_plane.domain.upstreams import effective_auth_style
-from control_plane.secrets.sealing import SealedSecret, Sealer, row_aad
+from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
 from control_plane.store.codec import config_from_columns
+from control_plane.store.sealed_rows import key_aad
 
 from .compiler import AccessKeyRecord, AccountRecord, KeyRecord, StoreState
 
@@ -115,17 +116,25 @@ class StateReader:
                 )
             keys: dict[str, list[KeyRecord]] = defaultdict(list)
             secrets: dict[str, tuple[int, Secret]] = {}
-            for account_id, key_id, provider_id, kek, wrapped, ciphertext, version in c.execute(
+            for (
+                account_id,
+                key_id,
+                provider_id,
+                kek,
+                wrapped,
+                ciphertext,
+                version,
+                aad_version,
+            ) in c.execute(
                 "SELECT account_id, id, provider_id, kek_id, wrapped_key, ciphertext, "
-                "secret_version FROM provider_keys ORDER BY seq"
+                "secret_version, aad_version FROM provider_keys ORDER BY seq"
             ):
                 cached = self._secrets.get(key_id)
                 if cached is not None and cached[0] == version:
                     value = cached[1]
                 else:
-                    value = self._sealer.open(
-                        SealedSecret(kek, wrapped, ciphertext), row_aad(key_id, version)
-                    )
+                    aad = key_aad(account_id, provider_id, key_id, version, aad_version)
+                    value = self._sealer.open(SealedSecret(kek, wrapped, ciphertext), aad)
                 secrets[key_id] = (version, value)
                 keys[account_id].append(KeyRecord(key_id, provider_id, value))
             self._secrets = secrets

@@ -102,3 +102,10 @@ def _rejected_hash(db: Database) -> None:
     # Without the hash a restarted control plane cannot tell that a proxy
     # already refused exactly the snapshot it is about to offer.
     db.execute("ALTER TABLE data_planes ADD COLUMN rejected_hash TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS(name="0004_provider_key_owner_aad")
+def _owner_aad(db: Database) -> None:
+    # Rows sealed before the owner was bound keep version 1 until the background
+    # re-seal (`sealed_rows.SealedRows.reseal_legacy`) moves them to 2.
+    db.execute("ALTER TABLE provider_keys ADD COLUMN aad_version INTEGER NOT NULL DEFAULT 1")

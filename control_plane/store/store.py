@@ -27,11 +27,13 @@ from control_plane.domain.errors import (
     NotFound,
 )
 from control_plane.domain.redact import redact
-from control_plane.secrets.sealing import SealedSecret, Sealer, row_aad
+from control_plane.secrets.errors import SealError
+from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
 
 from .codec import config_from_columns
 from .database import current_revision, write
+from .sealed_rows import AAD_VERSION, key_aad
 
 Row = dict[str, Any]
 
@@ -388,13 +390,17 @@ class Store:
         ).fetchall()
         return AccountView(self._known_providers(account_id), {k: p for k, p in keys})
 
-    def _sealed_fields(self, row_id: str, version: int, value: Secret) -> Row:
-        sealed = self._sealer.seal(value, row_aad(row_id, version))
+    def _sealed_fields(
+        self, account_id: str, provider_id: str, row_id: str, version: int, value: Secret
+    ) -> Row:
+        aad = key_aad(account_id, provider_id, row_id, version, AAD_VERSION)
+        sealed = self._sealer.seal(value, aad)
         return {
             "kek_id": sealed.kek_id,
             "wrapped_key": sealed.wrapped_key,
             "ciphertext": sealed.ciphertext,
             "secret_version": version,
+            "aad_version": AAD_VERSION,
             "redacted_value": redact(value.reveal()),
             "rotate_time": self._clock(),
         }
@@ -424,7 +430,7 @@ class Store:
                 "name": name,
                 "description": description,
                 "metadata": metadata,
-                **self._sealed_fields(row_id, 1, value),
+                **self._sealed_fields(account_id, provider_id, row_id, 1, value),
             }
             return self._insert(PROVIDER_KEYS, fields, revision)
 
@@ -433,7 +439,9 @@ class Store:
     ) -> Row:
         with self._write() as revision:
             row = self._find(PROVIDER_KEYS, key_id, account_id)
-            changes = self._sealed_fields(key_id, row["secret_version"] + 1, value)
+            changes = self._sealed_fields(
+                account_id, row["provider_id"], key_id, row["secret_version"] + 1, value
+            )
             if name:
                 changes["name"] = name
             return self._update(PROVIDER_KEYS, row, changes, etag, revision)
@@ -451,36 +459,34 @@ class Store:
 
     def reveal(self, key: Row) -> Secret:
         """The plaintext of a provider key, for operator tooling and tests; never served
-        by the admin API (snapshots decrypt in `snapshots.source`)."""
-        sealed = SealedSecret(key["kek_id"], key["wrapped_key"], key["ciphertext"])
-        return self._sealer.open(sealed, row_aad(key["id"], key["secret_version"]))
+        by the admin API (snapshots decrypt in the snapshot reader)."""
+        return self._sealer.open(_sealed(key), _aad(key))
 
-    def rewrap_secrets(self, batch: int = 200) -> int:
-        """Re-wraps data keys not under the current KEK, one batch per transaction.
+    def sealed_kek_ids(self) -> list[str]:
+        """Every master key id some stored secret is wrapped with."""
+        return self.sealed_kek_ids_in(self._db)
 
-        Each batch commits on its own so an interrupted run loses nothing and
-        the next run continues with whatever is still under an old KEK. The
-        revision does not move: the plaintexts, and so snapshots, are unchanged.
+    @staticmethod
+    def sealed_kek_ids_in(db: Database) -> list[str]:
+        """`sealed_kek_ids` before a store (and its keyring) exists."""
+        rows = db.execute("SELECT DISTINCT kek_id FROM provider_keys ORDER BY kek_id")
+        return [r[0] for r in rows.fetchall()]
+
+    def kek_opens(self, kek_id: str, sample: int = 3) -> bool:
+        """Whether the keyring's key of this id opens what was sealed with it.
+
+        Tries a few rows, so one tampered row does not read as a wrong key.
         """
-        done = 0
-        current = self._sealer.current_kek_id()
-        while True:
-            rows = self._db.execute(
-                "SELECT seq, id, kek_id, wrapped_key, ciphertext, secret_version "
-                "FROM provider_keys WHERE kek_id != ? LIMIT ?",
-                [current, batch],
-            ).fetchall()
-            if not rows:
-                return done
-            with self._db.atomic():
-                for seq, row_id, kek_id, wrapped, ciphertext, version in rows:
-                    sealed = self._sealer.rewrap(
-                        SealedSecret(kek_id, wrapped, ciphertext), row_aad(row_id, version)
-                    )
-                    self._db.table("provider_keys").update(
-                        seq, {"kek_id": sealed.kek_id, "wrapped_key": sealed.wrapped_key}
-                    )
-            done += len(rows)
+        rows = self._db.query(
+            "SELECT * FROM provider_keys WHERE kek_id = ? ORDER BY seq LIMIT ?", [kek_id, sample]
+        )
+        for row in rows:
+            try:
+                self._sealer.open(_sealed(row), _aad(row))
+            except SealError:
+                continue
+            return True
+        return False
 
     def record_usage(
         self,
@@ -641,3 +647,13 @@ class Store:
         return self._page(
             CUSTOM_PROVIDERS, after=after, limit=limit, where={"account_id": account_id}
         )
+
+
+def _sealed(key: Row) -> SealedSecret:
+    return SealedSecret(key["kek_id"], key["wrapped_key"], key["ciphertext"])
+
+
+def _aad(key: Row) -> bytes:
+    return key_aad(
+        key["account_id"], key["provider_id"], key["id"], key["secret_version"], key["aad_version"]
+    )
