@@ -315,6 +315,22 @@ def case(
     return pytest.param(call, code, fields, reason or _REASON[code], id=name)
 
 
+# Characters an upstream auth header cannot carry as they are.
+BAD_SECRET_CHARACTERS = [
+    ("\\x01", "\x01"),
+    ("NUL", "\x00"),
+    ("DEL", "\x7f"),
+    ("escape", "\x1b"),
+    ("tab", "\t"),
+    ("inner space", " "),
+    ("carriage return", "\r"),
+    ("no-break space", "\u00a0"),
+    ("line separator", "\u2028"),
+    ("zero-width space", "\u200b"),
+    ("non-ASCII letter", "é"),
+]
+
+
 def key_rule(*keys: str, provider: str = "openai", **extra: Any) -> dict[str, Any]:
     return {"router": router(rule(provider, *keys, **extra))}
 
@@ -575,6 +591,15 @@ PROVIDER_KEYS = [
         INVALID,
         "value",
     ),
+    *[
+        case(
+            f"create provider key: value with {what}",
+            create_provider_key(OPENAI_VALUE[:9] + char + OPENAI_VALUE[9:]),
+            INVALID,
+            "value",
+        )
+        for what, char in BAD_SECRET_CHARACTERS
+    ],
     case(
         "create provider key: several fields",
         create_provider_key("", name="", metadata=M4097),
@@ -666,6 +691,15 @@ PROVIDER_KEYS = [
         INVALID,
         "value",
     ),
+    *[
+        case(
+            f"rotate provider key: value with {what}",
+            rotate_provider_key("$openai_a", OPENAI_VALUE_2[:9] + char + OPENAI_VALUE_2[9:]),
+            INVALID,
+            "value",
+        )
+        for what, char in BAD_SECRET_CHARACTERS
+    ],
     case(
         "rotate provider key: long name",
         rotate_provider_key("$openai_a", name=N256),
