@@ -59,3 +59,17 @@ def bootstrap(store: Store, data_dir: Path) -> TokenFiles:
     ):
         print(f"keyway: wrote the {label} to {path} (mode 0600)", flush=True)
     return TokenFiles(files.operator, files.admin, files.data_plane, True)
+
+
+def reset_operator_token(store: Store, data_dir: Path) -> Path:
+    """Revokes every operator credential and writes the token of a new one.
+
+    For an operator who lost every operator token (or whose token leaked and was
+    rotated by someone else): whoever may read the data directory is trusted anyway.
+    """
+    path = data_dir / OPERATOR_FILE
+    with store.db.atomic():
+        _, token = store.reset_operator_credentials("operator (reset)")
+        # Inside the transaction: if the file cannot be written, nothing is revoked.
+        write_secret_file(path, token)
+    return path

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from keyway.v1 import (
     discovery_pb2_grpc,
     master_keys_pb2,
     master_keys_pb2_grpc,
+    operator_credentials_pb2,
+    operator_credentials_pb2_grpc,
     provider_keys_pb2,
     provider_keys_pb2_grpc,
     providers_pb2,
@@ -40,6 +42,7 @@ from control_plane.api.base import Options
 from control_plane.api.configurations import ConfigurationServicer
 from control_plane.api.data_planes import DataPlaneServicer
 from control_plane.api.master_keys import MasterKeyServicer
+from control_plane.api.operator_credentials import OperatorCredentialServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
@@ -66,6 +69,7 @@ _SERVICES = (
     access_key_configurations_pb2.DESCRIPTOR.services_by_name["AccessKeyConfigurationService"],
     providers_pb2.DESCRIPTOR.services_by_name["ProviderService"],
     master_keys_pb2.DESCRIPTOR.services_by_name["MasterKeyService"],
+    operator_credentials_pb2.DESCRIPTOR.services_by_name["OperatorCredentialService"],
     data_planes_pb2.DESCRIPTOR.services_by_name["DataPlaneService"],
     discovery_pb2.DESCRIPTOR.services_by_name["DataPlaneDiscoveryService"],
 )
@@ -140,6 +144,23 @@ def _open_store(
     return store, sealer
 
 
+@contextlib.contextmanager
+def open_data_dir(
+    data_dir: Path, key_provider: KeyProvider | None = None
+) -> Iterator[tuple[Store, Sealer]]:
+    """The store of a data directory, with its keyring checked, under the start-up lock.
+
+    The lock serialises first start across processes sharing the directory: one
+    migrates the schema and creates the operator credential, the others find them.
+    """
+    try:
+        ensure_private_dir(data_dir)
+        with locked(data_dir / "keyway.lock"):
+            yield _open_store(data_dir, os.environ, key_provider)
+    except (UnsafePathError, SealError) as error:
+        raise StartupError(str(error)) from None
+
+
 class _EmptyKeyring:
     """Stands in for a key file that is missing; `_check_master_keys` then says so."""
 
@@ -197,16 +218,8 @@ class ControlPlane:
         self.settings = settings
         self.port = 0
         db_path = settings.data_dir / "keyway.db"
-        try:
-            ensure_private_dir(settings.data_dir)
-            # Serialises first start across processes sharing the data directory: one
-            # migrates the schema and creates the operator credential, the others
-            # find them in place.
-            with locked(settings.data_dir / "keyway.lock"):
-                self.store, sealer = _open_store(settings.data_dir, os.environ, key_provider)
-                self.tokens = bootstrap(self.store, settings.data_dir)
-        except (UnsafePathError, SealError) as error:
-            raise StartupError(str(error)) from None
+        with open_data_dir(settings.data_dir, key_provider) as (self.store, sealer):
+            self.tokens = bootstrap(self.store, settings.data_dir)
         self.sealed_rows = SealedRows(db_path, sealer)
         self._reader = StateReader(
             db_path, sealer, settings.provider_base_urls, settings.allow_private_upstreams
@@ -252,6 +265,9 @@ class ControlPlane:
         providers_pb2_grpc.add_ProviderServiceServicer_to_server(ProviderServicer(st, options), s)
         master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server(
             MasterKeyServicer(st, options, sealer, self.sealed_rows), s
+        )
+        operator_credentials_pb2_grpc.add_OperatorCredentialServiceServicer_to_server(
+            OperatorCredentialServicer(st, options), s
         )
         discovery = DiscoveryServicer(st, self.publisher, self.status)
         discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server(discovery, s)

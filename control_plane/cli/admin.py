@@ -34,6 +34,8 @@ from keyway.v1 import (
     data_planes_pb2_grpc,
     master_keys_pb2,
     master_keys_pb2_grpc,
+    operator_credentials_pb2,
+    operator_credentials_pb2_grpc,
     provider_keys_pb2,
     provider_keys_pb2_grpc,
     providers_pb2,
@@ -61,6 +63,7 @@ def add_admin_parser(subparsers: _Subparsers) -> None:
     verbs = {resource.command: _add_resource(groups, resource) for resource in _RESOURCES}
     _add_configuration_file_commands(verbs["configurations"])
     _add_rotate_provider_key(verbs["provider-keys"])
+    _add_rotate_operator_credential(verbs["operator-credentials"])
     _add_providers(groups)
     _add_master_key(groups)
     _add_data_planes(groups)
@@ -352,6 +355,26 @@ _RESOURCES = (
         verbs=frozenset({"list", "create", "delete"}),
         etag=False,
     ),
+    _Resource(
+        command="operator-credentials",
+        noun="operator credential",
+        module=operator_credentials_pb2,
+        stub=operator_credentials_pb2_grpc.OperatorCredentialServiceStub,
+        rpc="OperatorCredential",
+        field="credential",
+        list_field="credentials",
+        columns=(
+            _col("ID", "id"),
+            _col("NAME", "name"),
+            _col("TOKEN", "redacted_token"),
+            _col("CREATED", "create_time"),
+            _col("ROTATED", "update_time"),
+        ),
+        flags=(_Flag("--name", "name", "human-readable name", on_create="required"),),
+        returns_token=True,
+        verbs=frozenset({"list", "create", "delete"}),
+        etag=False,
+    ),
 )
 
 
@@ -435,7 +458,7 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             get.add_argument("id", help=f"{noun} id")
 
     if "delete" in resource.verbs:
-        delete = _leaf(verbs, "delete", f"delete a {noun}", partial(_delete, resource))
+        delete = _leaf(verbs, "delete", f"delete {_a(noun)}", partial(_delete, resource))
         delete.add_argument("id", help=f"{noun} id")
         if resource.etag:
             _add_etag_option(delete)
@@ -445,7 +468,7 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             )
 
     if resource.flags and "create" in resource.verbs:
-        create = _leaf(verbs, "create", f"create a {noun}", partial(_create, resource))
+        create = _leaf(verbs, "create", f"create {_a(noun)}", partial(_create, resource))
         for flag in resource.flags:
             if flag.on_create != "never":
                 _add_flag(create, flag, required=flag.on_create == "required")
@@ -459,13 +482,17 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             )
 
     if resource.flags and "update" in resource.verbs:
-        update = _leaf(verbs, "update", f"change a {noun}", partial(_update, resource))
+        update = _leaf(verbs, "update", f"change {_a(noun)}", partial(_update, resource))
         update.add_argument("id", help=f"{noun} id")
         for flag in resource.flags:
             if flag.on_update:
                 _add_flag(update, flag, required=False)
         _add_etag_option(update)
     return verbs
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeio' else 'a'} {noun}"
 
 
 def _add_flag(parser: argparse.ArgumentParser, flag: _Flag, *, required: bool) -> None:
@@ -527,6 +554,16 @@ def _add_rotate_provider_key(verbs: _Subparsers) -> None:
     rotate.add_argument("--value", required=True, help="the new secret; `-` reads it from stdin")
     rotate.add_argument("--name", default="", help="new name (default: keep the current one)")
     _add_etag_option(rotate)
+
+
+def _add_rotate_operator_credential(verbs: _Subparsers) -> None:
+    rotate = _leaf(
+        verbs,
+        "rotate",
+        "replace an operator credential's token: the old one stops working at once",
+        _rotate_operator_credential,
+    )
+    rotate.add_argument("id", help="operator credential id (`op_…`)")
 
 
 def _add_providers(groups: _Subparsers) -> None:
@@ -753,6 +790,13 @@ def _rotate(args: argparse.Namespace, session: rpc.Session) -> None:
     stub = provider_keys_pb2_grpc.ProviderKeyServiceStub(session.channel)
     response = session.call(stub.RotateProviderKey, request)
     _print_resource(args, response.provider_key)
+
+
+def _rotate_operator_credential(args: argparse.Namespace, session: rpc.Session) -> None:
+    stub = operator_credentials_pb2_grpc.OperatorCredentialServiceStub(session.channel)
+    request = operator_credentials_pb2.RotateOperatorCredentialRequest(id=args.id)
+    response = session.call(stub.RotateOperatorCredential, request)
+    _print_with_token(args, response, response.credential)
 
 
 _PROVIDER_COLUMNS: tuple[_Column, ...] = (

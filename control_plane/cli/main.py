@@ -182,8 +182,41 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy host:port")
     demo.set_defaults(func=_run_demo)
 
+    reset = commands.add_parser(
+        "reset-operator-token",
+        help="revoke every operator token and write a new one to the data directory",
+        description="Local recovery when every operator token is lost or in the wrong "
+        "hands: revokes all operator credentials and writes the token of a new one to "
+        "DATA_DIR/operator.token (0600). Safe while the control plane runs.",
+    )
+    reset.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("KEYWAY_DATA_DIR", ".keyway")),
+        help="the control plane's data directory (env KEYWAY_DATA_DIR)",
+    )
+    reset.set_defaults(func=_reset_operator_token)
+
     add_admin_parser(commands)
     return parser
+
+
+def _reset_operator_token(args: argparse.Namespace) -> int:
+    from control_plane.bootstrap import reset_operator_token
+    from control_plane.server import StartupError, open_data_dir
+
+    if not (args.data_dir / "keyway.db").exists():
+        print(f"keyway: no control plane data in {args.data_dir}", file=sys.stderr)
+        return 2
+    try:
+        with open_data_dir(args.data_dir) as (store, _):
+            path = reset_operator_token(store, args.data_dir)
+            store.db.close()
+    except StartupError as error:
+        print(f"keyway: cannot reset: {error}", file=sys.stderr)
+        return 2
+    print(f"keyway: revoked every operator token; the new one is in {path} (mode 0600)")
+    return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:

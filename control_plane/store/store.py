@@ -66,11 +66,11 @@ ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY, "admin")
 DATA_PLANE_CREDENTIALS = _Kind(
     "credentials", "data-plane credential", ids.DATA_PLANE_CREDENTIAL, "data_plane"
 )
-_OPERATOR = _Kind("credentials", "operator credential", ids.OPERATOR, "operator")
+OPERATOR_CREDENTIALS = _Kind("credentials", "operator credential", ids.OPERATOR, "operator")
 _CREDENTIAL_KINDS = {
     tokens.TokenKind.ADMIN: ADMIN_KEYS,
     tokens.TokenKind.DATA_PLANE: DATA_PLANE_CREDENTIALS,
-    tokens.TokenKind.OPERATOR: _OPERATOR,
+    tokens.TokenKind.OPERATOR: OPERATOR_CREDENTIALS,
 }
 PROVIDER_KEYS = _Kind("provider_keys", "provider key", ids.PROVIDER_KEY)
 ACCESS_KEYS = _Kind("access_keys", "access key", ids.ACCESS_KEY)
@@ -292,6 +292,36 @@ class Store:
 
     def list_data_plane_credentials(self, *, after: int, limit: int) -> Page:
         return self._page(DATA_PLANE_CREDENTIALS, after=after, limit=limit, where={})
+
+    def list_operator_credentials(self, *, after: int, limit: int) -> Page:
+        return self._page(OPERATOR_CREDENTIALS, after=after, limit=limit, where={})
+
+    def rotate_credential(self, kind: tokens.TokenKind, credential_id: str) -> tuple[Row, str]:
+        """A new token for the same credential; the old one stops working at commit."""
+        token = tokens.mint(kind)
+        with self._write() as revision:
+            row = self._find(_CREDENTIAL_KINDS[kind], credential_id, None)
+            changes = {"token_hash": tokens.token_hash(token), "redacted_token": redact(token)}
+            return self._update(_CREDENTIAL_KINDS[kind], row, changes, "", revision), token
+
+    def delete_operator_credential(self, credential_id: str) -> None:
+        with self._write() as _:
+            row = self._find(OPERATOR_CREDENTIALS, credential_id, None)
+            if self.count_credentials("operator") == 1:
+                raise FailedPrecondition(
+                    f"operator credential '{credential_id}' is the last one: nobody could "
+                    "administer the gateway without it; rotate it instead, or create another "
+                    "one first",
+                    [credential_id],
+                    reason="LAST_OPERATOR_CREDENTIAL",
+                )
+            self._db.execute("DELETE FROM credentials WHERE seq = ?", [row["seq"]])
+
+    def reset_operator_credentials(self, name: str) -> tuple[Row, str]:
+        """Revokes every operator credential and creates one new one (local recovery)."""
+        with self._write() as _:
+            self._db.execute("DELETE FROM credentials WHERE kind = 'operator'")
+            return self.create_credential(tokens.TokenKind.OPERATOR, account_id=None, name=name)
 
     # -- generic delete for leaf resources ---------------------------------------------
 

@@ -18,7 +18,9 @@ from keyway.v1 import (
     access_keys_pb2,
     accounts_pb2,
     admin_api_keys_pb2,
+    data_planes_pb2,
     master_keys_pb2,
+    operator_credentials_pb2,
     provider_keys_pb2,
     providers_pb2,
 )
@@ -56,6 +58,8 @@ METHODS: list[MethodDescriptor] = [
         access_key_configurations_pb2,
         providers_pb2,
         master_keys_pb2,
+        operator_credentials_pb2,
+        data_planes_pb2,
     )
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
@@ -68,6 +72,10 @@ OPERATOR_ONLY = {
     "AccountService.UpdateAccount",
     "AccountService.DeleteAccount",
     "MasterKeyService.RotateMasterKey",
+    *(f"OperatorCredentialService.{m}OperatorCredential" for m in ("Create", "Rotate", "Delete")),
+    "OperatorCredentialService.ListOperatorCredentials",
+    *(f"DataPlaneService.{m}DataPlaneCredential" for m in ("Create", "Delete")),
+    "DataPlaneService.ListDataPlaneCredentials",
 }
 ACCOUNT_ONLY = {
     *(
@@ -97,6 +105,8 @@ EITHER = {
     *(f"AdminApiKeyService.{m}AdminApiKey" for m in ("Create", "Get", "Update", "Delete")),
     "AdminApiKeyService.ListAdminApiKeys",
     "ProviderService.ListProviders",
+    # Operators see every proxy; admins a redacted view (is my change live?).
+    "DataPlaneService.ListDataPlanes",
 }
 
 
