@@ -117,18 +117,20 @@ def test_bad_input_names_the_field(
     assert store_revision(cp.data_dir) == before
 
 
-def test_unknown_ids_are_not_found(control_plane: RunningControlPlane) -> None:
+@pytest.mark.parametrize(
+    ("rpc", "request_"),
+    [
+        ("RotateOperatorCredential", opc.RotateOperatorCredentialRequest(id="op_aaaaaaaaaaaaaaaa")),
+        ("DeleteOperatorCredential", opc.DeleteOperatorCredentialRequest(id="op_aaaaaaaaaaaaaaaa")),
+    ],
+)
+def test_unknown_ids_are_not_found(
+    control_plane: RunningControlPlane, rpc: str, request_: object
+) -> None:
     cp = control_plane
-    for rpc, request_type in (
-        ("RotateOperatorCredential", opc.RotateOperatorCredentialRequest),
-        ("DeleteOperatorCredential", opc.DeleteOperatorCredentialRequest),
-    ):
-        expect_error(
-            grpc.StatusCode.NOT_FOUND,
-            lambda rpc=rpc, request_type=request_type: getattr(stub(cp), rpc)(
-                request_type(id="op_aaaaaaaaaaaaaaaa"), metadata=cp.operator
-            ),
-        )
+    expect_error(
+        grpc.StatusCode.NOT_FOUND, lambda: getattr(stub(cp), rpc)(request_, metadata=cp.operator)
+    )
 
 
 def test_tokens_appear_only_in_the_responses_that_mint_them(
