@@ -19,6 +19,7 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
 from data_plane.routing.apply import Applied, Rejected, apply
+from data_plane.shared.limits import SNAPSHOT_RECEIVE_LIMIT
 from data_plane.state import ProxyState
 
 from .cache import SnapshotCache
@@ -29,7 +30,7 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_receive_message_length", SNAPSHOT_RECEIVE_LIMIT),
 ]
 
 
@@ -151,7 +152,9 @@ class SnapshotClient:
         if response.WhichOneof("message") != "update":
             return None  # "current": nothing to apply, nothing to acknowledge
         update = response.update
-        result = await asyncio.to_thread(apply, update.version, update.hash, update.snapshot)
+        result = await asyncio.to_thread(
+            apply, update.version, update.hash, update.snapshot, self._state.table
+        )
         if isinstance(result, Rejected):
             self._state.metrics.rejections += 1
             log.warning("rejected snapshot %d: %s", update.version, result.message)

@@ -357,3 +357,56 @@ def test_late_ack_over_the_wire_does_not_overwrite_the_applied_revision() -> Non
     assert conn.stream.rejected == {second.revision}
     assert sim.proxies[0].applied == first.revision  # the proxy kept the one it could apply
     sim.check_converged()
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=store_states(), after=store_states(), data=st.data())
+def test_applying_on_top_of_a_served_table_equals_a_build_from_scratch(
+    before: StoreState, after: StoreState, data: st.DataObject
+) -> None:
+    """Accounts whose bytes did not change are reused, and nothing else differs."""
+    # Keep some accounts of `before` unchanged in `after`, as most snapshots do.
+    keep = data.draw(st.lists(st.booleans(), min_size=len(before.accounts)))
+    kept = [a for a, chosen in zip(before.accounts, keep, strict=False) if chosen]
+    ids = {a.id for a in kept}
+    merged = replace(
+        after,
+        revision=9,
+        base_url_overrides=data.draw(
+            st.sampled_from([before.base_url_overrides, after.base_url_overrides])
+        ),
+        accounts=(*kept, *(a for a in after.accounts if a.id not in ids)),
+    )
+    first = publication(replace(before, revision=8))
+    served = apply(8, first.revision.sha256, first.payload)
+    assert isinstance(served, Applied)
+    p = publication(merged)
+    on_top = apply(9, p.revision.sha256, p.payload, served.table)
+    fresh = apply(9, p.revision.sha256, p.payload)
+    if not isinstance(fresh, Applied):
+        assert isinstance(on_top, Rejected)
+        assert on_top.violations == fresh.violations
+        return
+    assert isinstance(on_top, Applied)
+    assert on_top.table == fresh.table == fresh_table(p)
+    if merged.base_url_overrides == before.base_url_overrides and (
+        merged.allow_private_upstreams == before.allow_private_upstreams
+    ):
+        for account in kept:  # same built-ins, same bytes: the very same objects
+            assert on_top.table.accounts[account.id] is served.table.accounts[account.id]
+
+
+@settings(max_examples=60, deadline=None)
+@given(state=store_states(), corruption=st.sampled_from(INVALID))
+def test_a_spoiled_account_is_refused_even_on_top_of_a_served_table(
+    state: StoreState, corruption: Corruption
+) -> None:
+    good = publication(replace(state, revision=3))
+    served = apply(3, good.revision.sha256, good.payload)
+    assert isinstance(served, Applied)
+    bad = publication(replace(state, revision=4), corruption)
+    on_top = apply(4, bad.revision.sha256, bad.payload, served.table)
+    fresh = apply(4, bad.revision.sha256, bad.payload)
+    assert isinstance(on_top, Rejected)
+    assert isinstance(fresh, Rejected)
+    assert (on_top.message, on_top.violations) == (fresh.message, fresh.violations)
