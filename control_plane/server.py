@@ -46,15 +46,17 @@ from control_plane.api.operator_credentials import OperatorCredentialServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
+from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
+from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.discovery import DiscoveryServicer
 from control_plane.snapshots.publisher import Publisher
-from control_plane.snapshots.source import StateReader
 from control_plane.snapshots.status import StatusBook
 from control_plane.store.database import open_database
 from control_plane.store.sealed_rows import SealedRows
+from control_plane.store.snapshot_reader import SnapshotReader
 from control_plane.store.store import Store
 from data_plane.shared.addresses import is_loopback
 from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
@@ -119,7 +121,7 @@ def _check_master_keys(
 
 
 def _open_store(
-    data_dir: Path, environ: Mapping[str, str], given: KeyProvider | None
+    data_dir: Path, environ: Mapping[str, str], given: KeyProvider | None, quotas: Quotas
 ) -> tuple[Store, Sealer]:
     db = open_database(data_dir / "keyway.db")
     try:
@@ -136,7 +138,7 @@ def _open_store(
         else:
             provider = load_key_provider(data_dir, environ)
         sealer = Sealer(provider)
-        store = Store(db, sealer)
+        store = Store(db, sealer, quotas=quotas)
         _check_master_keys(store, provider, data_dir, environ)
     except BaseException:
         db.close()
@@ -146,7 +148,7 @@ def _open_store(
 
 @contextlib.contextmanager
 def open_data_dir(
-    data_dir: Path, key_provider: KeyProvider | None = None
+    data_dir: Path, key_provider: KeyProvider | None = None, quotas: Quotas = DEFAULT_QUOTAS
 ) -> Iterator[tuple[Store, Sealer]]:
     """The store of a data directory, with its keyring checked, under the start-up lock.
 
@@ -156,7 +158,7 @@ def open_data_dir(
     try:
         ensure_private_dir(data_dir)
         with locked(data_dir / "keyway.lock"):
-            yield _open_store(data_dir, os.environ, key_provider)
+            yield _open_store(data_dir, os.environ, key_provider, quotas)
     except (UnsafePathError, SealError) as error:
         raise StartupError(str(error)) from None
 
@@ -190,6 +192,7 @@ class Settings:
     allow_insecure_remote: bool = False
     publish_quiet: float = 0.02
     publish_cap: float = 0.2
+    quotas: Quotas = DEFAULT_QUOTAS
 
 
 class ControlPlane:
@@ -218,15 +221,20 @@ class ControlPlane:
         self.settings = settings
         self.port = 0
         db_path = settings.data_dir / "keyway.db"
-        with open_data_dir(settings.data_dir, key_provider) as (self.store, sealer):
+        with open_data_dir(settings.data_dir, key_provider, settings.quotas) as (
+            self.store,
+            sealer,
+        ):
             self.tokens = bootstrap(self.store, settings.data_dir)
         self.sealed_rows = SealedRows(db_path, sealer)
-        self._reader = StateReader(
-            db_path, sealer, settings.provider_base_urls, settings.allow_private_upstreams
-        )
+        self._reader = SnapshotReader(db_path, sealer)
         self.publisher = Publisher(
-            self._reader.read,
-            self._reader.revision,
+            self._reader,
+            Assembly(
+                settings.provider_base_urls,
+                settings.allow_private_upstreams,
+                settings.quotas.account_snapshot_bytes,
+            ),
             quiet=settings.publish_quiet,
             cap=settings.publish_cap,
         )
@@ -238,6 +246,7 @@ class ControlPlane:
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
+            quotas=settings.quotas,
         )
         self._server = grpc.aio.server(
             options=[
@@ -327,6 +336,7 @@ class ControlPlane:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
         self.sealed_rows.close()
+        self.publisher.close()
         for task in (self._publishing, self._status_flush, self._resealing):
             if task is not None:
                 task.cancel()

@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from control_plane.domain import masks, paging
 from control_plane.domain.errors import DomainError, Violations
 from control_plane.domain.fields import check_common, page_size
+from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.store.store import Page, Store
 
 from .auth import Principal, authenticate
@@ -34,6 +35,7 @@ class Options:
 
     provider_base_urls: dict[str, str] = field(default_factory=dict)
     allow_private_upstreams: bool = False
+    quotas: Quotas = DEFAULT_QUOTAS
 
 
 class Servicer:

@@ -7,6 +7,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from control_plane.domain import errors
+from control_plane.domain.quotas import QUOTAS
 
 DOMAIN = "keyway.dev"
 
@@ -18,6 +19,7 @@ _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.Aborted: grpc.StatusCode.ABORTED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -34,7 +36,16 @@ def to_status(error: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.St
             code = mapped
             break
     status = status_pb2.Status(code=code.value[0], message=error.message)
-    status.details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)))
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)
+    if isinstance(error, errors.ResourceExhausted) and error.quota in QUOTAS:
+        info.metadata.update(
+            quota=error.quota, limit=str(error.limit), flag=QUOTAS[error.quota].flag
+        )
+    status.details.append(_pack(info))
+    if isinstance(error, errors.ResourceExhausted):
+        failure = error_details_pb2.QuotaFailure()
+        failure.violations.add(subject=error.subject, description=error.message)
+        status.details.append(_pack(failure))
     if isinstance(error, errors.InvalidArgument) and error.violations:
         bad = error_details_pb2.BadRequest()
         for v in error.violations:

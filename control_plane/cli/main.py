@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import uvloop
 
 from control_plane.domain.catalog import BUILT_IN_IDS
+from control_plane.domain.quotas import DEFAULT_QUOTAS, QUOTAS, Quotas
 from control_plane.domain.upstreams import base_url_problem
 
 from .admin import add_admin_parser
@@ -66,6 +67,18 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve snapshots without TLS on a non-loopback address",
     )
+    limits = parser.add_argument_group(
+        "per-account quotas and the snapshot budget (RESOURCE_EXHAUSTED beyond them)"
+    )
+    for name, quota in QUOTAS.items():
+        limits.add_argument(
+            quota.flag,
+            dest=f"quota_{name}",
+            type=_positive(int),
+            default=getattr(DEFAULT_QUOTAS, name),
+            metavar="N",
+            help=f"{quota.help} (default: %(default)s)",
+        )
 
 
 def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
@@ -238,6 +251,13 @@ def _run_mock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quotas(args: argparse.Namespace) -> Quotas:
+    try:
+        return Quotas(**{name: getattr(args, f"quota_{name}") for name in QUOTAS})
+    except ValueError as error:
+        raise SystemExit(f"keyway: {error}") from None
+
+
 def _proxy_token(args: argparse.Namespace) -> str:
     if args.data_plane_token_file is not None:
         return str(args.data_plane_token_file.read_text(encoding="utf-8").strip())
@@ -270,6 +290,7 @@ async def _serve(args: argparse.Namespace) -> None:
             tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca,
             allow_insecure_remote=args.allow_insecure_remote,
+            quotas=_quotas(args),
         )
         control_plane = ControlPlane(settings)
         port = await control_plane.start()

@@ -15,7 +15,6 @@ from .errors import Violations
 from .fields import NAME_MAX, check_common
 
 _PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-MAX_MODELS = 500
 
 
 _IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
@@ -108,8 +107,6 @@ def check_custom_provider(
         v.add("formats", "lists a format twice")
     if cp.auth_style not in pb.AuthStyle.values():
         v.add("auth_style", "is not a known auth style")
-    if len(cp.models) > MAX_MODELS:
-        v.add("models", f"must list at most {MAX_MODELS} models")
     seen: set[str] = set()
     for i, model in enumerate(cp.models):
         if (

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from .footprint import ACCOUNT_BYTES_SQL
+
 MIGRATIONS = Migrations("keyway")
 
 _COMMON = """
@@ -109,3 +111,14 @@ def _owner_aad(db: Database) -> None:
     # Rows sealed before the owner was bound keep version 1 until the background
     # re-seal (`sealed_rows.SealedRows.reseal_legacy`) moves them to 2.
     db.execute("ALTER TABLE provider_keys ADD COLUMN aad_version INTEGER NOT NULL DEFAULT 1")
+
+
+@MIGRATIONS(name="0005_account_snapshot_accounting")
+def _account_accounting(db: Database) -> None:
+    # data_revision: the revision of the last write to the account's routing data, so
+    # the snapshot is recompiled for changed accounts only. snapshot_bytes: its share
+    # of the snapshot, kept current by every write (quotas check the sum).
+    db.execute("ALTER TABLE accounts ADD COLUMN data_revision INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE accounts ADD COLUMN snapshot_bytes INTEGER NOT NULL DEFAULT 0")
+    estimate = ACCOUNT_BYTES_SQL.replace(":account", "accounts.id")
+    db.execute(f"UPDATE accounts SET snapshot_bytes = ({estimate})")  # noqa: S608 - constant

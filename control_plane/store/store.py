@@ -17,7 +17,7 @@ from typing import Any
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 from sqlite_utils import Database
 
-from control_plane.domain import catalog, ids, tokens
+from control_plane.domain import catalog, ids, quotas, tokens
 from control_plane.domain.configuration import AccountView, referenced_keys, referenced_providers
 from control_plane.domain.errors import (
     Aborted,
@@ -26,11 +26,13 @@ from control_plane.domain.errors import (
     InvalidArgument,
     NotFound,
 )
+from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.domain.redact import redact
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
 
+from . import footprint
 from .codec import config_from_columns
 from .database import current_revision, write
 from .sealed_rows import AAD_VERSION, key_aad
@@ -59,10 +61,14 @@ class _Kind:
     prefix: str
     credential: str | None = None
     """For rows of the shared credentials table: the `kind` column value."""
+    quota: str | None = None
+    """The per-account quota that counts these rows."""
+    routing: bool = False
+    """Whether rows are an account's routing data (compiled into the snapshot)."""
 
 
 ACCOUNTS = _Kind("accounts", "account", ids.ACCOUNT)
-ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY, "admin")
+ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY, "admin", "admin_api_keys")
 DATA_PLANE_CREDENTIALS = _Kind(
     "credentials", "data-plane credential", ids.DATA_PLANE_CREDENTIAL, "data_plane"
 )
@@ -72,10 +78,20 @@ _CREDENTIAL_KINDS = {
     tokens.TokenKind.DATA_PLANE: DATA_PLANE_CREDENTIALS,
     tokens.TokenKind.OPERATOR: OPERATOR_CREDENTIALS,
 }
-PROVIDER_KEYS = _Kind("provider_keys", "provider key", ids.PROVIDER_KEY)
-ACCESS_KEYS = _Kind("access_keys", "access key", ids.ACCESS_KEY)
-CONFIGURATIONS = _Kind("configurations", "configuration", ids.CONFIGURATION)
-CUSTOM_PROVIDERS = _Kind("custom_providers", "custom provider", ids.CUSTOM_PROVIDER)
+PROVIDER_KEYS = _Kind(
+    "provider_keys", "provider key", ids.PROVIDER_KEY, quota="provider_keys", routing=True
+)
+ACCESS_KEYS = _Kind("access_keys", "access key", ids.ACCESS_KEY, quota="access_keys", routing=True)
+CONFIGURATIONS = _Kind(
+    "configurations", "configuration", ids.CONFIGURATION, quota="configurations", routing=True
+)
+CUSTOM_PROVIDERS = _Kind(
+    "custom_providers",
+    "custom provider",
+    ids.CUSTOM_PROVIDER,
+    quota="custom_providers",
+    routing=True,
+)
 
 # Tables holding an account's resources, children before parents for deletes.
 _ACCOUNT_TABLES = ("access_keys", "configurations", "provider_keys", "custom_providers")
@@ -95,10 +111,12 @@ class Store:
         sealer: Sealer,
         *,
         clock: Callable[[], int] = _now_us,
+        quotas: Quotas = DEFAULT_QUOTAS,
     ) -> None:
         self._db = db
         self._sealer = sealer
         self._clock = clock
+        self._quotas = quotas
         self._listeners: list[Callable[[int], None]] = []
 
     @property
@@ -174,6 +192,14 @@ class Store:
             )
 
     def _insert(self, kind: _Kind, fields: Row, revision: int) -> Row:
+        if kind.quota is not None:
+            account_id = fields["account_id"]
+            quotas.check_count(
+                self._quotas,
+                kind.quota,
+                account_id,
+                footprint.count(self._db, kind.quota, account_id),
+            )
         now = self._clock()
         row = {
             "id": ids.new_id(kind.prefix),
@@ -185,6 +211,8 @@ class Store:
         self._db.table(kind.table).insert(row)
         inserted = self._select(kind.table, {"id": row["id"]})
         assert inserted is not None
+        if kind.routing:
+            self._routing_changed(inserted["account_id"], revision)
         return inserted
 
     def _update(
@@ -193,7 +221,21 @@ class Store:
         self._check_etag(kind, row, etag)
         values = {**changes, "update_time": self._clock(), "etag": str(revision)}
         self._db.table(kind.table).update(row["seq"], values)
+        if kind.routing:
+            self._routing_changed(row["account_id"], revision)
         return self._find(kind, row["id"], None)
+
+    def _routing_changed(self, account_id: str, revision: int) -> None:
+        """After a write to an account's routing data, in its transaction: the size
+        budget is checked, and the account is marked for recompiling."""
+        before, after = footprint.account_bytes(self._db, account_id)
+        if after > before:
+            total = footprint.total_bytes(self._db) - before + after
+            quotas.check_size(self._quotas, account_id, before, after, total)
+        self._db.execute(
+            "UPDATE accounts SET snapshot_bytes = ?, data_revision = ? WHERE id = ?",
+            [after, revision, account_id],
+        )
 
     def get(self, kind: _Kind, row_id: str, account_id: str | None) -> Row:
         return self._find(kind, row_id, account_id)
@@ -215,7 +257,9 @@ class Store:
     def create_account(self, name: str, description: str, metadata: str) -> Row:
         with self._write() as revision:
             fields = {"name": name, "description": description, "metadata": metadata}
-            return self._insert(ACCOUNTS, fields, revision)
+            account = self._insert(ACCOUNTS, fields, revision)
+            self._routing_changed(account["id"], revision)
+            return account
 
     def list_accounts(self, *, after: int, limit: int) -> Page:
         return self._page(ACCOUNTS, after=after, limit=limit, where={})
@@ -326,7 +370,7 @@ class Store:
     # -- generic delete for leaf resources ---------------------------------------------
 
     def delete(self, kind: _Kind, row_id: str, account_id: str | None, etag: str = "") -> None:
-        with self._write() as _:
+        with self._write() as revision:
             row = self._find(kind, row_id, account_id)
             self._check_etag(kind, row, etag)
             if kind is PROVIDER_KEYS:
@@ -336,6 +380,8 @@ class Store:
             elif kind is CUSTOM_PROVIDERS:
                 self._refuse_if_provider_used(row)
             self._db.execute(f"DELETE FROM {kind.table} WHERE seq = ?", [row["seq"]])  # noqa: S608
+            if kind.routing:
+                self._routing_changed(row["account_id"], revision)
 
     def _configurations_of(self, account_id: str) -> Iterator[tuple[str, AccessKeyConfiguration]]:
         cursor = self._db.execute(

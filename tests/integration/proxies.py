@@ -40,6 +40,8 @@ from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
 
 from control_plane.bootstrap import DATA_PLANE_FILE
 from control_plane.server import Settings
+from control_plane.snapshots.compiler import StoreState
+from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.table import RoutingTable
 from data_plane.runner import Proxy, ProxySettings
 from data_plane.state import ProxyState
@@ -94,6 +96,14 @@ def store_revision(data_dir: Path) -> int:
     uri = f"file:{data_dir / 'keyway.db'}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
         return int(conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0])
+
+
+def full_state(reader: SnapshotReader) -> StoreState:
+    """Every account as one StoreState (no overrides), for compiling the whole snapshot."""
+    delta = reader.read({})
+    for account in delta.changed:
+        assert account.record is not None, account.problem
+    return StoreState(delta.revision, tuple(a.record for a in delta.changed if a.record), {})
 
 
 def data_plane_token(data_dir: Path) -> str:

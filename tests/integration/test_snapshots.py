@@ -21,7 +21,7 @@ from control_plane.secrets.sealing import Sealer
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
 from control_plane.snapshots.publisher import Published, build
-from control_plane.snapshots.source import StateReader
+from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.apply import Applied, apply
 from data_plane.snapshot.cache import SnapshotCache
 
@@ -32,6 +32,7 @@ from .proxies import (
     assert_no_secret,
     control_plane_at,
     data_plane_token,
+    full_state,
     proxy_running,
     proxy_settings,
     store_revision,
@@ -408,10 +409,10 @@ def test_provider_key_values_never_leak(
 
 
 @pytest.fixture
-def reader(control_plane: RunningControlPlane) -> Iterator[StateReader]:
+def reader(control_plane: RunningControlPlane) -> Iterator[SnapshotReader]:
     data_dir = control_plane.data_dir
     sealer = Sealer(load_key_provider(data_dir, os.environ))
-    state_reader = StateReader(data_dir / "keyway.db", sealer, {})
+    state_reader = SnapshotReader(data_dir / "keyway.db", sealer)
     try:
         yield state_reader
     finally:
@@ -435,7 +436,7 @@ def _reordered(state: StoreState) -> StoreState:
 
 
 def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
-    control_plane: RunningControlPlane, reader: StateReader
+    control_plane: RunningControlPlane, reader: SnapshotReader
 ) -> None:
     admin = Admin(control_plane)
     key_a = admin.provider_key(SECRET_A)
@@ -453,7 +454,7 @@ def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
     )
 
     published = latest(control_plane)
-    first, second = build(reader.read()), build(reader.read())
+    first, second = build(full_state(reader)), build(full_state(reader))
     assert first.payload == second.payload
     assert first.sha256 == second.sha256
     assert first.version == store_revision(control_plane.data_dir) == reader.revision()
@@ -464,7 +465,7 @@ def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
     )
     assert published.compiled.payload == first.payload
 
-    state = reader.read()
+    state = full_state(reader)
     assert len(state.accounts) == 2
     assert sum(len(a.configurations) for a in state.accounts) == 2
     assert sum(len(a.access_keys) for a in state.accounts) == 3

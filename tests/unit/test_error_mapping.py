@@ -4,7 +4,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from control_plane.api.errors import DOMAIN, internal_status, to_status, trailing_metadata
-from control_plane.domain import errors
+from control_plane.domain import errors, quotas
 from control_plane.domain.errors import FieldViolation, Violations
 
 
@@ -15,6 +15,7 @@ def _details(status: status_pb2.Status) -> list[Message]:
             error_details_pb2.ErrorInfo,
             error_details_pb2.BadRequest,
             error_details_pb2.PreconditionFailure,
+            error_details_pb2.QuotaFailure,
         ):
             if packed.Is(cls.DESCRIPTOR):
                 message = cls()
@@ -68,6 +69,23 @@ def test_every_domain_error_subclass_is_mapped_explicitly() -> None:
     for cls in errors.DomainError.__subclasses__():
         code, _ = to_status(cls("x"))
         assert code != grpc.StatusCode.INTERNAL, cls
+
+
+def test_a_quota_names_itself_its_limit_and_its_flag() -> None:
+    error = quotas.exceeded("provider_keys", 3, "accounts/acct_1", "account acct_1 has 3 keys")
+    code, status = to_status(error)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    info, failure = _details(status)
+    assert info == error_details_pb2.ErrorInfo(
+        reason="QUOTA_EXCEEDED",
+        domain=DOMAIN,
+        metadata={"quota": "provider_keys", "limit": "3", "flag": "--max-provider-keys"},
+    )
+    assert isinstance(failure, error_details_pb2.QuotaFailure)
+    [violation] = failure.violations
+    assert violation.subject == "accounts/acct_1"
+    assert "--max-provider-keys" in status.message
+    assert "provider_keys" in status.message
 
 
 def test_invalid_argument_carries_bad_request_field_violations() -> None:

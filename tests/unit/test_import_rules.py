@@ -32,7 +32,7 @@ IO_LIBRARIES = {
 }
 # Packages whose modules must stay free of I/O (pure core).
 PURE_PACKAGES = ("control_plane/domain", "data_plane/routing")
-PURE_MODULES = ("data_plane/shared/addresses.py",)
+PURE_MODULES = ("data_plane/shared/addresses.py", "data_plane/shared/limits.py")
 SHARED = "data_plane.shared"
 # Data-plane modules the control plane still imports outside `data_plane.shared`: the
 # snapshot validator and token format (shared contract that has yet to move), and the CLI
