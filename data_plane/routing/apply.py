@@ -122,16 +122,15 @@ def apply(
     for i, data in enumerate(account_bytes):
         part = reusable.get(data)
         if part is not None:
-            keys = ((caller.access_key_id, token) for token, caller in part.callers)
-            problems.extend(across.add(i, part.account.id, keys))
+            problems.extend(across.add(i, part.account.id, part.hashes, part.key_ids))
             reused[i] = part
             continue
         try:
             account = spb.SnapshotAccount.FromString(data)
         except DecodeError:
             return Rejected(version, "snapshot bytes do not parse")
-        keys = ((a.id, a.token_sha256) for a in account.access_keys)
-        problems.extend(across.add(i, account.id, keys))
+        hashes = [a.token_sha256 for a in account.access_keys]
+        problems.extend(across.add(i, account.id, hashes, [a.id for a in account.access_keys]))
         problems.extend(validate_account(account, built_in_ids, f"accounts[{i}]"))
         fresh[i] = account
     if problems:

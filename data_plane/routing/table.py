@@ -91,8 +91,16 @@ class AccountPart:
     """One account as built from its bytes in the snapshot, reusable while they match."""
 
     account: Account
-    callers: tuple[tuple[str, Caller], ...]
-    """(token SHA-256, caller) for each of the account's access keys."""
+    callers: Mapping[str, Caller]
+    """Token SHA-256 -> caller, for each of the account's access keys."""
+
+    @property
+    def hashes(self) -> list[str]:
+        return list(self.callers)
+
+    @property
+    def key_ids(self) -> list[str]:
+        return [caller.access_key_id for caller in self.callers.values()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,15 +183,12 @@ def build_account(a: spb.SnapshotAccount, built_in: BuiltIn) -> AccountPart:
         bare_models=_bare_models(providers) if a.custom_providers else built_in.models,
     )
     policies = {c.id: _policy(c) for c in a.configurations}
-    callers = tuple(
-        (
-            ak.token_sha256,
-            Caller(
-                ak.id, account, policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL
-            ),
+    callers = {
+        ak.token_sha256: Caller(
+            ak.id, account, policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL
         )
         for ak in a.access_keys
-    )
+    }
     return AccountPart(account, callers)
 
 
@@ -191,7 +196,9 @@ def assemble(
     version: int, sha256: str, parts: Sequence[AccountPart], source: Parts
 ) -> RoutingTable:
     """The table serving `parts` (validated, account ids and token hashes unique)."""
-    callers = {token: caller for part in parts for token, caller in part.callers}
+    callers: dict[str, Caller] = {}
+    for part in parts:
+        callers.update(part.callers)
     accounts = {part.account.id: part.account for part in parts}
     return RoutingTable(
         version, sha256, MappingProxyType(callers), MappingProxyType(accounts), source

@@ -19,7 +19,7 @@ older custom provider already uses; that must not make the account invalid.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -175,22 +175,22 @@ class CrossAccountCheck:
         self._hashes: set[str] = set()
 
     def add(
-        self, index: int, account_id: str, access_keys: Iterable[tuple[str, str]]
+        self, index: int, account_id: str, hashes: Sequence[str], key_ids: Sequence[str]
     ) -> list[Violation]:
-        """`access_keys` are (access key id, token SHA-256) in the account's order."""
+        """`hashes` and `key_ids`: the account's access keys' token SHA-256 and ids, in
+        its order."""
         r = _Report()
         if not account_id or account_id in self._accounts:
             r.add(f"accounts[{index}].id", f"empty or duplicate id '{account_id}'")
         self._accounts.add(account_id)
-        mine: list[str] = []
-        for i, (key_id, token_sha256) in enumerate(access_keys):
-            if token_sha256 in self._hashes:
-                r.add(
-                    f"accounts[{index}].access_keys[{i}].token_sha256",
-                    f"duplicate token hash (access key '{key_id}')",
-                )
-            mine.append(token_sha256)
-        self._hashes.update(mine)
+        if not self._hashes.isdisjoint(hashes):
+            for i, token_sha256 in enumerate(hashes):
+                if token_sha256 in self._hashes:
+                    r.add(
+                        f"accounts[{index}].access_keys[{i}].token_sha256",
+                        f"duplicate token hash (access key '{key_ids[i]}')",
+                    )
+        self._hashes.update(hashes)
         return r.items
 
 
@@ -201,7 +201,7 @@ def validate(snapshot: spb.Snapshot) -> list[Violation]:
         return problems
     across = CrossAccountCheck()
     for i, account in enumerate(snapshot.accounts):
-        keys = ((a.id, a.token_sha256) for a in account.access_keys)
-        problems.extend(across.add(i, account.id, keys))
+        hashes = [a.token_sha256 for a in account.access_keys]
+        problems.extend(across.add(i, account.id, hashes, [a.id for a in account.access_keys]))
         problems.extend(validate_account(account, built_in, f"accounts[{i}]"))
     return problems
