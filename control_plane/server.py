@@ -258,7 +258,9 @@ class ControlPlane:
         )
         self._health = health.aio.HealthServicer()
         s, st = self._server, self.store
-        accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(st, options), s)
+        accounts_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(st, options, lambda: self.publisher.latest), s
+        )
         admin_api_keys_pb2_grpc.add_AdminApiKeyServiceServicer_to_server(
             AdminApiKeyServicer(st, options), s
         )

@@ -168,6 +168,7 @@ _RESOURCES = (
             _col("DISPLAY NAME", "display_name"),
             _col("DESCRIPTION", "description"),
             _col("CREATED", "create_time"),
+            ("SNAPSHOT", lambda message: output.snapshot_state(message.snapshot_status)),
         ),
         flags=(
             _Flag("--display-name", "display_name", "human-readable name", on_create="required"),

@@ -14,7 +14,10 @@ from .catalog import BUILT_IN_IDS
 from .errors import Violations
 from .fields import NAME_MAX, check_common
 
-_PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+CUSTOM_PREFIX = "x-"
+"""Every custom provider id starts with it and no built-in id ever does, so a catalog
+release can never take an id a tenant already uses (the catalog test enforces it)."""
+_PROVIDER_ID = re.compile(r"x-[a-z0-9][a-z0-9-]{0,60}")
 
 
 _IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
@@ -91,10 +94,15 @@ def check_custom_provider(
     if creating:
         if not cp.provider_id:
             v.add("provider_id", "is required")
-        elif not _PROVIDER_ID.fullmatch(cp.provider_id):
-            v.add("provider_id", "must be 1-63 lowercase letters, digits or '-'")
         elif cp.provider_id in BUILT_IN_IDS:
             v.add("provider_id", f"'{cp.provider_id}' is a built-in provider")
+        elif not _PROVIDER_ID.fullmatch(cp.provider_id):
+            v.add(
+                "provider_id",
+                f"must be '{CUSTOM_PREFIX}' then 1-61 lowercase letters, digits or '-', e.g. "
+                f"'{CUSTOM_PREFIX}acme' (built-in providers never use the prefix, so no "
+                "catalog release can clash with a custom id)",
+            )
     problem = base_url_problem(cp.base_url, allow_private=allow_private)
     if problem:
         v.add("base_url", problem)

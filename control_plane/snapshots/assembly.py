@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from keyway.v1 import snapshot_pb2 as spb
 
@@ -39,6 +40,15 @@ class Quarantine:
     """Whether proxies still serve the account's last good data (minus revoked keys)."""
     transient: bool
     """Whether retrying without a write could help (a row that did not open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """What one compile made of an account."""
+
+    data_revision: int
+    """The revision of the account's data that was compiled (published or not)."""
+    quarantine: Quarantine | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +92,11 @@ class Assembly:
     def quarantined(self) -> Mapping[str, Quarantine]:
         return {a: e.quarantine for a, e in self._entries.items() if e.quarantine is not None}
 
-    def data_revision(self, account_id: str) -> int | None:
-        """The data revision of the account as last compiled (published or quarantined)."""
-        entry = self._entries.get(account_id)
-        return entry.data_revision if entry is not None else None
+    def statuses(self) -> Mapping[str, AccountStatus]:
+        """Every account as last compiled; a new mapping, safe to hand to other threads."""
+        return MappingProxyType(
+            {a: AccountStatus(e.data_revision, e.quarantine) for a, e in self._entries.items()}
+        )
 
     def update(self, delta: StoreDelta, now_us: int) -> Compiled:
         present = set(delta.account_ids)

@@ -17,13 +17,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from control_plane.store.records import StoreDelta
 from data_plane.routing.validate import validate
 
-from .assembly import Assembly
+from .assembly import AccountStatus, Assembly
 from .compiler import Compiled, StoreState, compile_snapshot, serialise
 from .stream import Revision
 
@@ -34,6 +34,8 @@ log = logging.getLogger("keyway.control_plane.snapshots")
 class Published:
     compiled: Compiled
     generate_time_us: int
+    accounts: Mapping[str, AccountStatus] = field(default_factory=dict)
+    """What this compile made of each account (quarantines included)."""
 
     @property
     def revision(self) -> Revision:
@@ -127,7 +129,7 @@ class Publisher:
         compiled = self._assembly.update(delta, time.time_ns() // 1000)
         if self.latest is not None and compiled.sha256 == self.latest.compiled.sha256:
             return None
-        return Published(compiled, time.time_ns() // 1000)
+        return Published(compiled, time.time_ns() // 1000, self._assembly.statuses())
 
     async def publish_now(self) -> None:
         retry, self._retrying = self._retrying, False

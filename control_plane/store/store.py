@@ -259,7 +259,7 @@ class Store:
             fields = {"name": name, "description": description, "metadata": metadata}
             account = self._insert(ACCOUNTS, fields, revision)
             self._routing_changed(account["id"], revision)
-            return account
+            return self._find(ACCOUNTS, account["id"], None)
 
     def list_accounts(self, *, after: int, limit: int) -> Page:
         return self._page(ACCOUNTS, after=after, limit=limit, where={})

@@ -302,7 +302,9 @@ def test_accounts_and_admin_keys_with_the_operator_token(
     ).json()
     assert account["displayName"] == "Team B"
     listed = ok(cli("accounts", "list", token=operator)).out
-    assert re.search(rf"^{account['id']}\s+Team B\s+-\s+\S+Z$", listed, re.MULTILINE)
+    assert re.search(
+        rf"^{account['id']}\s+Team B\s+-\s+\S+Z\s+(published|pending)$", listed, re.MULTILINE
+    )
 
     updated = ok(
         cli("accounts", "update", account["id"], "--description", "billing", token=operator)
@@ -342,7 +344,7 @@ def test_custom_providers_and_the_catalog(cli: Cli) -> None:
             "custom-providers",
             "create",
             "--provider-id",
-            "my-llm",
+            "x-my-llm",
             "--name",
             "My LLM",
             "--base-url",
@@ -371,7 +373,7 @@ def test_custom_providers_and_the_catalog(cli: Cli) -> None:
     catalog = ok(cli("providers", "list")).out.splitlines()
     rows = {line.split()[0]: line for line in catalog[1:]}
     assert re.match(r"openai\s+OpenAI\s+yes\s+openai\s+bearer\s+\d+\s+https://", rows["openai"])
-    assert re.search(r"\s+no\s+openai, anthropic\s+x-api-key\s+1\s+https://llm", rows["my-llm"])
+    assert re.search(r"\s+no\s+openai, anthropic\s+x-api-key\s+1\s+https://llm", rows["x-my-llm"])
 
     ok(cli("custom-providers", "delete", custom_id))
     assert ok(cli("custom-providers", "list", "--json")).json() == []
