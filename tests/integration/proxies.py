@@ -41,6 +41,7 @@ from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
 from control_plane.bootstrap import DATA_PLANE_FILE
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState
+from control_plane.snapshots.publisher import Published
 from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.table import RoutingTable
 from data_plane.runner import Proxy, ProxySettings
@@ -96,6 +97,18 @@ def store_revision(data_dir: Path) -> int:
     uri = f"file:{data_dir / 'keyway.db'}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
         return int(conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0])
+
+
+def caught_up(cp: RunningControlPlane) -> Published:
+    """The latest published snapshot, once it covers every committed write."""
+
+    def published() -> Published | None:
+        latest = cp.server.publisher.latest
+        if latest is not None and latest.compiled.version == store_revision(cp.data_dir):
+            return latest
+        return None
+
+    return wait_until(published, what="the publisher to catch up with the store")
 
 
 def full_state(reader: SnapshotReader) -> StoreState:

@@ -19,7 +19,7 @@ from control_plane.snapshots.stream import Revision
 from control_plane.store.store import PROVIDER_KEYS
 
 from .conftest import RunningControlPlane
-from .proxies import store_revision, wait_until
+from .proxies import caught_up, store_revision, wait_until
 from .rpc_helpers import ANTHROPIC_VALUE, OPENAI_VALUE, OPENAI_VALUE_2, Api, running
 
 
@@ -51,15 +51,7 @@ def downgrade_to_legacy(data_dir: Path, values: dict[str, str]) -> None:
 
 
 def current_snapshot(cp: RunningControlPlane) -> Revision:
-    """The published snapshot once it covers every committed write."""
-
-    def published() -> Revision | None:
-        latest = cp.server.publisher.latest
-        if latest is None or latest.compiled.version != store_revision(cp.data_dir):
-            return None
-        return latest.revision
-
-    return wait_until(published, what="the snapshot of the last write")
+    return caught_up(cp).revision
 
 
 def test_new_rows_are_sealed_to_their_owner(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from control_plane.secrets.keyring import load_key_provider
 from control_plane.secrets.sealing import Sealer
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
-from control_plane.snapshots.publisher import Published, build
+from control_plane.snapshots.publisher import build
 from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.apply import Applied, apply
 from data_plane.snapshot.cache import SnapshotCache
@@ -30,6 +30,7 @@ from .proxies import (
     Admin,
     RawDiscovery,
     assert_no_secret,
+    caught_up,
     control_plane_at,
     data_plane_token,
     full_state,
@@ -46,16 +47,7 @@ SECRET_B = "sk-ant-api03-Yt6Rv2Mx9Qw4Zk8Ub1Nh5Lc3Fj7Gd0"
 SECRET_C = "sk-proj-Pe4Sa0Gd6Jf2Hc8Nm5Vb1Tx7Zr9Wq3Lk"
 
 
-def latest(cp: RunningControlPlane) -> Published:
-    """The latest published snapshot, once it has caught up with the store."""
-
-    def caught_up() -> Published | None:
-        published = cp.server.publisher.latest
-        if published is not None and published.compiled.version == store_revision(cp.data_dir):
-            return published
-        return None
-
-    return wait_until(caught_up, what="the publisher to catch up with the store")
+latest = caught_up
 
 
 # -- 1. a proxy follows the control plane ----------------------------------------------------

@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keyway.v1 import snapshot_pb2 as spb
 
+from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
 from control_plane.snapshots.stream import Reply, Revision, StreamState
+from control_plane.store.records import AccountData, StoreDelta
 from data_plane.routing.apply import Applied, Rejected, apply
 from data_plane.routing.validate import validate
 
@@ -410,3 +412,41 @@ def test_a_spoiled_account_is_refused_even_on_top_of_a_served_table(
     assert isinstance(on_top, Rejected)
     assert isinstance(fresh, Rejected)
     assert (on_top.message, on_top.violations) == (fresh.message, fresh.violations)
+
+
+def _delta(state: StoreState, revisions: dict[str, int]) -> StoreDelta:
+    accounts = sorted(state.accounts, key=lambda a: a.id)
+    return StoreDelta(
+        revision=state.revision,
+        account_ids=tuple(a.id for a in accounts),
+        changed=tuple(
+            AccountData(
+                a.id,
+                revisions.get(a.id, 1),
+                a,
+                None,
+                frozenset(k.token_sha256 for k in a.access_keys),
+            )
+            for a in accounts
+        ),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(state=store_states(), later=store_states())
+def test_assembling_accounts_one_by_one_gives_the_whole_snapshots_bytes(
+    state: StoreState, later: StoreState
+) -> None:
+    assembly = Assembly(state.base_url_overrides, state.allow_private_upstreams, 1 << 30)
+    assembled = assembly.update(_delta(state, {}), now_us=1)
+    assert assembled.payload == serialise(compile_snapshot(state)).payload
+    assert assembly.quarantined == {}
+    # A later revision where only some accounts changed: the rest is reused as bytes.
+    moved = replace(later, revision=state.revision + 1, base_url_overrides=state.base_url_overrides)
+    moved = replace(moved, allow_private_upstreams=state.allow_private_upstreams)
+    changed = {a.id for a in moved.accounts}
+    delta = _delta(moved, {a: 2 for a in changed})
+    merged = {a.id: a for a in (*state.accounts, *moved.accounts)}
+    expected = replace(moved, accounts=tuple(merged.values()))
+    delta = replace(delta, account_ids=tuple(sorted(merged)))
+    assert assembly.update(delta, now_us=2).payload == serialise(compile_snapshot(expected)).payload
