@@ -39,6 +39,8 @@ class ProxySettings:
     tls_client_key: Path | None = None
     options: ProxyOptions = field(default_factory=ProxyOptions)
     usage_interval: float = 2.0
+    max_snapshot_age: float | None = None
+    """Stop serving once the snapshot has gone this many seconds without confirmation."""
 
 
 class _Server(uvicorn.Server):
@@ -61,7 +63,7 @@ def _credentials(s: ProxySettings) -> grpc.ChannelCredentials | None:
 class Proxy:
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
-        self.state = ProxyState()
+        self.state = ProxyState(max_age=settings.max_snapshot_age)
         host, _, port = settings.listen.rpartition(":")
         self._socket = socket.create_server((host or "127.0.0.1", int(port)), reuse_port=False)
         self.port: int = self._socket.getsockname()[1]

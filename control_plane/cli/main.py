@@ -112,6 +112,14 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     )
     failover.add_argument("--max-body-bytes", type=_positive(int), default=32 * 1024 * 1024)
     failover.add_argument(
+        "--max-snapshot-age",
+        type=_positive(float),
+        default=None,
+        metavar="SECONDS",
+        help="stop serving (503 snapshot_expired) once the routing snapshot has gone this long "
+        "without being confirmed by the control plane (default: serve it however old)",
+    )
+    failover.add_argument(
         "--forward-openai-organization",
         action="store_true",
         help="pass the client's openai-organization/openai-project headers upstream",
@@ -309,6 +317,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 node_id=args.node_id,
                 pool=args.pool,
                 options=_proxy_options(args),
+                max_snapshot_age=args.max_snapshot_age,
             )
         else:
             proxy_settings = ProxySettings(
@@ -322,6 +331,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 tls_client_cert=args.tls_client_cert,
                 tls_client_key=args.tls_client_key,
                 options=_proxy_options(args),
+                max_snapshot_age=args.max_snapshot_age,
             )
         proxy = Proxy(proxy_settings)
         await proxy.start()

@@ -23,6 +23,7 @@ from .proxy import (
     Send,
     authenticate,
     send_error,
+    serving,
 )
 from .surfaces import SURFACES
 
@@ -89,7 +90,9 @@ class KeywayApp:
         fmt = _format_for(scope["path"], scope["headers"])
         headers = self._base_headers()
         try:
-            caller = authenticate(self.gateway.state.table, scope["headers"])
+            caller = authenticate(
+                serving(self.gateway.state, self.gateway.clock()), scope["headers"]
+            )
         except KeywayError as error:
             await send_error(send, error, fmt, headers)
             return

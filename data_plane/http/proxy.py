@@ -87,6 +87,18 @@ def presented_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def serving(state: ProxyState, now: float) -> RoutingTable | None:
+    """The table requests may use: none once `--max-snapshot-age` has passed unconfirmed,
+    since revocations made since then may be missing from it."""
+    if state.expired(now):
+        raise KeywayError(
+            "snapshot_expired",
+            f"the routing snapshot has not been confirmed for {state.stale_seconds(now):.0f} s "
+            f"(more than --max-snapshot-age {state.max_age:g} s)",
+        )
+    return state.table
+
+
 def authenticate(table: RoutingTable | None, headers: list[tuple[bytes, bytes]]) -> Caller:
     if table is None:
         raise KeywayError("not_ready", "the proxy has not loaded a routing snapshot yet")
@@ -172,7 +184,9 @@ class ModelCall:
             task.cancel()
 
         try:
-            caller = authenticate(self.gateway.state.table, scope["headers"])
+            caller = authenticate(
+                serving(self.gateway.state, self.gateway.clock()), scope["headers"]
+            )
             body = await _read_body(receive, self.gateway.options.max_body_bytes)
             watcher = asyncio.create_task(watch())
             fields = read_fields(body)

@@ -43,6 +43,8 @@ class Cached:
     version: int
     sha256: str
     payload: bytes
+    saved_at: float = 0.0
+    """Wall-clock time the copy was written: the last moment it was known current."""
 
     def __repr__(self) -> str:  # the payload holds provider key values
         return f"Cached(version={self.version}, sha256={self.sha256[:12]}…)"
@@ -106,7 +108,7 @@ class SnapshotCache:
         payload = self._aead.decrypt(rest[:12], rest[12:], self._aad(version, sha256))
         if hashlib.sha256(payload).hexdigest() != sha256:
             raise ValueError("content hash mismatch")
-        return Cached(version, sha256, payload)
+        return Cached(version, sha256, payload, path.stat().st_mtime)
 
     def _readable(self, path: Path) -> bool:
         try:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -37,6 +38,7 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
+from starlette.types import ASGIApp
 
 from control_plane.bootstrap import DATA_PLANE_FILE
 from control_plane.server import Settings
@@ -70,6 +72,17 @@ def wait_until(predicate: Callable[[], T | None], timeout: float = DEADLINE, wha
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(0.01)
+
+
+def asgi_get(app: ASGIApp, path: str) -> httpx.Response:
+    """One GET through the app in-process (no socket), from a synchronous test."""
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            return await client.get(path)
+
+    return asyncio.run(get())
 
 
 def free_port() -> int:

@@ -15,6 +15,7 @@ STATUS = {
     "malformed_access_key": 401,
     "invalid_access_key": 401,
     "not_ready": 503,
+    "snapshot_expired": 503,
     "invalid_json": 400,
     "request_too_large": 413,
     "missing_model": 400,
