@@ -193,6 +193,8 @@ class Settings:
     publish_quiet: float = 0.02
     publish_cap: float = 0.2
     quotas: Quotas = DEFAULT_QUOTAS
+    forget_disconnected_after: float = 7 * 24 * 3600.0
+    """Seconds after which a disconnected proxy's status row is dropped."""
 
 
 class ControlPlane:
@@ -239,7 +241,7 @@ class ControlPlane:
             cap=settings.publish_cap,
         )
         self.store.on_commit(self.publisher.notify)
-        self.status = StatusBook(self.store.db)
+        self.status = StatusBook(self.store.db, forget_after=settings.forget_disconnected_after)
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
         self._resealing: asyncio.Task[None] | None = None

@@ -579,9 +579,17 @@ def _add_data_planes(groups: _Subparsers) -> None:
     _leaf(
         verbs,
         "list",
-        "list every proxy the control plane has seen and whether it serves the latest snapshot",
+        "list the proxies the control plane has seen and whether each serves the latest "
+        "snapshot (account admins see a redacted view)",
         _list_data_planes,
     )
+    delete = _leaf(
+        verbs,
+        "delete",
+        "forget a disconnected proxy (a retired node); operator only",
+        _delete_data_plane,
+    )
+    delete.add_argument("node_id", metavar="NODE_ID", help="node id as listed")
 
 
 def _add_master_key(groups: _Subparsers) -> None:
@@ -843,12 +851,27 @@ _DATA_PLANE_COLUMNS: tuple[_Column, ...] = (
 
 def _list_data_planes(args: argparse.Namespace, session: rpc.Session) -> None:
     stub = data_planes_pb2_grpc.DataPlaneServiceStub(session.channel)
-    response = session.call(stub.ListDataPlanes, data_planes_pb2.ListDataPlanesRequest())
+    request = data_planes_pb2.ListDataPlanesRequest(page_size=_PAGE_SIZE)
+    nodes: list[Message] = []
+    while True:
+        response = session.call(stub.ListDataPlanes, request)
+        nodes.extend(response.data_planes)
+        request.page_token = response.next_page_token
+        if not request.page_token:
+            break
     if args.json:
         # States are shown, never typed back: IN_SYNC rather than DATA_PLANE_STATE_IN_SYNC.
-        print(output.to_json_short_enums(list(response.data_planes)))
+        print(output.to_json_short_enums(nodes))
         return
-    _print_list(args, _DATA_PLANE_COLUMNS, list(response.data_planes), "")
+    _print_list(args, _DATA_PLANE_COLUMNS, nodes, "")
+
+
+def _delete_data_plane(args: argparse.Namespace, session: rpc.Session) -> None:
+    stub = data_planes_pb2_grpc.DataPlaneServiceStub(session.channel)
+    response = session.call(
+        stub.DeleteDataPlane, data_planes_pb2.DeleteDataPlaneRequest(node_id=args.node_id)
+    )
+    print(output.to_json(response) if args.json else f"Forgot data plane {args.node_id}.")
 
 
 def _rotate_master_key(args: argparse.Namespace, session: rpc.Session) -> None:

@@ -67,6 +67,14 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve snapshots without TLS on a non-loopback address",
     )
+    parser.add_argument(
+        "--forget-disconnected-after",
+        type=_positive(float),
+        default=7 * 24 * 3600.0,
+        metavar="SECONDS",
+        help="drop a disconnected proxy from `data-planes list` after this long "
+        "(default: %(default)s, a week)",
+    )
     limits = parser.add_argument_group(
         "per-account quotas and the snapshot budget (RESOURCE_EXHAUSTED beyond them)"
     )
@@ -299,6 +307,7 @@ async def _serve(args: argparse.Namespace) -> None:
             tls_client_ca=args.tls_client_ca,
             allow_insecure_remote=args.allow_insecure_remote,
             quotas=_quotas(args),
+            forget_disconnected_after=args.forget_disconnected_after,
         )
         control_plane = ControlPlane(settings)
         port = await control_plane.start()

@@ -41,3 +41,27 @@ def decode(token: str, filter_key: str = "", field: str = "page_token") -> int:
     if fingerprint != _fingerprint(filter_key):
         raise InvalidArgument.field(field, "was issued for a different filter")
     return after
+
+
+def encode_key(after_key: str, filter_key: str = "") -> str:
+    """A token continuing after a row ordered by a string key (not a sequence number)."""
+    raw = json.dumps({"k": after_key, "f": _fingerprint(filter_key)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_key(token: str, filter_key: str = "", field: str = "page_token") -> str:
+    """The key to continue after ("" for the first page)."""
+    if not token:
+        return ""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        doc = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after = doc["k"]
+        fingerprint = doc["f"]
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
+        raise InvalidArgument.field(field, "is not a token from a previous response") from None
+    if not isinstance(after, str) or not after:
+        raise InvalidArgument.field(field, "is not a token from a previous response")
+    if fingerprint != _fingerprint(filter_key):
+        raise InvalidArgument.field(field, "was issued for a different filter")
+    return after

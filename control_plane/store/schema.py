@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -122,3 +124,11 @@ def _account_accounting(db: Database) -> None:
     db.execute("ALTER TABLE accounts ADD COLUMN snapshot_bytes INTEGER NOT NULL DEFAULT 0")
     estimate = ACCOUNT_BYTES_SQL.replace(":account", "accounts.id")
     db.execute(f"UPDATE accounts SET snapshot_bytes = ({estimate})")  # noqa: S608 - constant
+
+
+@MIGRATIONS(name="0006_deployment_meta")
+def _meta(db: Database) -> None:
+    # Deployment-wide values every replica shares; `label_salt` keys the opaque proxy
+    # labels account admins see instead of node ids.
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('label_salt', ?)", [secrets.token_hex(32)])

@@ -140,6 +140,11 @@ class Store:
     def revision(self) -> int:
         return current_revision(self._db)
 
+    def label_salt(self) -> bytes:
+        """A random value per deployment (all replicas share it), for opaque labels."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'label_salt'").fetchone()
+        return bytes.fromhex(row[0])
+
     # -- generic helpers ---------------------------------------------------------------
 
     def _select(self, table: str, where: Mapping[str, Any]) -> Row | None:

@@ -244,7 +244,9 @@ class Admin:
         ).configuration.id
 
     def data_planes_response(self) -> dp.ListDataPlanesResponse:
-        return self.data_plane.ListDataPlanes(dp.ListDataPlanesRequest(), metadata=self.md)
+        # As the operator: account admins only get a redacted view without node ids.
+        request = dp.ListDataPlanesRequest(page_size=1000)
+        return self.data_plane.ListDataPlanes(request, metadata=self.cp.operator)
 
     def node(self, node_id: str) -> dp.DataPlane | None:
         for node in self.data_planes_response().data_planes:

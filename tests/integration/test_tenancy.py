@@ -75,6 +75,7 @@ OPERATOR_ONLY = {
     *(f"OperatorCredentialService.{m}OperatorCredential" for m in ("Create", "Rotate", "Delete")),
     "OperatorCredentialService.ListOperatorCredentials",
     *(f"DataPlaneService.{m}DataPlaneCredential" for m in ("Create", "Delete")),
+    "DataPlaneService.DeleteDataPlane",
     "DataPlaneService.ListDataPlaneCredentials",
 }
 ACCOUNT_ONLY = {
