@@ -38,6 +38,7 @@ from keyway.v1 import (
 
 from control_plane.api.access_keys import AccessKeyServicer
 from control_plane.api.accounts import AccountServicer, AdminApiKeyServicer
+from control_plane.api.auth import ReflectionGate
 from control_plane.api.base import Options
 from control_plane.api.configurations import ConfigurationServicer
 from control_plane.api.data_planes import DataPlaneServicer
@@ -195,6 +196,8 @@ class Settings:
     quotas: Quotas = DEFAULT_QUOTAS
     forget_disconnected_after: float = 7 * 24 * 3600.0
     """Seconds after which a disconnected proxy's status row is dropped."""
+    reflection: bool = True
+    """Serve gRPC reflection (to callers with an admin or operator token only)."""
 
 
 class ControlPlane:
@@ -251,12 +254,13 @@ class ControlPlane:
             quotas=settings.quotas,
         )
         self._server = grpc.aio.server(
+            interceptors=[ReflectionGate(self.store)],
             options=[
                 ("grpc.keepalive_time_ms", 30_000),
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
-            ]
+            ],
         )
         self._health = health.aio.HealthServicer()
         s, st = self._server, self.store
@@ -288,15 +292,16 @@ class ControlPlane:
             DataPlaneServicer(st, options, self.status, self.publisher, discovery.revoke), s
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, s)
-        names = [svc.full_name for svc in _SERVICES]
-        reflection.enable_server_reflection(
-            [
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            s,
-        )
+        if settings.reflection:
+            names = [svc.full_name for svc in _SERVICES]
+            reflection.enable_server_reflection(
+                [
+                    *names,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ],
+                s,
+            )
 
     def _bind(self) -> int:
         s = self.settings

@@ -425,6 +425,13 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, leaf: bool) -> N
         "--tls-client-cert", default=default(None), metavar="PEM", help="client cert for mTLS"
     )
     group.add_argument(
+        "--allow-insecure-remote",
+        action="store_true",
+        default=default(False),
+        help="allow plaintext to a control plane that is not on loopback "
+        f"(default: refused; also ${rpc.INSECURE_ENV}=1)",
+    )
+    group.add_argument(
         "--tls-client-key", default=default(None), metavar="PEM", help="client key for mTLS"
     )
 

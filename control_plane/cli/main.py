@@ -68,6 +68,13 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         help="serve snapshots without TLS on a non-loopback address",
     )
     parser.add_argument(
+        "--no-reflection",
+        dest="reflection",
+        action="store_false",
+        help="do not serve gRPC server reflection at all (by default it needs an admin "
+        "or operator token)",
+    )
+    parser.add_argument(
         "--forget-disconnected-after",
         type=_positive(float),
         default=7 * 24 * 3600.0,
@@ -249,8 +256,11 @@ def _reset_operator_token(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from data_plane.shared.hardening import disable_core_dumps
+
     from .demo import run_demo
 
+    disable_core_dumps()
     logging.basicConfig(level=logging.WARNING)
     uvloop.run(run_demo(args.proxy_listen, args.listen))
     return 0
@@ -308,6 +318,7 @@ async def _serve(args: argparse.Namespace) -> None:
             allow_insecure_remote=args.allow_insecure_remote,
             quotas=_quotas(args),
             forget_disconnected_after=args.forget_disconnected_after,
+            reflection=args.reflection,
         )
         control_plane = ControlPlane(settings)
         port = await control_plane.start()
@@ -357,8 +368,11 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from control_plane.server import StartupError
+    from data_plane.shared.hardening import disable_core_dumps
     from data_plane.shared.private_files import UnsafePathError
 
+    # Before any provider key is read: a core dump would write them all to disk.
+    disable_core_dumps()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -1160,14 +1161,17 @@ def expect_grpc_error(call: Callable[[], object]) -> grpc.StatusCode:
 
 
 def reflect(
-    control_plane: RunningControlPlane, request: reflection_pb2.ServerReflectionRequest
+    control_plane: RunningControlPlane,
+    request: reflection_pb2.ServerReflectionRequest,
+    metadata: tuple[tuple[str, str], ...] | None = None,
 ) -> reflection_pb2.ServerReflectionResponse:
     info = control_plane.channel.stream_stream(
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
         response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
     )
-    responses = list(info(iter([request])))
+    md = control_plane.admin if metadata is None else metadata
+    responses = list(info(iter([request]), metadata=md))
     assert len(responses) == 1
     response = responses[0]
     assert isinstance(response, reflection_pb2.ServerReflectionResponse)
@@ -1196,3 +1200,34 @@ def test_reflection_lists_the_keyway_services(control_plane: RunningControlPlane
     )
     descriptors = files.file_descriptor_response.file_descriptor_proto
     assert any(b"RotateProviderKey" in d for d in descriptors)
+
+
+@pytest.mark.parametrize(
+    ("who", "code"),
+    [
+        ("nobody", grpc.StatusCode.UNAUTHENTICATED),
+        ("garbage", grpc.StatusCode.UNAUTHENTICATED),
+        ("data plane", grpc.StatusCode.PERMISSION_DENIED),
+    ],
+)
+def test_reflection_needs_an_admin_or_operator_token(
+    control_plane: RunningControlPlane, who: str, code: grpc.StatusCode
+) -> None:
+    metadata = {
+        "nobody": (),
+        "garbage": (("authorization", "Bearer hunter2"),),
+        "data plane": control_plane.auth(
+            (control_plane.data_dir / "data-plane.token").read_text().strip()
+        ),
+    }[who]
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    assert expect_grpc_error(lambda: reflect(control_plane, request, metadata)) == code
+    listed = reflect(control_plane, request, control_plane.operator)
+    assert listed.list_services_response.service
+
+
+def test_reflection_can_be_switched_off(tmp_path: Path) -> None:
+    settings = Settings(listen="127.0.0.1:0", data_dir=tmp_path / "data", reflection=False)
+    with running(settings) as cp:
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        assert expect_grpc_error(lambda: reflect(cp, request)) == grpc.StatusCode.UNIMPLEMENTED

@@ -444,6 +444,36 @@ def test_unreachable_control_plane(capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "address", ["192.0.2.10:50051", "cp.example.internal:50051", "[2001:db8::1]:1"]
+)
+def test_plaintext_to_a_remote_control_plane_is_refused(
+    address: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin token would cross the network in clear."""
+    monkeypatch.delenv("KEYWAY_ALLOW_INSECURE_REMOTE", raising=False)
+    code = main(["admin", "--addr", address, "--token", "kwadm_x", "provider-keys", "list"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"refusing to send the token in plaintext to {address}" in err
+    assert "--tls-ca" in err
+    assert "kwadm_x" not in err
+
+
+@pytest.mark.parametrize("override", ["flag", "environment"])
+def test_plaintext_to_a_remote_control_plane_can_be_allowed(
+    override: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["admin", "--addr", "192.0.2.10:50051", "--token", "kwadm_x", "--timeout", "0.2"]
+    if override == "flag":
+        argv.append("--allow-insecure-remote")
+    else:
+        monkeypatch.setenv("KEYWAY_ALLOW_INSECURE_REMOTE", "1")
+    code = main([*argv, "provider-keys", "list"])
+    assert code == 1  # it tried: the address does not answer
+    assert "refusing" not in capsys.readouterr().err
+
+
 def test_console_script_reads_the_secret_from_stdin(control_plane: RunningControlPlane) -> None:
     script = shutil.which("keyway") or str(Path(sys.executable).parent / "keyway")
     env = {
