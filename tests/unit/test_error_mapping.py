@@ -187,3 +187,23 @@ def test_several_violations_summarise_the_first_and_count_the_rest(count: int, s
     assert caught.value.message == "invalid request: f0: problem 0" + suffix
     assert [x.field for x in caught.value.violations] == [f"f{i}" for i in range(count)]
     assert caught.value.reason == "CONFIG_INVALID"
+
+
+def test_a_status_stays_far_below_the_clients_metadata_cap() -> None:
+    """Clients refuse trailers past 8 KiB: the caller would get a transport error
+    instead of the answer. Quoted input, long lists and non-ASCII text are all cut."""
+    quoted = "ü" * 10_000
+    error = errors.InvalidArgument(
+        f"bad {quoted}",
+        [FieldViolation(f"router.rules[{i}].{quoted}", quoted) for i in range(10_000)],
+    )
+    _, status = to_status(error)
+    assert len(status.SerializeToString()) < 4096
+    assert len(status.message.encode()) <= 300
+    assert status.message.endswith("…")
+    (_, bad) = _details(status)
+    assert isinstance(bad, error_details_pb2.BadRequest)
+    assert len(bad.field_violations) == 10
+    blocked = errors.FailedPrecondition(quoted, [f"ak_{i:016d}" for i in range(10_000)])
+    _, status = to_status(blocked)
+    assert len(status.SerializeToString()) < 4096
