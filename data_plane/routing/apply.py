@@ -116,36 +116,41 @@ def apply(
     reusable = previous.parts.accounts if previous is not None else {}
     if previous is None or previous.parts.built_in != built_in_bytes:
         reusable = {}
+    # Built as they are checked, so each parsed account is dropped at once (peak memory
+    # stays one table, not a table plus every parsed account); thrown away on a problem.
+    built_in = BuiltIn(header.providers) if not problems else None
     across = CrossAccountCheck()
-    reused: dict[int, AccountPart] = {}
-    fresh: dict[int, spb.SnapshotAccount] = {}
-    for i, data in enumerate(account_bytes):
-        part = reusable.get(data)
-        if part is not None:
-            problems.extend(across.add(i, part.account.id, part.hashes, part.key_ids))
-            reused[i] = part
-            continue
-        try:
-            account = spb.SnapshotAccount.FromString(data)
-        except DecodeError:
-            return Rejected(version, "snapshot bytes do not parse")
-        hashes = [a.token_sha256 for a in account.access_keys]
-        problems.extend(across.add(i, account.id, hashes, [a.id for a in account.access_keys]))
-        problems.extend(validate_account(account, built_in_ids, f"accounts[{i}]"))
-        fresh[i] = account
-    if problems:
-        return _rejected(version, problems)
-    built_in = BuiltIn(header.providers) if fresh else None
     parts: list[AccountPart] = []
     kept: dict[bytes, AccountPart] = {}
     for i, data in enumerate(account_bytes):
-        part = reused.get(i)
-        if part is None:
-            assert built_in is not None
-            part = build_account(fresh[i], built_in)
-        parts.append(part)
-        kept[data] = part
+        digest = _digest(data)
+        part = reusable.get(digest)
+        if part is not None:
+            problems.extend(across.add(i, part.account.id, part.hashes, part.key_ids))
+        else:
+            try:
+                account = spb.SnapshotAccount.FromString(data)
+            except DecodeError:
+                return Rejected(version, "snapshot bytes do not parse")
+            hashes = [a.token_sha256 for a in account.access_keys]
+            problems.extend(across.add(i, account.id, hashes, [a.id for a in account.access_keys]))
+            found = validate_account(account, built_in_ids, f"accounts[{i}]")
+            problems.extend(found)
+            if problems or built_in is None:
+                continue
+            part = build_account(account, built_in)
+        if not problems:
+            parts.append(part)
+            kept[digest] = part
+    if problems:
+        return _rejected(version, problems)
     return Applied(assemble(version, sha256, parts, Parts(built_in_bytes, kept)))
+
+
+def _digest(account: bytes) -> bytes:
+    """What identifies an account's bytes between snapshots (a 128-bit BLAKE2b: keeping
+    the bytes themselves would hold a second copy of the snapshot in memory)."""
+    return hashlib.blake2b(account, digest_size=16).digest()
 
 
 def _rejected(version: int, violations: list[Violation]) -> Rejected:

@@ -110,7 +110,7 @@ class Parts:
     built_in: bytes = b""
     """The serialised built-in providers every account was built against."""
     accounts: Mapping[bytes, AccountPart] = field(default_factory=dict)
-    """An account's exact bytes in the snapshot -> what was built from them."""
+    """A digest of an account's exact bytes in the snapshot -> what was built from them."""
 
 
 @dataclass(frozen=True, slots=True)
