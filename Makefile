@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed
 BUF_DIR := $(VENV)/buf
 BUF := $(BUF_DIR)/node_modules/.bin/buf
 BUF_VERSION := 1.75.0
+# npm tools and the scratch copy live in .venv; the stubs themselves go to STUBS_OUT,
+# which `make clean` leaves alone (override it: make stubs STUBS_OUT=../client/gen).
 STUBS_TOOLS := $(VENV)/stubs-tools
-STUBS_OUT := $(STUBS_TOOLS)/gen
+STUBS_SCRATCH := $(STUBS_TOOLS)/gen
+STUBS_OUT ?= build/stubs/typescript
 DATA_DIR ?= .keyway
 PROTO_FILES := $(wildcard proto/keyway/v1/*.proto)
 
@@ -26,11 +29,12 @@ $(BUF):
 	mkdir -p $(BUF_DIR)
 	npm install --silent --no-audit --no-fund --prefix $(BUF_DIR) @bufbuild/buf@$(BUF_VERSION)
 
+# Flags pass through: make run ARGS="--mock-upstream --proxy-listen 127.0.0.1:8081"
 run: $(STAMP)
-	$(BIN)/keyway up --data-dir $(DATA_DIR)
+	$(BIN)/keyway up --data-dir $(DATA_DIR) $(ARGS)
 
 demo: $(STAMP)
-	$(BIN)/keyway demo
+	$(BIN)/keyway demo $(ARGS)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto \
@@ -51,10 +55,12 @@ stubs: $(BUF)
 	mkdir -p $(STUBS_TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(STUBS_TOOLS) \
 		@bufbuild/protoc-gen-es@2.17.0 @bufbuild/protobuf@2.17.0 typescript@5.9
-	rm -rf $(STUBS_OUT)
-	$(BUF) generate proto --template '{"version":"v2","plugins":[{"local":"$(abspath $(STUBS_TOOLS))/node_modules/.bin/protoc-gen-es","out":"$(abspath $(STUBS_OUT))","opt":["target=ts"]}]}'
+	rm -rf $(STUBS_SCRATCH)
+	$(BUF) generate proto --template '{"version":"v2","plugins":[{"local":"$(abspath $(STUBS_TOOLS))/node_modules/.bin/protoc-gen-es","out":"$(abspath $(STUBS_SCRATCH))","opt":["target=ts"]}]}'
 	cd $(STUBS_TOOLS) && ./node_modules/.bin/tsc --noEmit --strict --target es2022 \
 		--module nodenext --moduleResolution nodenext gen/keyway/v1/*.ts
+	rm -rf $(STUBS_OUT)/keyway && mkdir -p $(STUBS_OUT)
+	cp -R $(STUBS_SCRATCH)/. $(STUBS_OUT)/
 	@echo "TypeScript stubs (type-checked) in $(STUBS_OUT)/keyway/v1"
 
 lint: $(STAMP) $(BUF)

@@ -61,8 +61,11 @@ from control_plane.store.snapshot_reader import SnapshotReader
 from control_plane.store.store import Store
 from data_plane.shared.addresses import is_loopback
 from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
+from data_plane.shared.startup import ListenError, StartupError, check_free, read_file
 
 log = logging.getLogger("keyway.control_plane")
+
+_WHAT = "control plane"
 
 _SERVICES = (
     accounts_pb2.DESCRIPTOR.services_by_name["AccountService"],
@@ -76,10 +79,6 @@ _SERVICES = (
     data_planes_pb2.DESCRIPTOR.services_by_name["DataPlaneService"],
     discovery_pb2.DESCRIPTOR.services_by_name["DataPlaneDiscoveryService"],
 )
-
-
-class StartupError(Exception):
-    """The control plane cannot start; the message says why and what to do about it."""
 
 
 class InsecureListenError(StartupError):
@@ -223,8 +222,22 @@ class ControlPlane:
                 "keys. Pass --tls-cert/--tls-key, or --allow-insecure-remote if a trusted "
                 "network layer already encrypts the traffic"
             )
+        # Before anything touches the data dir: a second process on a used port stops here.
+        check_free(settings.listen, _WHAT)
         self.settings = settings
         self.port = 0
+        # Read now, so that a missing file stops the start before the data dir is touched.
+        self._tls = (
+            None
+            if settings.tls_cert is None or settings.tls_key is None
+            else (
+                read_file(settings.tls_cert, "--tls-cert"),
+                read_file(settings.tls_key, "--tls-key"),
+                read_file(settings.tls_client_ca, "--tls-client-ca")
+                if settings.tls_client_ca
+                else None,
+            )
+        )
         db_path = settings.data_dir / "keyway.db"
         with open_data_dir(settings.data_dir, key_provider, settings.quotas) as (
             self.store,
@@ -256,6 +269,8 @@ class ControlPlane:
         self._server = grpc.aio.server(
             interceptors=[ReflectionGate(self.store)],
             options=[
+                # Never share the port (see data_plane.shared.startup).
+                ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_time_ms", 30_000),
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -304,20 +319,29 @@ class ControlPlane:
             )
 
     def _bind(self) -> int:
-        s = self.settings
-        if s.tls_cert is None or s.tls_key is None:
-            return self._server.add_insecure_port(s.listen)
-        credentials = grpc.ssl_server_credentials(
-            [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
-            root_certificates=s.tls_client_ca.read_bytes() if s.tls_client_ca else None,
-            require_client_auth=s.tls_client_ca is not None,
-        )
-        return self._server.add_secure_port(s.listen, credentials)
+        listen = self.settings.listen
+        # gRPC only says "failed to bind" (and logs it): probing first names the reason.
+        check_free(listen, _WHAT)
+        try:
+            if self._tls is None:
+                port = self._server.add_insecure_port(listen)
+            else:
+                cert, key, client_ca = self._tls
+                credentials = grpc.ssl_server_credentials(
+                    [(key, cert)],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
+                port = self._server.add_secure_port(listen, credentials)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            check_free(listen, _WHAT)  # taken meanwhile: this raises with the reason
+            raise ListenError(listen, _WHAT, "gRPC could not bind it", "choose another address")
+        return port
 
     async def start(self) -> int:
         self.port = self._bind()
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self.settings.listen}")
         await self.publisher.publish_now()
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")

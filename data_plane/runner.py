@@ -17,6 +17,7 @@ import uvicorn
 from .app import create_app
 from .http.proxy import Gateway, ProxyOptions
 from .routing.table import RoutingTable, rotated_keys
+from .shared.startup import bind, read_file
 from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .state import ProxyState
@@ -54,9 +55,11 @@ def _credentials(s: ProxySettings) -> grpc.ChannelCredentials | None:
     if s.tls_ca is None:
         return None
     return grpc.ssl_channel_credentials(
-        root_certificates=s.tls_ca.read_bytes(),
-        private_key=s.tls_client_key.read_bytes() if s.tls_client_key else None,
-        certificate_chain=s.tls_client_cert.read_bytes() if s.tls_client_cert else None,
+        root_certificates=read_file(s.tls_ca, "--tls-ca"),
+        private_key=read_file(s.tls_client_key, "--tls-client-key") if s.tls_client_key else None,
+        certificate_chain=(
+            read_file(s.tls_client_cert, "--tls-client-cert") if s.tls_client_cert else None
+        ),
     )
 
 
@@ -64,15 +67,14 @@ class Proxy:
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
         self.state = ProxyState(max_age=settings.max_snapshot_age)
-        host, _, port = settings.listen.rpartition(":")
-        self._socket = socket.create_server((host or "127.0.0.1", int(port)), reuse_port=False)
+        credentials = _credentials(settings)
+        self._socket = bind(settings.listen, "proxy")
         self.port: int = self._socket.getsockname()[1]
         node_id = settings.node_id or f"{socket.gethostname()}:{self.port}"
         self.cache = SnapshotCache(settings.cache_dir) if settings.cache_dir else None
         if self.cache is not None:
             restore_from_cache(self.state, self.cache)
         self.node_id = node_id
-        credentials = _credentials(settings)
         self.client = SnapshotClient(
             settings.control_plane,
             settings.token,

@@ -31,6 +31,7 @@ class _KeyUse:
     error_status: int = 0
     error_reason: str = ""
     error_time: float = 0.0
+    success_time: float = 0.0
 
 
 def _ts(seconds: float) -> Timestamp | None:
@@ -51,7 +52,9 @@ class UsageRecorder:
         if use is None:
             use = self._keys[key_id] = _KeyUse()
         use.last_used = now
-        if outcome.kind is not OutcomeKind.SUCCESS and outcome.kind is not OutcomeKind.FAIL_FAST:
+        if outcome.kind is OutcomeKind.SUCCESS:
+            use.success_time = now
+        elif outcome.kind is not OutcomeKind.FAIL_FAST:
             use.error_status = outcome.status or 0
             use.error_reason = outcome.reason
             use.error_time = now
@@ -73,6 +76,7 @@ class UsageRecorder:
                     last_error_status=use.error_status,
                     last_error_reason=use.error_reason,
                     last_error_time=_ts(use.error_time),
+                    last_success_time=_ts(use.success_time),
                 )
                 for key_id, use in keys.items()
             ],

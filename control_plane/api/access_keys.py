@@ -28,6 +28,7 @@ _UPDATABLE = {
     "description": "description",
     "metadata": "metadata",
     "configuration_id": "configuration_id",
+    "disabled": "disabled",
 }
 
 
@@ -37,6 +38,7 @@ def access_key_message(row: dict[str, Any]) -> pb.AccessKey:
         redacted_token=row["redacted_token"],
         configuration_id=row["configuration_id"] or "",
         last_used_time=timestamp(row["last_used_time"]),
+        disabled=bool(row["disabled"]),
         **common(row),
     )
 

@@ -10,12 +10,12 @@ from keyway.v1 import accounts_pb2_grpc, admin_api_keys_pb2_grpc
 from keyway.v1 import admin_api_keys_pb2 as kpb
 
 from control_plane.domain import tokens
-from control_plane.domain.errors import NotFound, Violations
+from control_plane.domain.errors import NotFound, PermissionDenied, Violations
 from control_plane.domain.fields import check_common, require_id
 from control_plane.snapshots.publisher import Published
 from control_plane.store.store import ACCOUNTS, ADMIN_KEYS, Store
 
-from .auth import Principal
+from .auth import OPERATOR, Principal
 from .base import (
     Options,
     Servicer,
@@ -147,6 +147,11 @@ class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
 
 class AdminApiKeyServicer(Servicer, admin_api_keys_pb2_grpc.AdminApiKeyServiceServicer):
     def _account(self, requested: str, who: Principal) -> str:
+        if not requested and who.kind == OPERATOR:
+            raise PermissionDenied(
+                "the operator token belongs to no account: name one in account_id "
+                "(`--account ACCOUNT_ID` in the CLI; `keyway admin accounts list` shows them)"
+            )
         account_id = requested or who.account()
         if not who.may_act_on(account_id):
             raise NotFound(f"account '{account_id}' not found")

@@ -31,13 +31,18 @@ class Principal:
         if self.kind != ADMIN or self.account_id is None:
             raise PermissionDenied(
                 "this RPC acts on one account: call it with that account's admin API key, "
-                "not the operator token"
+                "not the operator token (the operator makes one with "
+                "`keyway admin admin-keys create --account ACCOUNT_ID --name NAME`)"
             )
         return self.account_id
 
     def require_operator(self) -> None:
         if self.kind != OPERATOR:
-            raise PermissionDenied("this RPC needs the operator token")
+            raise PermissionDenied(
+                "this RPC needs the operator token: the control plane writes it to "
+                "operator.token in its data directory on first start "
+                "(`--token-file .keyway/operator.token` with `make run`)"
+            )
 
     def may_act_on(self, account_id: str) -> bool:
         return self.kind == OPERATOR or self.account_id == account_id

@@ -33,13 +33,20 @@ def configuration_message(row: dict[str, Any], linked: int) -> pb.AccessKeyConfi
     return message
 
 
-def _validator(candidate: pb.AccessKeyConfiguration) -> ValidateConfig:
-    """Runs inside the store's write transaction, against the account as it is then."""
+def _validator(
+    candidate: pb.AccessKeyConfiguration, warnings: list[pb.ConfigurationWarning]
+) -> ValidateConfig:
+    """Runs inside the store's write transaction, against the account as it is then; what
+    looks like a mistake but is valid goes to `warnings`."""
 
     def validate(view: configuration.AccountView) -> tuple[str | None, str]:
         v = Violations()
         normal = configuration.normalise(candidate, view, v)
         v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
+        warnings.extend(
+            pb.ConfigurationWarning(field=w.field, description=w.description)
+            for w in configuration.unlisted_models(candidate.access, view)
+        )
         return config_to_columns(normal)
 
     return validate
@@ -60,14 +67,17 @@ class ConfigurationServicer(
         v = Violations()
         check_common(v, "", name=c.name, description=c.description, metadata=c.metadata)
         v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
+        warnings: list[pb.ConfigurationWarning] = []
         row = self.store.create_configuration(
             account_id,
             name=c.name,
             description=c.description,
             metadata=c.metadata,
-            validate=_validator(c),
+            validate=_validator(c, warnings),
         )
-        return pb.CreateAccessKeyConfigurationResponse(configuration=self._message(row))
+        return pb.CreateAccessKeyConfigurationResponse(
+            configuration=self._message(row), warnings=warnings
+        )
 
     @account_rpc
     def GetAccessKeyConfiguration(
@@ -98,6 +108,7 @@ class ConfigurationServicer(
         values = changes(c, request.update_mask, _UPDATABLE)
         check_update(values, current)
         validate = None
+        warnings: list[pb.ConfigurationWarning] = []
         if "access" in values or "router" in values:
             candidate = config_from_columns(current["access_json"], current["router_json"])
             for part in ("access", "router"):
@@ -105,10 +116,12 @@ class ConfigurationServicer(
                     candidate.ClearField(part)
                     if c.HasField(part):
                         getattr(candidate, part).CopyFrom(getattr(c, part))
-            validate = _validator(candidate)
+            validate = _validator(candidate, warnings)
         columns = {k: v for k, v in values.items() if k not in ("access", "router")}
         row = self.store.update_configuration(account_id, c.id, columns, c.etag, validate)
-        return pb.UpdateAccessKeyConfigurationResponse(configuration=self._message(row))
+        return pb.UpdateAccessKeyConfigurationResponse(
+            configuration=self._message(row), warnings=warnings
+        )
 
     @account_rpc
     def DeleteAccessKeyConfiguration(

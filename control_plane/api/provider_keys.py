@@ -24,7 +24,12 @@ from .base import (
     timestamp,
 )
 
-_UPDATABLE = {"name": "name", "description": "description", "metadata": "metadata"}
+_UPDATABLE = {
+    "name": "name",
+    "description": "description",
+    "metadata": "metadata",
+    "disabled": "disabled",
+}
 
 
 def provider_key_message(row: dict[str, Any]) -> pb.ProviderKey:
@@ -34,9 +39,14 @@ def provider_key_message(row: dict[str, Any]) -> pb.ProviderKey:
         redacted_value=row["redacted_value"],
         last_used_time=timestamp(row["last_used_time"]),
         rotate_time=timestamp(row["rotate_time"]),
+        last_success_time=timestamp(row["last_success_time"]),
+        disabled=bool(row["disabled"]),
         **common(row),
     )
-    if row["last_error_time"] is not None:
+    # The error is history once the key served again or got a new value; the admin API
+    # shows what is wrong now.
+    recovered = max(row["last_success_time"] or 0, row["rotate_time"])
+    if row["last_error_time"] is not None and row["last_error_time"] > recovered:
         message.last_error.CopyFrom(
             pb.ProviderKeyError(
                 status=row["last_error_status"] or 0,

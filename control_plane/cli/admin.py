@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any, Literal, TypeAlias
 
 import grpc
+from google.protobuf import json_format
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from keyway.v1 import (
@@ -42,11 +43,12 @@ from keyway.v1 import (
     providers_pb2_grpc,
 )
 
-from control_plane.cli import output, rpc
+from control_plane.cli import edits, output, rpc
+from control_plane.cli.parsing import Parser
 
 _Action = Callable[[argparse.Namespace, rpc.Session], None]
 _Column = tuple[str, Callable[[Any], str]]
-_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 _PAGE_SIZE = 100
 
@@ -118,12 +120,17 @@ class _Resource:
     optional_get_id: bool = False
     verbs: frozenset[str] = _VERBS
     """The standard methods the service has; create and update also need `flags`."""
+    pausable: bool = False
+    """Has `enable`/`disable` commands (an update of the `disabled` field)."""
     etag: bool = True
     """Whether Delete takes an etag."""
 
 
 def _col(header: str, field: str) -> _Column:
     return header, lambda message: output.format_field(message, field)
+
+
+_STATE: _Column = ("STATE", lambda message: "disabled" if message.disabled else "enabled")
 
 
 def _enum_type(enum: Any) -> Callable[[str], int]:
@@ -210,6 +217,7 @@ _RESOURCES = (
             _col("ID", "id"),
             _col("PROVIDER", "provider_id"),
             _col("NAME", "name"),
+            _STATE,
             _col("VALUE", "redacted_value"),
             _col("LAST USED", "last_used_time"),
             _col("LAST ERROR", "last_error"),
@@ -236,6 +244,7 @@ _RESOURCES = (
             ),
         ),
         list_params=(_Param("--provider", "provider_id", "only keys of this provider"),),
+        pausable=True,
     ),
     _Resource(
         command="access-keys",
@@ -248,6 +257,7 @@ _RESOURCES = (
         columns=(
             _col("ID", "id"),
             _col("NAME", "name"),
+            _STATE,
             _col("TOKEN", "redacted_token"),
             _col("CONFIGURATION", "configuration_id"),
             _col("LAST USED", "last_used_time"),
@@ -266,6 +276,7 @@ _RESOURCES = (
         ),
         list_params=(_Param("--configuration", "configuration_id", "only keys linked to it"),),
         returns_token=True,
+        pausable=True,
     ),
     _Resource(
         command="configurations",
@@ -496,11 +507,22 @@ def _add_resource(groups: _Subparsers, resource: _Resource) -> _Subparsers:
             if flag.on_update:
                 _add_flag(update, flag, required=False)
         _add_etag_option(update)
+
+    if resource.pausable:
+        for verb, disabled, help_text in (
+            ("disable", True, f"disable {_a(noun)}: " + _PAUSE_EFFECTS[resource.command]),
+            ("enable", False, f"enable a disabled {noun} again"),
+        ):
+            switch = _leaf(verbs, verb, help_text, partial(_set_disabled, resource, disabled))
+            switch.add_argument("id", help=f"{noun} id")
+            _add_etag_option(switch)
     return verbs
 
 
-def _a(noun: str) -> str:
-    return f"{'an' if noun[0] in 'aeio' else 'a'} {noun}"
+_PAUSE_EFFECTS = {
+    "provider-keys": "it is kept, but proxies skip it when routing",
+    "access-keys": "it is kept, but proxies refuse it (401 access_key_disabled)",
+}
 
 
 def _add_flag(parser: argparse.ArgumentParser, flag: _Flag, *, required: bool) -> None:
@@ -513,6 +535,10 @@ def _add_flag(parser: argparse.ArgumentParser, flag: _Flag, *, required: bool) -
         metavar=flag.metavar or _metavar(flag.flag),
         help=flag.help,
     )
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def _metavar(flag: str) -> str:
@@ -546,11 +572,18 @@ def _add_configuration_file_commands(verbs: _Subparsers) -> None:
     update = _leaf(
         verbs,
         "update",
-        "change a configuration: the top-level fields present in the file are replaced",
+        "change a configuration: the top-level fields present in the file are replaced "
+        "(with --merge, the file is a JSON merge patch); prints the change as a diff",
         _update_configuration,
     )
     update.add_argument("id", help="configuration id")
     update.add_argument("--file", required=True, metavar="PATH", help=file_help)
+    update.add_argument(
+        "--merge",
+        action="store_true",
+        help="apply the file as a JSON merge patch (RFC 7386): objects merge, null removes, "
+        "arrays replace; the write is conditional on the configuration read",
+    )
     _add_etag_option(update)
 
 
@@ -638,7 +671,7 @@ def _handler(action: _Action) -> Callable[[argparse.Namespace], int]:
 
 
 def _usage_error(err: rpc.UsageError) -> int:
-    print(f"error: {err}", file=sys.stderr)
+    print(f"keyway: error: {err}", file=sys.stderr)
     return 2
 
 
@@ -719,6 +752,19 @@ def _update(resource: _Resource, args: argparse.Namespace, session: rpc.Session)
     _print_resource(args, getattr(response, resource.field))
 
 
+def _set_disabled(
+    resource: _Resource, disabled: bool, args: argparse.Namespace, session: rpc.Session
+) -> None:
+    message = getattr(resource.module, resource.rpc)(id=args.id, etag=args.etag, disabled=disabled)
+    request = _request(
+        resource,
+        "Update",
+        **{resource.field: message, "update_mask": FieldMask(paths=["disabled"])},
+    )
+    response = session.call(_method(resource, session, "Update"), request)
+    _print_resource(args, getattr(response, resource.field))
+
+
 def _apply_flags(
     resource: _Resource, args: argparse.Namespace, message: Message, *, creating: bool
 ) -> list[str]:
@@ -739,12 +785,11 @@ def _apply_flags(
 
 
 _CONFIGURATION_PATHS = ("name", "description", "metadata", "access", "router")
+_Configuration = access_key_configurations_pb2.AccessKeyConfiguration
 
 
-def _load_configuration(
-    path: str,
-) -> tuple[access_key_configurations_pb2.AccessKeyConfiguration, list[str]]:
-    """The configuration in a file plus its top-level keys that an update may replace."""
+def _read_json_file(path: str) -> tuple[dict[str, Any], str]:
+    """The JSON object in `path` (`-` is stdin) and the name to report errors under."""
     source = "<stdin>" if path == "-" else path
     if path == "-":
         text = sys.stdin.read()
@@ -754,49 +799,92 @@ def _load_configuration(
         except (OSError, UnicodeDecodeError) as err:
             raise rpc.UsageError(f"cannot read {path}: {getattr(err, 'strerror', err)}") from None
     try:
-        document = output.parse_json_object(text, source)
-        configuration = output.json_to_message(
-            document, access_key_configurations_pb2.AccessKeyConfiguration(), source
-        )
+        return output.parse_json_object(text, source), source
     except ValueError as err:
         raise rpc.UsageError(str(err)) from None
-    # Output-only fields are dropped so that `get --json` output can be edited and sent
-    # back; the etag only comes from --etag, or re-applying a file would always fail.
-    content = access_key_configurations_pb2.AccessKeyConfiguration(
+
+
+def _content(configuration: _Configuration) -> _Configuration:
+    """Only what a user writes: output-only fields (id, etag, times, counts) dropped."""
+    return _Configuration(
         name=configuration.name,
         description=configuration.description,
         metadata=configuration.metadata,
         access=configuration.access if configuration.HasField("access") else None,
         router=configuration.router if configuration.HasField("router") else None,
     )
-    return content, [key for key in _CONFIGURATION_PATHS if key in document]
+
+
+def _parse_configuration(document: dict[str, Any], source: str) -> _Configuration:
+    try:
+        configuration = output.json_to_message(document, _Configuration(), source)
+    except ValueError as err:
+        raise rpc.UsageError(str(err)) from None
+    # Output-only fields are dropped so that `get --json` output can be edited and sent
+    # back; the etag only comes from --etag, or re-applying a file would always fail.
+    return _content(configuration)
+
+
+def _as_document(configuration: _Configuration) -> dict[str, Any]:
+    return json_format.MessageToDict(_content(configuration))
+
+
+def _configurations(session: rpc.Session) -> Any:
+    return access_key_configurations_pb2_grpc.AccessKeyConfigurationServiceStub(session.channel)
 
 
 def _create_configuration(args: argparse.Namespace, session: rpc.Session) -> None:
-    configuration, _ = _load_configuration(args.file)
+    configuration = _parse_configuration(*_read_json_file(args.file))
     request = access_key_configurations_pb2.CreateAccessKeyConfigurationRequest(
         configuration=configuration
     )
-    stub = access_key_configurations_pb2_grpc.AccessKeyConfigurationServiceStub(session.channel)
-    response = session.call(stub.CreateAccessKeyConfiguration, request)
+    response = session.call(_configurations(session).CreateAccessKeyConfiguration, request)
+    _print_warnings(response.warnings)
     _print_resource(args, response.configuration)
 
 
 def _update_configuration(args: argparse.Namespace, session: rpc.Session) -> None:
-    configuration, paths = _load_configuration(args.file)
-    if not paths:
-        raise rpc.UsageError(
-            f"{args.file} sets none of the fields an update replaces: "
-            + ", ".join(_CONFIGURATION_PATHS)
-        )
+    stub = _configurations(session)
+    get = access_key_configurations_pb2.GetAccessKeyConfigurationRequest(id=args.id)
+    current = session.call(stub.GetAccessKeyConfiguration, get).configuration
+    before = _as_document(current)
+    document, source = _read_json_file(args.file)
+    etag = args.etag
+    if args.merge:
+        descriptor = _Configuration.DESCRIPTOR
+        document = edits.merge_patch(before, edits.json_names(document, descriptor))
+        configuration = _parse_configuration(document, source)
+        after = _as_document(configuration)
+        paths = [key for key in _CONFIGURATION_PATHS if before.get(key) != after.get(key)]
+        # What was merged into is what gets written: a change made since is not undone.
+        etag = etag or current.etag
+        if not paths:
+            print(f"No change: {source} leaves configuration {args.id} as it is.")
+            return
+    else:
+        configuration = _parse_configuration(document, source)
+        paths = [key for key in _CONFIGURATION_PATHS if key in document]
+        if not paths:
+            raise rpc.UsageError(
+                f"{source} sets none of the fields an update replaces: "
+                + ", ".join(_CONFIGURATION_PATHS)
+            )
     configuration.id = args.id
-    configuration.etag = args.etag
+    configuration.etag = etag
     request = access_key_configurations_pb2.UpdateAccessKeyConfigurationRequest(
         configuration=configuration, update_mask=FieldMask(paths=paths)
     )
-    stub = access_key_configurations_pb2_grpc.AccessKeyConfigurationServiceStub(session.channel)
     response = session.call(stub.UpdateAccessKeyConfiguration, request)
+    _print_warnings(response.warnings)
     _print_resource(args, response.configuration)
+    if not args.json:
+        changes = edits.diff(before, _as_document(response.configuration))
+        print("\n" + ("\n".join(changes) if changes else "No change."))
+
+
+def _print_warnings(warnings: Sequence[Any]) -> None:
+    for warning in warnings:
+        print(f"keyway: warning: {warning.field}: {warning.description}", file=sys.stderr)
 
 
 def _rotate(args: argparse.Namespace, session: rpc.Session) -> None:

@@ -1,13 +1,17 @@
 """`keyway demo`: the whole stack against a mock upstream, showing failover.
 
 Everything runs in one process on loopback with a throwaway data directory;
-the keys are created through the real admin API, as a user would.
+the keys are created through the real admin API, as a user would. It prints
+how to call it with the OpenAI SDK and how to administer it with
+`keyway admin` while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from keyway.v1 import (
     provider_keys_pb2_grpc,
 )
 
+from control_plane.bootstrap import ADMIN_FILE
 from control_plane.server import ControlPlane, Settings
 from data_plane.mock_upstream.server import MockServer
 from data_plane.runner import Proxy, ProxySettings
@@ -58,34 +63,32 @@ async def run_demo(proxy_listen: str, cp_listen: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    with tempfile.TemporaryDirectory(prefix="keyway-demo-") as tmp:
-        data_dir = Path(tmp)
-        async with MockServer("127.0.0.1:0") as mock:
-            urls = {"openai": mock.base_url, "anthropic": mock.base_url}
-            cp = ControlPlane(
-                Settings(listen=cp_listen, data_dir=data_dir, provider_base_urls=urls)
+    # Whatever started is stopped again, in reverse order, also when a later part fails.
+    async with contextlib.AsyncExitStack() as running:
+        data_dir = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="keyway-demo-")))
+        mock = await running.enter_async_context(MockServer("127.0.0.1:0"))
+        urls = {"openai": mock.base_url, "anthropic": mock.base_url}
+        cp = ControlPlane(Settings(listen=cp_listen, data_dir=data_dir, provider_base_urls=urls))
+        running.push_async_callback(cp.stop)
+        await cp.start()
+        address = f"{cp_listen.rpartition(':')[0]}:{cp.port}"
+        proxy = Proxy(
+            ProxySettings(
+                listen=proxy_listen,
+                control_plane=address,
+                token=cp.tokens.data_plane.read_text(encoding="utf-8").strip(),
             )
-            await cp.start()
-            address = f"127.0.0.1:{cp.port}"
-            proxy = Proxy(
-                ProxySettings(
-                    listen=proxy_listen,
-                    control_plane=address,
-                    token=cp.tokens.data_plane.read_text(encoding="utf-8").strip(),
-                )
-            )
-            await proxy.start()
-            try:
-                await _show(proxy, address, cp.tokens.admin.read_text(encoding="utf-8").strip())
-                await stopping.wait()
-            finally:
-                await proxy.stop()
-                await cp.stop()
+        )
+        running.push_async_callback(proxy.stop)
+        await proxy.start()
+        await _show(proxy, address, data_dir)
+        await stopping.wait()
 
 
-async def _show(proxy: Proxy, address: str, admin_token: str) -> None:
-    url = f"http://127.0.0.1:{proxy.port}"
+async def _show(proxy: Proxy, address: str, data_dir: Path) -> None:
+    url = f"http://{proxy.settings.listen.rpartition(':')[0]}:{proxy.port}"
     print(f"\nkeyway demo: mock upstream, control plane {address}, proxy {url}")
+    admin_token = (data_dir / ADMIN_FILE).read_text(encoding="utf-8").strip()
     token, revision = await _seed(address, admin_token)
     applied = asyncio.Event()
     proxy.state.listeners.append(
@@ -105,12 +108,25 @@ async def _show(proxy: Proxy, address: str, admin_token: str) -> None:
                 f"{r.headers['x-keyway-attempts']} attempt(s)\n  "
                 + r.json()["choices"][0]["message"]["content"]
             )
+    keyway = _keyway_command()
     print(
         "\nThe first key answers 429: the proxy fails over to the backup and holds the"
-        " limited key back until its Retry-After.\nTry it yourself:\n\n"
+        " limited key back until its Retry-After.\n\nCall it yourself:\n\n"
         f"  export OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY={token}\n"
-        "  .venv/bin/python -c 'import openai; print(openai.OpenAI().chat.completions"
+        f"  {Path(sys.executable)} -c 'import openai; print(openai.OpenAI().chat.completions"
         '.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])'
-        ".choices[0].message.content)'\n\nPress Ctrl-C to stop.",
+        ".choices[0].message.content)'\n\n"
+        f"Administer it (its data dir {data_dir} is deleted when the demo stops):\n\n"
+        f"  export KEYWAY_ADDR={address} KEYWAY_DATA_DIR={data_dir}\n"
+        f"  {keyway} admin provider-keys list    # LAST ERROR: the rate-limited key\n"
+        f"  {keyway} admin access-keys list\n"
+        f"  {keyway} admin data-planes list      # the proxy, IN_SYNC\n"
+        "\nPress Ctrl-C to stop.",
         flush=True,
     )
+
+
+def _keyway_command() -> str:
+    """How this process was started (`.venv/bin/keyway` under `make demo`), else `keyway`."""
+    started = Path(sys.argv[0])
+    return str(started) if started.name == "keyway" else "keyway"

@@ -1,27 +1,48 @@
-"""`keyway`: run the control plane, run everything locally, administer."""
+"""`keyway`: run the control plane, a proxy, both, the mock upstream or the demo; administer.
+
+Every mistake in how a command is started ends the same way: one line `keyway: error: …`
+saying what to change, and a non-zero exit (2 for a command line argparse refuses, 1 for a
+process that cannot start as configured), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib.metadata
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 
 from control_plane.domain.catalog import BUILT_IN_IDS
 from control_plane.domain.quotas import DEFAULT_QUOTAS, QUOTAS, Quotas
 from control_plane.domain.upstreams import base_url_problem
+from data_plane.shared.private_files import UnsafePathError
+from data_plane.shared.startup import ListenError, StartupError, check_free, parse_address
 
 from .admin import add_admin_parser
+from .parsing import Parser
 
 if TYPE_CHECKING:
     from data_plane.http.proxy import ProxyOptions
+    from data_plane.runner import ProxySettings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _listen_address(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _base_url_override(text: str) -> tuple[str, str]:
@@ -37,12 +58,36 @@ def _base_url_override(text: str) -> tuple[str, str]:
     return provider, url
 
 
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def _add_listen(parser: argparse.ArgumentParser, flag: str, default: str, what: str) -> None:
+    parser.add_argument(
+        flag,
+        type=_listen_address,
+        default=default,
+        metavar="HOST:PORT",
+        help=f"where the {what} listens (port 0 picks a free one)",
+    )
+
+
 def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("KEYWAY_DATA_DIR", ".keyway")),
-        help="where the database, master key and tokens live (env KEYWAY_DATA_DIR)",
+        metavar="DIR",
+        help="where the database, master key and tokens live "
+        "(default: $KEYWAY_DATA_DIR, else .keyway)",
     )
     parser.add_argument(
         "--provider-base-url",
@@ -50,17 +95,20 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="ID=URL",
-        help="send a built-in provider's traffic elsewhere (repeatable)",
+        help="send a built-in provider's traffic elsewhere, e.g. an egress proxy (repeatable)",
     )
     parser.add_argument(
         "--allow-private-upstreams",
         action="store_true",
         help="let custom providers use loopback/private addresses and plain http",
     )
-    parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM)")
-    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
     parser.add_argument(
-        "--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)"
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="require client certificates signed by this CA (mTLS)",
     )
     parser.add_argument(
         "--allow-insecure-remote",
@@ -77,7 +125,7 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--forget-disconnected-after",
         type=_positive(float),
-        default=7 * 24 * 3600.0,
+        default=7 * 24 * 3600,
         metavar="SECONDS",
         help="drop a disconnected proxy from `data-planes list` after this long "
         "(default: %(default)s, a week)",
@@ -96,36 +144,54 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _quotas(args: argparse.Namespace) -> Quotas:
+    try:
+        return Quotas(**{name: getattr(args, f"quota_{name}") for name in QUOTAS})
+    except ValueError as error:
+        raise StartupError(str(error)) from None
+
+
+# (flag, number type, default, metavar, help) of the proxy's failover bounds and limits.
+_FAILOVER_FLAGS: tuple[tuple[str, type[int] | type[float], float, str, str], ...] = (
+    ("--max-attempts", int, 10, "N", "attempts per request"),
+    ("--attempt-timeout", float, 60.0, "SECONDS", "per upstream attempt"),
+    ("--total-deadline", float, 120.0, "SECONDS", "per request, all attempts included"),
+    ("--auth-cooldown", float, 60.0, "SECONDS", "hold-back of a key after 401/403"),
+    (
+        "--rate-limit-cooldown",
+        float,
+        10.0,
+        "SECONDS",
+        "hold-back of a key after a 429 that says no reset time",
+    ),
+    (
+        "--stream-idle-timeout",
+        float,
+        60.0,
+        "SECONDS",
+        "without upstream bytes before a started stream is ended",
+    ),
+    ("--max-body-bytes", int, 32 * 1024 * 1024, "BYTES", "largest request body accepted"),
+)
+
+
 def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
     parser.add_argument(
-        "--cache-dir", type=Path, help="keep an encrypted last-known-good snapshot here"
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep an encrypted last-known-good snapshot here"
+        + ("" if standalone else " (default: DATA_DIR/proxy-cache)"),
     )
-    parser.add_argument("--node-id", default="", help="default: HOSTNAME:PORT")
-    parser.add_argument("--pool", default="default")
+    parser.add_argument(
+        "--node-id", default="", metavar="ID", help="name in `data-planes list` (HOSTNAME:PORT)"
+    )
+    parser.add_argument("--pool", default="default", metavar="NAME", help="pool of proxies")
     failover = parser.add_argument_group("failover and limits")
-    failover.add_argument("--max-attempts", type=_positive(int), default=10)
-    failover.add_argument(
-        "--attempt-timeout", type=_positive(float), default=60.0, help="seconds per attempt"
-    )
-    failover.add_argument(
-        "--total-deadline", type=_positive(float), default=120.0, help="seconds per request"
-    )
-    failover.add_argument(
-        "--auth-cooldown", type=_positive(float), default=60.0, help="hold-back after 401/403"
-    )
-    failover.add_argument(
-        "--rate-limit-cooldown",
-        type=_positive(float),
-        default=10.0,
-        help="hold-back after a 429 without Retry-After",
-    )
-    failover.add_argument(
-        "--stream-idle-timeout",
-        type=_positive(float),
-        default=60.0,
-        help="seconds without upstream bytes before a started stream is ended",
-    )
-    failover.add_argument("--max-body-bytes", type=_positive(int), default=32 * 1024 * 1024)
+    for flag, kind, default, metavar, text in _FAILOVER_FLAGS:
+        failover.add_argument(
+            flag, type=_positive(kind), default=default, metavar=metavar, help=text
+        )
     failover.add_argument(
         "--max-snapshot-age",
         type=_positive(float),
@@ -141,29 +207,26 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     )
     if not standalone:
         return
-    parser.add_argument("--control-plane", default="127.0.0.1:50051", help="host:port")
     parser.add_argument(
-        "--data-plane-token-file", type=Path, help="else env KEYWAY_DATA_PLANE_TOKEN"
+        "--control-plane", default="127.0.0.1:50051", metavar="HOST:PORT", help="where to sync"
     )
-    parser.add_argument("--tls-ca", type=Path, help="CA that signed the control plane's cert")
-    parser.add_argument("--tls-client-cert", type=Path, help="client certificate for mTLS")
-    parser.add_argument("--tls-client-key", type=Path, help="client key for mTLS")
+    parser.add_argument(
+        "--data-plane-token-file",
+        type=Path,
+        metavar="PATH",
+        help="data-plane credential (else env KEYWAY_DATA_PLANE_TOKEN)",
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, metavar="PEM", help="CA that signed the control plane's cert"
+    )
+    parser.add_argument(
+        "--tls-client-cert", type=Path, metavar="PEM", help="client certificate for mTLS"
+    )
+    parser.add_argument("--tls-client-key", type=Path, metavar="PEM", help="client key for mTLS")
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-        return value
-
-    return parse
-
-
-def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
+def proxy_options(args: argparse.Namespace) -> ProxyOptions:
+    """The proxy flags of `keyway proxy` or `keyway up`, as the proxy's options."""
     # Imported here so `keyway admin` does not load the proxy's HTTP stack.
     from data_plane.http.proxy import ProxyOptions
     from data_plane.routing.policy import FailoverPolicy
@@ -182,45 +245,69 @@ def _proxy_options(args: argparse.Namespace) -> ProxyOptions:
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keyway", description=__doc__)
-    parser.add_argument("--log-level", default="INFO")
+# Which flag sets each listener's address, per command: a refused address names it.
+_CP = {"control plane": "--listen"}
+_PROXY = {"proxy": "--listen"}
+_BOTH = {"control plane": "--listen", "proxy": "--proxy-listen"}
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="keyway", description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--version", action="version", version=f"keyway {importlib.metadata.version('keyway')}"
+    )
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="log verbosity"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    cp = commands.add_parser("control-plane", help="run the gRPC control plane")
-    cp.add_argument("--listen", default="127.0.0.1:50051", help="host:port (port 0 picks one)")
+    help_text = "run the gRPC control plane"
+    cp = commands.add_parser("control-plane", help=help_text, description=help_text)
+    _add_listen(cp, "--listen", "127.0.0.1:50051", "control plane")
     _add_control_plane_options(cp)
-    cp.set_defaults(func=_run, proxy=False, control_plane_on=True)
+    cp.set_defaults(func=_run, proxy=False, control_plane_on=True, listen_flags=_CP)
 
-    px = commands.add_parser("proxy", help="run a data-plane proxy")
-    px.add_argument("--listen", default="127.0.0.1:8080", help="host:port (port 0 picks one)")
+    help_text = "run a data-plane proxy"
+    px = commands.add_parser("proxy", help=help_text, description=help_text)
+    _add_listen(px, "--listen", "127.0.0.1:8080", "proxy")
     _add_proxy_options(px, standalone=True)
-    px.set_defaults(func=_run, proxy=True, control_plane_on=False)
+    px.set_defaults(func=_run, proxy=True, control_plane_on=False, listen_flags=_PROXY)
 
-    up = commands.add_parser("up", help="run a control plane and a proxy locally")
-    up.add_argument("--listen", default="127.0.0.1:50051", help="control plane host:port")
-    up.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy host:port")
+    help_text = "run a control plane and a proxy locally (what `make run` runs)"
+    up = commands.add_parser("up", help=help_text, description=help_text)
+    _add_listen(up, "--listen", "127.0.0.1:50051", "control plane")
+    _add_listen(up, "--proxy-listen", "127.0.0.1:8080", "proxy")
+    up.add_argument(
+        "--mock-upstream",
+        action="store_true",
+        help="also run the mock upstream and point every built-in provider at it: "
+        "works without a provider account (keys sk-mock-ok-…)",
+    )
     _add_control_plane_options(up)
     _add_proxy_options(up, standalone=False)
-    up.set_defaults(func=_run, proxy=True, control_plane_on=True)
+    up.set_defaults(func=_run, proxy=True, control_plane_on=True, listen_flags=_BOTH)
 
-    mock = commands.add_parser(
-        "mock-upstream",
-        help="run a mock OpenAI/Anthropic upstream (behaviour chosen by the provider key)",
+    help_text = "run a mock OpenAI/Anthropic upstream (behaviour chosen by the provider key)"
+    mock = commands.add_parser("mock-upstream", help=help_text, description=help_text)
+    _add_listen(mock, "--listen", "127.0.0.1:9000", "mock upstream")
+    mock.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="added before every response"
     )
-    mock.add_argument("--listen", default="127.0.0.1:9000", help="host:port (port 0 picks one)")
-    mock.add_argument("--latency-ms", type=float, default=0.0, help="added before every response")
-    mock.add_argument("--chunk-delay-ms", type=float, default=1.0, help="between stream events")
-    mock.set_defaults(func=_run_mock)
+    mock.add_argument(
+        "--chunk-delay-ms", type=float, default=1.0, metavar="MS", help="between stream events"
+    )
+    mock.set_defaults(func=_run_mock, listen_flags={"mock upstream": "--listen"})
 
-    demo = commands.add_parser("demo", help="the stack against a mock upstream, showing failover")
-    demo.add_argument("--listen", default="127.0.0.1:0", help="control plane host:port")
-    demo.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy host:port")
-    demo.set_defaults(func=_run_demo)
+    help_text = "the stack against a mock upstream, showing failover (what `make demo` runs)"
+    demo = commands.add_parser("demo", help=help_text, description=help_text)
+    _add_listen(demo, "--listen", "127.0.0.1:0", "control plane")
+    _add_listen(demo, "--proxy-listen", "127.0.0.1:8080", "proxy")
+    demo.set_defaults(func=_run_demo, listen_flags=_BOTH)
 
+    help_text = "revoke every operator token and write a new one to the data directory"
     reset = commands.add_parser(
         "reset-operator-token",
-        help="revoke every operator token and write a new one to the data directory",
+        help=help_text,
         description="Local recovery when every operator token is lost or in the wrong "
         "hands: revokes all operator credentials and writes the token of a new one to "
         "DATA_DIR/operator.token (0600). Safe while the control plane runs.",
@@ -228,8 +315,8 @@ def _build_parser() -> argparse.ArgumentParser:
     reset.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("KEYWAY_DATA_DIR", ".keyway")),
-        help="the control plane's data directory (env KEYWAY_DATA_DIR)",
+        metavar="DIR",
+        help="the control plane's data directory (default: $KEYWAY_DATA_DIR, else .keyway)",
     )
     reset.set_defaults(func=_reset_operator_token)
 
@@ -239,18 +326,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _reset_operator_token(args: argparse.Namespace) -> int:
     from control_plane.bootstrap import reset_operator_token
-    from control_plane.server import StartupError, open_data_dir
+    from control_plane.server import open_data_dir
 
-    if not (args.data_dir / "keyway.db").exists():
-        print(f"keyway: no control plane data in {args.data_dir}", file=sys.stderr)
-        return 2
-    try:
-        with open_data_dir(args.data_dir) as (store, _):
-            path = reset_operator_token(store, args.data_dir)
-            store.db.close()
-    except StartupError as error:
-        print(f"keyway: cannot reset: {error}", file=sys.stderr)
-        return 2
+    data_dir = _data_dir(args)
+    if not (data_dir / "keyway.db").exists():
+        raise StartupError(f"no control plane data in {data_dir} (see --data-dir)")
+    with open_data_dir(data_dir) as (store, _):
+        path = reset_operator_token(store, data_dir)
+        store.db.close()
     print(f"keyway: revoked every operator token; the new one is in {path} (mode 0600)")
     return 0
 
@@ -270,124 +353,161 @@ def _run_mock(args: argparse.Namespace) -> int:
     from data_plane.mock_upstream.server import MockServer, main_async
 
     def ready(server: MockServer) -> None:
-        print(f"keyway: mock upstream listening on {server.url}", flush=True)
+        print(_mock_line(server.url, server.base_url), flush=True)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     uvloop.run(main_async(args.listen, args.latency_ms, args.chunk_delay_ms, on_ready=ready))
     return 0
 
 
-def _quotas(args: argparse.Namespace) -> Quotas:
-    try:
-        return Quotas(**{name: getattr(args, f"quota_{name}") for name in QUOTAS})
-    except ValueError as error:
-        raise SystemExit(f"keyway: {error}") from None
+def _mock_line(url: str, base_url: str) -> str:
+    # The base URL is the one to configure: without `/v1` every path is a 404.
+    return f"keyway: mock upstream listening on {url} (provider base URL {base_url})"
 
 
 def _proxy_token(args: argparse.Namespace) -> str:
-    if args.data_plane_token_file is not None:
-        return str(args.data_plane_token_file.read_text(encoding="utf-8").strip())
-    token = os.environ.get("KEYWAY_DATA_PLANE_TOKEN", "")
+    path: Path | None = args.data_plane_token_file
+    if path is not None:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise StartupError(
+                f"cannot read --data-plane-token-file {path}: {(error.strerror or '').lower()}; "
+                "the control plane writes one to DATA_DIR/data-plane.token on first start, "
+                "or create one with `keyway admin data-plane-credentials create`"
+            ) from None
+        if not token:
+            raise StartupError(f"--data-plane-token-file {path} is empty")
+        return token
+    token = os.environ.get("KEYWAY_DATA_PLANE_TOKEN", "").strip()
     if not token:
-        raise SystemExit(
-            "keyway proxy: no data-plane token; pass --data-plane-token-file PATH "
-            "or set KEYWAY_DATA_PLANE_TOKEN"
+        raise StartupError(
+            "no data-plane token: pass --data-plane-token-file PATH "
+            "(e.g. .keyway/data-plane.token) or set KEYWAY_DATA_PLANE_TOKEN"
         )
     return token
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    given: Path | None = args.data_dir
+    return given or Path(os.environ.get("KEYWAY_DATA_DIR") or ".keyway")
+
+
+def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettings:
+    from data_plane.runner import ProxySettings
+
+    if control_plane is None:
+        return ProxySettings(
+            listen=args.listen,
+            control_plane=args.control_plane,
+            token=_proxy_token(args),
+            cache_dir=args.cache_dir,
+            node_id=args.node_id,
+            pool=args.pool,
+            tls_ca=args.tls_ca,
+            tls_client_cert=args.tls_client_cert,
+            tls_client_key=args.tls_client_key,
+            options=proxy_options(args),
+            max_snapshot_age=args.max_snapshot_age,
+        )
+    host = args.listen.rpartition(":")[0]
+    return ProxySettings(
+        listen=args.proxy_listen,
+        control_plane=f"{host}:{control_plane.port}",
+        token=control_plane.tokens.data_plane.read_text(encoding="utf-8").strip(),
+        cache_dir=args.cache_dir or _data_dir(args) / "proxy-cache",
+        node_id=args.node_id,
+        pool=args.pool,
+        options=proxy_options(args),
+        max_snapshot_age=args.max_snapshot_age,
+    )
+
+
 async def _serve(args: argparse.Namespace) -> None:
     from control_plane.server import ControlPlane, Settings
-    from data_plane.runner import Proxy, ProxySettings
+    from data_plane.mock_upstream.server import MockServer
+    from data_plane.runner import Proxy
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
 
-    control_plane = None
-    if args.control_plane_on:
-        settings = Settings(
-            listen=args.listen,
-            data_dir=args.data_dir,
-            provider_base_urls=dict(args.provider_base_url),
-            allow_private_upstreams=args.allow_private_upstreams,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            tls_client_ca=args.tls_client_ca,
-            allow_insecure_remote=args.allow_insecure_remote,
-            quotas=_quotas(args),
-            forget_disconnected_after=args.forget_disconnected_after,
-            reflection=args.reflection,
-        )
-        control_plane = ControlPlane(settings)
-        port = await control_plane.start()
-        host = settings.listen.rsplit(":", 1)[0]
-        print(f"keyway: control plane listening on {host}:{port}", flush=True)
+    if args.control_plane_on and args.proxy:
+        # Both ports are checked before either listener starts.
+        check_free(args.listen, "control plane")
+        check_free(args.proxy_listen, "proxy")
+    # Whatever started is stopped again, in reverse order, also when a later part fails.
+    async with contextlib.AsyncExitStack() as running:
+        base_urls: dict[str, str] = {}
+        if getattr(args, "mock_upstream", False):
+            mock = MockServer("127.0.0.1:0")
+            running.push_async_callback(mock.stop)
+            await mock.start()
+            print(_mock_line(mock.url, mock.base_url), flush=True)
+            base_urls = dict.fromkeys(sorted(BUILT_IN_IDS), mock.base_url)
 
-    proxy = None
-    if args.proxy:
-        if control_plane is not None:
-            host = args.listen.rsplit(":", 1)[0]
-            proxy_settings = ProxySettings(
-                listen=args.proxy_listen,
-                control_plane=f"{host}:{control_plane.port}",
-                token=control_plane.tokens.data_plane.read_text(encoding="utf-8").strip(),
-                cache_dir=args.cache_dir or args.data_dir / "proxy-cache",
-                node_id=args.node_id,
-                pool=args.pool,
-                options=_proxy_options(args),
-                max_snapshot_age=args.max_snapshot_age,
-            )
-        else:
-            proxy_settings = ProxySettings(
+        control_plane = None
+        if args.control_plane_on:
+            settings = Settings(
                 listen=args.listen,
-                control_plane=args.control_plane,
-                token=_proxy_token(args),
-                cache_dir=args.cache_dir,
-                node_id=args.node_id,
-                pool=args.pool,
-                tls_ca=args.tls_ca,
-                tls_client_cert=args.tls_client_cert,
-                tls_client_key=args.tls_client_key,
-                options=_proxy_options(args),
-                max_snapshot_age=args.max_snapshot_age,
+                data_dir=_data_dir(args),
+                provider_base_urls=base_urls | dict(args.provider_base_url),
+                allow_private_upstreams=args.allow_private_upstreams,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls_client_ca=args.tls_client_ca,
+                allow_insecure_remote=args.allow_insecure_remote,
+                quotas=_quotas(args),
+                forget_disconnected_after=args.forget_disconnected_after,
+                reflection=args.reflection,
             )
-        proxy = Proxy(proxy_settings)
-        await proxy.start()
-        host = proxy_settings.listen.rpartition(":")[0]
-        print(f"keyway: proxy listening on http://{host}:{proxy.port}", flush=True)
+            control_plane = ControlPlane(settings)
+            running.push_async_callback(control_plane.stop)
+            port = await control_plane.start()
+            host = settings.listen.rpartition(":")[0]
+            print(f"keyway: control plane listening on {host}:{port}", flush=True)
 
-    await stopping.wait()
-    print("keyway: shutting down", flush=True)
-    if proxy is not None:
-        await proxy.stop()
-    if control_plane is not None:
-        await control_plane.stop()
+        if args.proxy:
+            proxy_settings = _proxy_settings(args, control_plane)
+            proxy = Proxy(proxy_settings)
+            running.push_async_callback(proxy.stop)
+            await proxy.start()
+            host = proxy_settings.listen.rpartition(":")[0]
+            print(f"keyway: proxy listening on http://{host}:{proxy.port}", flush=True)
+
+        await stopping.wait()
+        print("keyway: shutting down", flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from control_plane.server import StartupError
     from data_plane.shared.hardening import disable_core_dumps
-    from data_plane.shared.private_files import UnsafePathError
 
     # Before any provider key is read: a core dump would write them all to disk.
     disable_core_dumps()
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        # uvloop: the proxy's event loop is its hot path.
-        uvloop.run(_serve(args))
-    except (StartupError, UnsafePathError) as error:
-        print(f"keyway: cannot start: {error}", file=sys.stderr, flush=True)
-        return 2
+    # uvloop: the proxy's event loop is its hot path (see the README's benchmarks).
+    uvloop.run(_serve(args))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    return int(args.func(args))
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        # Reported by the subcommand they were given to, with that subcommand's usage.
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return int(args.func(args))
+    except (StartupError, UnsafePathError) as error:
+        message = str(error)
+        flags: dict[str, str] = getattr(args, "listen_flags", {})
+        if isinstance(error, ListenError) and error.what in flags:
+            flag = flags[error.what]
+            message += f"; {flag} HOST:PORT sets the {error.what}'s address"
+        print(f"keyway: error: {message}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

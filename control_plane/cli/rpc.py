@@ -142,10 +142,10 @@ def describe_error(err: grpc.RpcError, target: Target) -> str:
     """A one-line summary plus one indented line per field or precondition violation."""
     code = err.code()
     if code == grpc.StatusCode.UNAVAILABLE:
-        return f"error: cannot reach the control plane at {target.addr} (is it running?)"
+        return f"keyway: error: cannot reach the control plane at {target.addr} (is it running?)"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return (
-            f"error: DEADLINE_EXCEEDED: no answer from the control plane at {target.addr} "
+            f"keyway: error: DEADLINE_EXCEEDED: no answer from the control plane at {target.addr} "
             f"within {target.timeout:g}s (raise --timeout?)"
         )
     status = _rich_status(err)
@@ -173,7 +173,7 @@ def describe_error(err: grpc.RpcError, target: Target) -> str:
     message = status.message
     name = code.name if code is not None else "UNKNOWN"
     qualifier = f" ({reason})" if reason and reason != name else ""
-    head = f"error: {name}{qualifier}: {message}"
+    head = f"keyway: error: {name}{qualifier}: {message}"
     if code == grpc.StatusCode.UNAUTHENTICATED:
         lines.append("  check the admin token (--token, --token-file or KEYWAY_TOKEN)")
     return "\n".join([head, *lines])

@@ -7,12 +7,14 @@ file (`router.rules[1].steps[0].keys[0].id`).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from keyway.v1 import access_key_configurations_pb2 as pb
 
-from .errors import Violations
+from .errors import FieldViolation, Violations
 
 STEP_TYPES = ("user",)
 STRATEGIES = ("ordered",)
@@ -29,6 +31,11 @@ class AccountView:
     """Provider ids the account can use: built-ins plus its custom providers."""
     key_providers: Mapping[str, str]
     """Provider key id -> provider id, for every key of the account."""
+    listed_models: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Provider id -> the lowercased model ids it lists (catalog or custom provider); a
+    provider that lists none (pass-through only) is absent."""
 
 
 def split_model_ref(entry: str) -> tuple[str, str] | None:
@@ -166,6 +173,32 @@ def normalise(
         out.access.CopyFrom(_normalise_access(config.access, view, v))
     out.router.CopyFrom(_normalise_router(config.router, view, v))
     return out
+
+
+def unlisted_models(access: pb.Access, view: AccountView) -> list[FieldViolation]:
+    """Warnings for allowed models their provider does not list.
+
+    Not errors: providers release models before any catalog lists them, and such a model
+    is reached as `provider:model` (pass-through). But `openai/gpt-4oo` is more often a typo
+    that silently allows nothing, so the write says so, with the closest listed model.
+    """
+    warnings = []
+    for i, entry in enumerate(access.models.allow):
+        ref = split_model_ref(entry)
+        listed = view.listed_models.get(ref[0]) if ref is not None else None
+        if ref is None or not listed or ref[1] in listed:
+            continue
+        provider, model = ref
+        close = difflib.get_close_matches(model, sorted(listed), n=1, cutoff=0.6)
+        hint = f"; did you mean '{provider}/{close[0]}'?" if close else ""
+        warnings.append(
+            FieldViolation(
+                f"access.models.allow[{i}]",
+                f"'{provider}' lists no model '{model}': requests reach it only by naming "
+                f"{provider}:{model} (passed through unlisted){hint}",
+            )
+        )
+    return warnings
 
 
 def referenced_keys(router: pb.Router) -> frozenset[str]:

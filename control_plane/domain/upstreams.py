@@ -81,9 +81,15 @@ def base_url_problem(url: str, *, allow_private: bool) -> str | None:
         return "must not contain credentials, a query or a fragment"
     private = _is_private_host(host)
     if private and not allow_private:
-        return "points at a private or loopback address, which the operator has not allowed"
+        return (
+            "points at a private or loopback address, which the operator has not allowed "
+            "(start the control plane with --allow-private-upstreams to allow it)"
+        )
     if parts.scheme == "http" and not private:
-        return "must use https (plain http is only allowed for allowed private addresses)"
+        return (
+            "must use https (plain http is only for private addresses, "
+            "allowed with --allow-private-upstreams)"
+        )
     return None
 
 

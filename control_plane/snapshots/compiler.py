@@ -92,12 +92,19 @@ def compile_account(account: AccountRecord, private_allowed: bool) -> spb.Snapsh
         _provider(p, private_allowed) for p in sorted(account.custom_providers, key=lambda p: p.id)
     )
     for key in account.keys:
-        out.provider_keys.add(id=key.id, provider_id=key.provider_id, value=key.value.reveal())
+        # A disabled key's secret stays home: nothing may use it.
+        value = "" if key.disabled else key.value.reveal()
+        out.provider_keys.add(
+            id=key.id, provider_id=key.provider_id, value=value, disabled=key.disabled
+        )
     for config_id, config in sorted(account.configurations, key=lambda c: c[0]):
         out.configurations.append(_configuration(config_id, config))
     for ak in sorted(account.access_keys, key=lambda a: a.id):
         out.access_keys.add(
-            id=ak.id, token_sha256=ak.token_sha256, configuration_id=ak.configuration_id or ""
+            id=ak.id,
+            token_sha256=ak.token_sha256,
+            configuration_id=ak.configuration_id or "",
+            disabled=ak.disabled,
         )
     return out
 

@@ -111,6 +111,7 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                     u.last_error_status,
                     u.last_error_reason,
                     micros(u.last_error_time, u.HasField("last_error_time")),
+                    micros(u.last_success_time, u.HasField("last_success_time")),
                 )
                 for u in request.provider_keys
             ],

@@ -19,6 +19,7 @@ class KeyRecord:
     id: str
     provider_id: str
     value: Secret
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class AccessKeyRecord:
     id: str
     token_sha256: str
     configuration_id: str | None
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,14 +108,27 @@ def _rejected_hash(db: Database) -> None:
     db.execute("ALTER TABLE data_planes ADD COLUMN rejected_hash TEXT NOT NULL DEFAULT ''")
 
 
-@MIGRATIONS(name="0004_provider_key_owner_aad")
+@MIGRATIONS(name="0004_provider_key_last_success")
+def _last_success(db: Database) -> None:
+    # A last error is only news while no success came after it.
+    db.execute("ALTER TABLE provider_keys ADD COLUMN last_success_time INTEGER")
+
+
+@MIGRATIONS(name="0005_disabled_keys")
+def _disabled_keys(db: Database) -> None:
+    # Paused, not deleted: proxies skip a disabled provider key and refuse a disabled access key.
+    for table in ("provider_keys", "access_keys"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="0006_provider_key_owner_aad")
 def _owner_aad(db: Database) -> None:
     # Rows sealed before the owner was bound keep version 1 until the background
     # re-seal (`sealed_rows.SealedRows.reseal_legacy`) moves them to 2.
     db.execute("ALTER TABLE provider_keys ADD COLUMN aad_version INTEGER NOT NULL DEFAULT 1")
 
 
-@MIGRATIONS(name="0005_account_snapshot_accounting")
+@MIGRATIONS(name="0007_account_snapshot_accounting")
 def _account_accounting(db: Database) -> None:
     # data_revision: the revision of the last write to the account's routing data, so
     # the snapshot is recompiled for changed accounts only. snapshot_bytes: its share
@@ -126,7 +139,7 @@ def _account_accounting(db: Database) -> None:
     db.execute(f"UPDATE accounts SET snapshot_bytes = ({estimate})")  # noqa: S608 - constant
 
 
-@MIGRATIONS(name="0006_deployment_meta")
+@MIGRATIONS(name="0008_deployment_meta")
 def _meta(db: Database) -> None:
     # Deployment-wide values every replica shares; `label_salt` keys the opaque proxy
     # labels account admins see instead of node ids.

@@ -177,7 +177,7 @@ class SnapshotReader:
         secrets: dict[str, dict[str, tuple[bytes, bytes, Secret]]] = defaultdict(dict)
 
         def key(account: _Account, row: tuple[Any, ...]) -> None:
-            account_id, key_id, provider_id, kek, wrapped, ciphertext, version, aad_v = row
+            account_id, key_id, provider_id, kek, wrapped, ciphertext, version, aad_v, off = row
             aad = key_aad(account_id, provider_id, key_id, version, aad_v)
             cached = self._secrets.get(account_id, {}).get(key_id)
             if cached is not None and cached[0] == ciphertext and cached[1] == aad:
@@ -192,11 +192,12 @@ class SnapshotReader:
                         "this control plane does not have"
                     ) from None
             secrets[account_id][key_id] = (ciphertext, aad, value)
-            account.keys.append(KeyRecord(key_id, provider_id, value))
+            account.keys.append(KeyRecord(key_id, provider_id, value, bool(off)))
 
         each(
             "SELECT account_id, id, provider_id, kek_id, wrapped_key, ciphertext, "
-            "secret_version, aad_version FROM provider_keys WHERE {accounts} ORDER BY seq",
+            "secret_version, aad_version, disabled FROM provider_keys WHERE {accounts} "
+            "ORDER BY seq",
             key,
         )
         parsed: dict[str, dict[str, tuple[str, AccessKeyConfiguration]]] = defaultdict(dict)
@@ -221,14 +222,15 @@ class SnapshotReader:
         )
         # Access keys last and always: a spoiled account is still told which of its
         # access keys exist, so that revoked ones stop working whatever else is wrong.
-        for account_id, key_id, token_hash, config_id in self._rows(
-            "SELECT account_id, id, token_hash, configuration_id FROM access_keys "
+        for account_id, key_id, token_hash, config_id, off in self._rows(
+            "SELECT account_id, id, token_hash, configuration_id, disabled FROM access_keys "
             "WHERE {accounts} ORDER BY seq",
             ids,
             whole,
         ):
             if account_id in wanted:
-                out[account_id].access_keys.append(AccessKeyRecord(key_id, token_hash, config_id))
+                record = AccessKeyRecord(key_id, token_hash, config_id, bool(off))
+                out[account_id].access_keys.append(record)
         for account_id in ids:
             self._secrets[account_id] = secrets.get(account_id, {})
             self._configs[account_id] = parsed.get(account_id, {})

@@ -8,6 +8,7 @@ and are sealed before they touch the database.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -469,7 +470,19 @@ class Store:
         keys = self._db.execute(
             "SELECT id, provider_id FROM provider_keys WHERE account_id = ?", [account_id]
         ).fetchall()
-        return AccountView(self._known_providers(account_id), {k: p for k, p in keys})
+        listed = {p.id: frozenset(m.id.lower() for m in p.models) for p in catalog.BUILT_IN}
+        for provider_id, models_json in self._db.execute(
+            "SELECT provider_id, models_json FROM custom_providers WHERE account_id = ?",
+            [account_id],
+        ).fetchall():
+            listed[provider_id] = frozenset(
+                model_id.lower() for model_id, _ in json.loads(models_json)
+            )
+        return AccountView(
+            self._known_providers(account_id),
+            {k: p for k, p in keys},
+            {provider: models for provider, models in listed.items() if models},
+        )
 
     def _sealed_fields(
         self, account_id: str, provider_id: str, row_id: str, version: int, value: Secret
@@ -571,23 +584,24 @@ class Store:
 
     def record_usage(
         self,
-        provider_keys: Iterable[tuple[str, int | None, int, str, int | None]],
+        provider_keys: Iterable[tuple[str, int | None, int, str, int | None, int | None]],
         access_keys: Iterable[tuple[str, int]],
     ) -> None:
-        """Proxies' reports: (key id, last used, error status, reason, error time).
+        """Proxies' reports: (key id, last used, error status, reason, error time, last success).
 
         Bookkeeping, not configuration: the revision and etags do not move, so
         a busy gateway does not republish snapshots for every request. Older
         reports never overwrite newer ones (proxies report independently).
         """
         with self._db.atomic():
-            for key_id, used, status, reason, error_time in provider_keys:
-                if used:
-                    self._db.execute(
-                        "UPDATE provider_keys SET last_used_time = "
-                        "max(coalesce(last_used_time, 0), ?) WHERE id = ?",
-                        [used, key_id],
-                    )
+            for key_id, used, status, reason, error_time, succeeded in provider_keys:
+                for column, when in (("last_used_time", used), ("last_success_time", succeeded)):
+                    if when:
+                        self._db.execute(
+                            f"UPDATE provider_keys SET {column} = "  # noqa: S608 - constant
+                            f"max(coalesce({column}, 0), ?) WHERE id = ?",
+                            [when, key_id],
+                        )
                 if error_time:
                     self._db.execute(
                         "UPDATE provider_keys SET last_error_status = ?, last_error_reason = ?, "

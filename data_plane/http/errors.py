@@ -39,6 +39,11 @@ CATALOG: dict[str, CatalogEntry] = {
         "The access key is unknown or was revoked.",
         "`keyway admin access-keys list`; create a new key if it was deleted.",
     ),
+    "access_key_disabled": CatalogEntry(
+        401,
+        "The access key is disabled (paused, not revoked).",
+        "`keyway admin access-keys enable <id>`; `access-keys list` shows which are disabled.",
+    ),
     "not_ready": CatalogEntry(
         503,
         "This proxy has no routing snapshot yet.",
@@ -99,8 +104,8 @@ CATALOG: dict[str, CatalogEntry] = {
     ),
     "no_provider_key": CatalogEntry(
         502,
-        "The account has no provider key for the provider.",
-        "`keyway admin provider-keys create --provider …`, or the router rules.",
+        "The account has no enabled provider key for the provider.",
+        "`keyway admin provider-keys create --provider …` (or `enable` one), or the router rules.",
     ),
     "all_rate_limited": CatalogEntry(
         429,

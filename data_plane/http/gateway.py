@@ -1,8 +1,9 @@
 """The proxy's ASGI application.
 
 Model calls are dispatched by one dict lookup on the path before any
-framework code runs (Starlette's router costs measurable throughput on this
-path, ARCHITECTURE.md §6); everything else goes to a small Starlette app.
+framework code runs (Starlette's router cost measurable throughput on this
+path: with it, a bare proxy reached 64 % of direct instead of 80 %);
+everything else goes to a small Starlette app.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _request_id() -> tuple[bytes, bytes]:
 
 
 def _with_base_headers(send: Send) -> Send:
-    """`send` adding the request id and CORS headers every response carries (PRODUCT.md §2)."""
+    """`send` adding the request id and CORS headers that every response carries, errors too."""
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":

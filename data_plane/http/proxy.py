@@ -110,6 +110,12 @@ def authenticate(table: RoutingTable | None, headers: list[tuple[bytes, bytes]])
     caller = table.callers.get(token_sha256(token))
     if caller is None:
         raise KeywayError("invalid_access_key", "the access key is unknown or revoked")
+    if caller.disabled:
+        raise KeywayError(
+            "access_key_disabled",
+            f"the access key {caller.access_key_id} is disabled; an admin can enable it again "
+            f"(keyway admin access-keys enable {caller.access_key_id})",
+        )
     return caller
 
 
@@ -159,6 +165,27 @@ def _exhausted_error(result: Exhausted) -> tuple[KeywayError, list[tuple[bytes, 
     if result.retry_after is not None:
         extra.append((b"retry-after", str(max(1, math.ceil(result.retry_after))).encode()))
     return error, extra
+
+
+def _log_failed(
+    request_id: str, attempt: Attempt, outcome: Outcome, then: Attempt | Wait | Exhausted
+) -> None:
+    if isinstance(then, Attempt):
+        after = f"failing over to {then.candidate.provider} key {then.key_id}"
+    elif isinstance(then, Wait):
+        after = f"waiting {then.seconds:.3g}s for a rate limit to reset"
+    else:
+        after = f"nothing left to try ({then.code})"
+    status = f"{outcome.status} " if outcome.status else ""
+    log.info(
+        "%s: %s key %s -> %s%s; %s",
+        request_id,
+        attempt.candidate.provider,
+        attempt.key_id,
+        status,
+        outcome.reason,
+        after,
+    )
 
 
 class ModelCall:
@@ -229,8 +256,13 @@ class ModelCall:
         client_headers = forwarded(scope["headers"], g.options.forward_organization)
         bodies: dict[str, bytes] = {}
         tries = 0
+        failed: tuple[Attempt, Outcome] | None = None
         while True:
             step = engine.next_attempt(g.clock())
+            if failed is not None:
+                # Logged once the next step is known: "failing over" only if there is one.
+                _log_failed(request_id, *failed, step)
+                failed = None
             if isinstance(step, Wait):
                 await asyncio.sleep(step.seconds)
                 continue
@@ -254,13 +286,7 @@ class ModelCall:
                 if opened is not None:
                     # Pooled again when its (small) error body is complete.
                     opened.release()
-                log.info(
-                    "%s: %s key %s -> %s; failing over",
-                    request_id,
-                    step.candidate.provider,
-                    step.key_id,
-                    outcome.reason,
-                )
+                failed = step, outcome
                 continue
             assert opened is not None
             out.append((b"x-keyway-attempts", str(tries).encode()))

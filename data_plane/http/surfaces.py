@@ -26,4 +26,6 @@ SURFACES = (
     Surface("/v1/responses", "/responses", Format.OPENAI),
     Surface("/v1/embeddings", "/embeddings", Format.OPENAI),
     Surface("/v1/messages", "/messages", Format.ANTHROPIC),
+    # Anthropic's token counting: routed, scoped and failed over like a Messages call.
+    Surface("/v1/messages/count_tokens", "/messages/count_tokens", Format.ANTHROPIC),
 )

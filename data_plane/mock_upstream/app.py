@@ -2,7 +2,7 @@
 
 Raw ASGI rather than a framework because benchmarks put it behind the proxy
 and it must not be the bottleneck, and because disconnect detection has to see
-``http.disconnect`` itself (see ARCHITECTURE.md §6 on BaseHTTPMiddleware).
+``http.disconnect`` itself (Starlette's BaseHTTPMiddleware would hide it).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class _Surface(Enum):
     RESPONSES = "responses"
     EMBEDDINGS = "embeddings"
     MESSAGES = "messages"
+    COUNT_TOKENS = "count_tokens"
     MODELS = "models"
 
 
@@ -68,6 +69,7 @@ _ROUTES = {
     ("POST", "/v1/responses"): _Surface.RESPONSES,
     ("POST", "/v1/embeddings"): _Surface.EMBEDDINGS,
     ("POST", "/v1/messages"): _Surface.MESSAGES,
+    ("POST", "/v1/messages/count_tokens"): _Surface.COUNT_TOKENS,
     ("GET", "/v1/models"): _Surface.MODELS,
 }
 
@@ -214,7 +216,9 @@ class _Exchange:
         path: str = scope["path"]
         self.version = kept.get("anthropic-version")
         # /v1/models serves both SDKs; only Anthropic's sends `anthropic-version`.
-        anthropic = path == "/v1/messages" or (path == "/v1/models" and self.version is not None)
+        anthropic = path.startswith("/v1/messages") or (
+            path == "/v1/models" and self.version is not None
+        )
         self.api = p.Api.ANTHROPIC if anthropic else p.Api.OPENAI
         # Anthropic takes `x-api-key`, and recent SDKs send the key as a bearer token.
         self.key = (x_api_key or bearer) if anthropic else bearer
@@ -237,7 +241,10 @@ class _Exchange:
     async def run(self, surface: _Surface | None) -> None:
         behaviour = self.behaviour
         if surface is None:
-            message = f"Unknown request URL: {self.record.method} {self.record.path}."
+            method, path = self.record.method, self.record.path
+            message = f"Unknown request URL: {method} {path}."
+            if (method, "/v1" + path) in _ROUTES:
+                message += " The mock serves its API under /v1: use a base URL ending in /v1."
             await self.fail(_NOT_FOUND, message)
         elif behaviour is None:
             await self.fail(_MISSING_KEY, _missing_key_message(self.api))
@@ -269,6 +276,8 @@ class _Exchange:
             await self.reply(p.ANTHROPIC_MODELS if self.api is p.Api.ANTHROPIC else p.OPENAI_MODELS)
         elif surface is _Surface.EMBEDDINGS:
             await self._embeddings(model, fields)
+        elif surface is _Surface.COUNT_TOKENS:
+            await self._count_tokens(fields)
         elif self.record.stream:
             await self.stream(self._frames(surface, model, behaviour.label, fields))
         else:
@@ -291,7 +300,7 @@ class _Exchange:
                 (prompt, len(pieces)),
             )
         return p.anthropic_message(
-            self.app.new_id("msg_"), model, "".join(pieces), prompt, len(pieces)
+            self.app.new_id("msg_"), model, "".join(pieces), self._input_tokens(), len(pieces)
         )
 
     def _frames(
@@ -314,7 +323,17 @@ class _Exchange:
                 pieces,
                 prompt,
             )
-        return sse.messages_events(self.app.new_id("msg_"), model, pieces, prompt)
+        return sse.messages_events(self.app.new_id("msg_"), model, pieces, self._input_tokens())
+
+    def _input_tokens(self) -> int:
+        return p.anthropic_input_tokens(self.fields or {})
+
+    async def _count_tokens(self, fields: dict[str, Any]) -> None:
+        # Like Anthropic: the same validation as a Messages call, and only the count back.
+        if not isinstance(fields.get("messages"), list):
+            await self.fail(_INVALID_REQUEST, "messages: Field required")
+        else:
+            await self.reply(p.dumps({"input_tokens": p.anthropic_input_tokens(fields)}))
 
     async def _embeddings(self, model: str, fields: dict[str, Any]) -> None:
         texts = p.embedding_inputs(fields.get("input"))

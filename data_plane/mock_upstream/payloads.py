@@ -43,6 +43,15 @@ def prompt_tokens(body: bytes) -> int:
     return max(1, len(body) // 4)
 
 
+# What Anthropic counts as input: the prompt's parts, not sampling settings such as max_tokens.
+_ANTHROPIC_INPUT = ("system", "messages", "tools", "tool_choice", "thinking")
+
+
+def anthropic_input_tokens(fields: JsonObject) -> int:
+    """Input tokens of a Messages request: what /v1/messages/count_tokens answers for it."""
+    return prompt_tokens(dumps({name: fields[name] for name in _ANTHROPIC_INPUT if name in fields}))
+
+
 # --- OpenAI Chat Completions ----------------------------------------------------------------
 
 

@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import Callable, Generator
 from types import TracebackType
 
 import uvicorn
 import uvloop
+
+from data_plane.shared.startup import bind
 
 from .app import MockUpstream
 
@@ -24,13 +25,6 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         # Whoever embeds the server owns the signals (uvicorn would re-raise them).
         yield
-
-
-def _bind(listen: str) -> socket.socket:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, int(port)), family=family, backlog=2048)
 
 
 class MockServer:
@@ -48,7 +42,7 @@ class MockServer:
         chunk_delay_ms: float = 1.0,
     ) -> None:
         self.app = MockUpstream(latency_ms=latency_ms, chunk_delay_ms=chunk_delay_ms)
-        self._socket = _bind(listen)
+        self._socket = bind(listen, "mock upstream")
         host, self.port = self._socket.getsockname()[:2]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
         self.base_url = f"{self.url}/v1"
@@ -122,13 +116,19 @@ async def main_async(
     """Serve until SIGINT/SIGTERM (or until cancelled), then stop cleanly.
 
     ``on_ready`` runs once the socket accepts connections, e.g. to print the
-    address actually bound when ``listen`` asks for port 0.
+    address actually bound when ``listen`` asks for port 0; without it, that is logged.
     """
     server = MockServer(listen, latency_ms=latency_ms, chunk_delay_ms=chunk_delay_ms)
     await server.start()
-    log.info("mock upstream listening on %s (latency %g ms)", server.base_url, latency_ms)
     if on_ready is not None:
         on_ready(server)
+    else:
+        log.info(
+            "mock upstream listening on %s (provider base URL %s, latency %g ms)",
+            server.url,
+            server.base_url,
+            latency_ms,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []

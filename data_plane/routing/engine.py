@@ -191,7 +191,9 @@ class Failover:
 
     def _exhausted(self, now: float, *, deadline: bool) -> Exhausted:
         attempts = self.attempts
+        # SDKs print only the message: it names every attempt's outcome, not just a count.
         count = f"{len(attempts)} attempt{'' if len(attempts) == 1 else 's'}"
+        listed = ": " + "; ".join(_summary(a) for a in attempts) if attempts else ""
         # Every failure a rate limit means "slow down", which 429 tells the client best, even
         # if the deadline ran out meanwhile.
         if attempts and self._all_rate_limited:
@@ -200,10 +202,15 @@ class Failover:
                 when + (default if after is None else after)
                 for when, after in self._rate_limited.values()
             )
-            message = f"{count}, all rate limited"
+            message = f"{count}, all rate limited{listed}"
             return Exhausted(429, "all_rate_limited", message, attempts, max(0.0, free_at - now))
         if deadline:
             total = self._policy.total_deadline
-            message = f"total deadline of {total:g}s exceeded after {count}"
+            message = f"total deadline of {total:g}s exceeded after {count}{listed}"
             return Exhausted(504, "deadline_exceeded", message, attempts)
-        return Exhausted(502, "all_attempts_failed", f"{count}, all failed", attempts)
+        return Exhausted(502, "all_attempts_failed", f"{count}, all failed{listed}", attempts)
+
+
+def _summary(record: AttemptRecord) -> str:
+    status = f"{record.status} " if record.status else ""
+    return f"{record.provider}/{record.model} with {record.key_id}: {status}{record.reason}"

@@ -56,8 +56,16 @@ def classify(status: int, headers: Mapping[str, str]) -> Outcome:
     return Outcome(kind, status, reason, _retry_after(headers))
 
 
-def connect_error() -> Outcome:
-    return Outcome(OutcomeKind.CONNECT_ERROR, None, "Could not connect to provider")
+def connect_error(detail: str = "") -> Outcome:
+    """`detail` says where and why, e.g. `at api.openai.com:443: connection refused`."""
+    reason = "Could not connect to provider"
+    return Outcome(OutcomeKind.CONNECT_ERROR, None, f"{reason} {detail}" if detail else reason)
+
+
+def connection_broke(detail: str) -> Outcome:
+    """Connected, but the connection failed before a usable answer: fails over like a connect
+    error."""
+    return Outcome(OutcomeKind.CONNECT_ERROR, None, f"Provider connection broke ({detail})")
 
 
 def timeout() -> Outcome:

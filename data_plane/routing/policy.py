@@ -1,4 +1,9 @@
-"""Failover bounds and cooldowns; the defaults are the ones PRODUCT.md promises."""
+"""Failover bounds and cooldowns.
+
+The defaults are the documented ones (README, "Using the proxy"): at most 10 attempts, 60 s per
+attempt, 120 s per request, a key answering 401/403 held back 60 s, a 429 without a reset hint
+held back 10 s, and one wait of at most 5 s when everything left is rate-limited.
+"""
 
 from __future__ import annotations
 

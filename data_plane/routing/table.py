@@ -76,6 +76,8 @@ class Caller:
     access_key_id: str
     account: Account
     policy: Policy
+    disabled: bool = False
+    """Refused with `access_key_disabled`, but known: not the same as a revoked key."""
 
     def key_ids(self, provider: str, model: str) -> tuple[str, ...]:
         """Model rule, then provider rule, then every key of the provider."""
@@ -138,9 +140,12 @@ def _provider(p: spb.SnapshotProvider) -> Provider:
     )
 
 
-def _policy(c: spb.SnapshotConfiguration) -> Policy:
+def _policy(c: spb.SnapshotConfiguration, disabled: frozenset[str]) -> Policy:
+    # A disabled key is dropped from the routes here, once per snapshot, not per request.
     routes = {
-        (r.provider_id, r.model): tuple(k for step in r.steps for k in step.key_ids)
+        (r.provider_id, r.model): tuple(
+            k for step in r.steps for k in step.key_ids if k not in disabled
+        )
         for r in c.routes
     }
     return Policy(
@@ -171,21 +176,24 @@ def build_account(a: spb.SnapshotAccount, built_in: BuiltIn) -> AccountPart:
     providers = dict(built_in.providers)
     providers.update((p.id, _provider(p)) for p in a.custom_providers)
     defaults: dict[str, list[str]] = {}
-    for k in a.provider_keys:
+    enabled = [k for k in a.provider_keys if not k.disabled]
+    for k in enabled:
         defaults.setdefault(k.provider_id, []).append(k.id)
+    disabled = frozenset(k.id for k in a.provider_keys if k.disabled)
     account = Account(
         id=a.id,
         providers=MappingProxyType(providers),
-        keys=MappingProxyType(
-            {k.id: ProviderKey(k.id, k.provider_id, k.value) for k in a.provider_keys}
-        ),
+        keys=MappingProxyType({k.id: ProviderKey(k.id, k.provider_id, k.value) for k in enabled}),
         default_keys=MappingProxyType({p: tuple(ids) for p, ids in defaults.items()}),
         bare_models=_bare_models(providers) if a.custom_providers else built_in.models,
     )
-    policies = {c.id: _policy(c) for c in a.configurations}
+    policies = {c.id: _policy(c, disabled) for c in a.configurations}
     callers = {
         ak.token_sha256: Caller(
-            ak.id, account, policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL
+            ak.id,
+            account,
+            policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL,
+            ak.disabled,
         )
         for ak in a.access_keys
     }

@@ -113,7 +113,7 @@ def _check_account(r: _Report, path: str, account: spb.SnapshotAccount, built_in
             r.add(f"{kpath}.id", f"empty or duplicate id '{key.id}'")
         if key.provider_id not in providers:
             r.add(f"{kpath}.provider_id", f"unknown provider '{key.provider_id}'")
-        if not key.value:
+        if not key.value and not key.disabled:
             r.add(f"{kpath}.value", "is empty")
         key_providers[key.id] = key.provider_id
     config_ids: set[str] = set()

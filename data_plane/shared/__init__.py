@@ -1,5 +1,4 @@
-"""What both planes share: private files on disk, address rules and process hardening.
-
-The only data-plane package the control plane may import (a test enforces it), so the
-rules here hold identically on both sides.
+"""What both planes share: the only data-plane code the control plane may import (a
+test enforces it), so these rules hold identically on both sides: start-up checks,
+private files on disk, address rules, process hardening, shared limits.
 """

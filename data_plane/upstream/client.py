@@ -1,14 +1,16 @@
 """The only module that talks to providers.
 
 aiohttp, not httpx, on this leg: measured on this machine kind it reached
-~72 % of direct throughput at 50 clients against httpx's 6-9 % (README,
-ARCHITECTURE.md §6). One shared session with a tuned pool; no cookie jar
-and no decompression, so response bytes are relayed exactly as sent.
+~72 % of direct throughput at 50 clients against httpx's 6-9 % (the README's
+"Why aiohttp" paragraph has the figures). One shared session with a tuned
+pool; no cookie jar and no decompression, so response bytes are relayed
+exactly as sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -16,9 +18,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from data_plane.routing.outcome import Outcome, connect_error, timeout
+from data_plane.routing.outcome import Outcome, connect_error, connection_broke, timeout
 
-from .guard import PublicOnlyResolver, literal_host_refused
+from .guard import PRIVATE_REFUSED, PublicOnlyResolver, literal_host_refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +31,38 @@ class UpstreamSettings:
     keepalive_timeout: float = 30.0
 
 
+def _os_reason(error: BaseException) -> str:
+    # The OS's words ("connection refused"), not asyncio's "Connect call failed (...)".
+    if isinstance(error, OSError) and error.errno and error.errno > 0:
+        return os.strerror(error.errno).lower()
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()  # resolver errors: negative EAI_* codes
+    return str(error) or type(error).__name__
+
+
+def _unreachable(error: BaseException) -> Outcome:
+    assert isinstance(error, aiohttp.ClientConnectorError)
+    return connect_error(f"at {error.host}:{error.port}: {_os_reason(error.os_error)}")
+
+
+def _broken(error: BaseException) -> Outcome:
+    return connection_broke(_os_reason(error).lower())
+
+
 # Exception -> failover outcome, first match wins. One table, one place.
 # (aiohttp's ServerTimeoutError is a TimeoutError; its other errors are ClientErrors.)
-_FAILURES: tuple[tuple[type[BaseException], Callable[[], Outcome]], ...] = (
-    (TimeoutError, timeout),
-    (aiohttp.ClientError, connect_error),
-    (OSError, connect_error),
+_FAILURES: tuple[tuple[type[BaseException], Callable[[BaseException], Outcome]], ...] = (
+    (TimeoutError, lambda _: timeout()),
+    (aiohttp.ClientConnectorError, _unreachable),
+    (aiohttp.ClientError, _broken),
+    (OSError, _broken),
 )
 
 
 def outcome_of(error: BaseException) -> Outcome:
     for kind, make in _FAILURES:
         if isinstance(error, kind):
-            return make()
+            return make(error)
     raise error
 
 
@@ -136,8 +157,9 @@ class Upstream:
         """POSTs and waits for the status line and headers, within `timeout_s`."""
         session = self._public_only if public_only else self._session
         assert session is not None, "Upstream.start() was not awaited"
-        if public_only and literal_host_refused(urlsplit(url).hostname or ""):
-            return connect_error()
+        host = urlsplit(url).hostname or ""
+        if public_only and literal_host_refused(host):
+            return connect_error(f"at {host}: {PRIVATE_REFUSED}")
         try:
             async with asyncio.timeout(timeout_s):
                 response = await session.post(

@@ -14,6 +14,10 @@ from aiohttp.resolver import DefaultResolver
 
 from data_plane.shared.addresses import is_public_address, parse_ip
 
+PRIVATE_REFUSED = (
+    "the operator allows no private upstreams (control plane flag --allow-private-upstreams)"
+)
+
 
 def is_public(address: str) -> bool:
     """For a resolver answer: the same rule the control plane applies to base URLs."""
@@ -36,9 +40,7 @@ class PublicOnlyResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results = [r for r in await self._inner.resolve(host, port, family) if is_public(r["host"])]
         if not results:
-            raise OSError(
-                f"{host} resolves to no public address; private upstreams are not allowed"
-            )
+            raise OSError(f"{host} resolves to no public address; {PRIVATE_REFUSED}")
         return results
 
     async def close(self) -> None:

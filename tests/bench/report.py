@@ -1,6 +1,6 @@
 """Printing benchmark results: one aligned table per benchmark, each figure beside its target.
 
-Benchmarks print and never assert timings (ARCHITECTURE §7); `met` only labels a row.
+Benchmarks print and never assert timings; `met` only labels a row against its target.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The §7 scale data set, written through the real Store (real sealing, real validation).
+"""The benchmark-scale data set, written through the real Store (real sealing, real validation).
 
 1,000 accounts, each with 10 provider keys (6 OpenAI, 4 Anthropic), 1 configuration (an
 access scope plus three router rules naming keys of the account) and 10 access keys, 9 of

@@ -1,4 +1,4 @@
-"""Proxy hot-path benchmarks (ARCHITECTURE §7); run by `make bench`.
+"""Proxy hot-path benchmarks against the README's targets; run by `make bench`.
 
 Real processes: the mock upstream (20 ms latency, plus a 0 ms one for its ceiling), a
 control plane and ONE `keyway proxy`. Every proxy figure is printed beside the same request

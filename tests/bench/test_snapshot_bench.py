@@ -1,4 +1,4 @@
-"""Snapshot benchmarks at the ARCHITECTURE §7 scale; run by `make bench`.
+"""Snapshot benchmarks at the README's target scale; run by `make bench`.
 
 They print each figure beside its target and never assert timings: only correctness
 (the snapshot validates, hashes are deterministic, every proxy converges).

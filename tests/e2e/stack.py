@@ -41,7 +41,13 @@ _LISTENING = re.compile(r"listening on (?:http://)?(\S+:\d+)")
 class Process:
     """A `keyway …` child whose output is collected, and which is always reaped."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.args = args
         self.lines: list[str] = []
@@ -53,6 +59,7 @@ class Process:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

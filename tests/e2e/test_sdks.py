@@ -111,6 +111,36 @@ def test_anthropic_messages_both_ways(stack: Stack) -> None:
     assert "claude-sonnet-4-6" in text
 
 
+def test_anthropic_count_tokens_is_routed_like_messages(stack: Stack) -> None:
+    # Scoped to one model, failing over from a rate-limited key: the same path as /v1/messages.
+    token, (_limited, healthy) = route(
+        stack,
+        "anthropic",
+        ["sk-mock-429-3-count", "sk-mock-ok-count"],
+        models={"allow": ["anthropic/claude-sonnet-4-6"]},
+    )
+    client = claude(stack, token)
+    stack.reset_upstream()
+    raw = client.messages.with_raw_response.count_tokens(
+        model="claude-sonnet-4-6", messages=CLAUDE_HELLO
+    )
+    counted = raw.parse().input_tokens
+    assert raw.headers["x-keyway-provider-key-id"] == healthy
+    assert raw.headers["x-keyway-attempts"] == "2"
+    sent = [(r["path"], r["label"]) for r in stack.upstream_requests()]
+    assert sent == [
+        ("/v1/messages/count_tokens", "429-3-count"),
+        ("/v1/messages/count_tokens", "ok-count"),
+    ]
+    # The count is the input a Messages call with the same prompt reports.
+    message = client.messages.create(
+        model="claude-sonnet-4-6", max_tokens=64, messages=CLAUDE_HELLO
+    )
+    assert counted == message.usage.input_tokens > 0
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.count_tokens(model="claude-haiku-4-5", messages=CLAUDE_HELLO)
+
+
 def test_models_list_in_each_sdk_shape(stack: Stack) -> None:
     token, _ = route(stack, "openai", ["sk-mock-ok-models"], providers={"allow": ["openai"]})
     ids = {m.id for m in oai(stack, token).models.list()}

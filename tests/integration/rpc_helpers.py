@@ -148,6 +148,11 @@ class Recorder(grpc.UnaryUnaryClientInterceptor):
         return outcome
 
 
+def with_last_char_changed(token: str) -> str:
+    """A malformed token: always differs from `token` (its checksum then fails)."""
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
+
+
 def windows(value: str, width: int = 12) -> set[str]:
     """Every `width`-character substring of `value`."""
     return {value[i : i + width] for i in range(len(value) - width + 1)}
@@ -286,7 +291,7 @@ def database_bytes(data_dir: Path) -> bytes:
 
 
 def product_document(primary: str, backup: str, cheap: str) -> dict[str, Any]:
-    """The configuration example of PRODUCT.md §1, verbatim apart from the key ids."""
+    """The README's configuration example, verbatim apart from the key ids."""
     return {
         "name": "Production",
         "access": {

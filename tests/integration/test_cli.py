@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from keyway.v1 import access_key_configurations_pb2 as cfg
+from keyway.v1 import access_key_configurations_pb2_grpc as cfg_grpc
 from keyway.v1 import provider_keys_pb2, provider_keys_pb2_grpc
 
 from control_plane.cli.main import main
@@ -77,7 +80,7 @@ def test_readme_flow(cli: Cli, tmp_path: Path) -> None:
     backup = create_provider_key(run, "Backup", BACKUP_SECRET)
     listed = ok(run("provider-keys", "list"))
     header = listed.out.splitlines()[0]
-    assert re.fullmatch(r"ID\s+PROVIDER\s+NAME\s+VALUE\s+LAST USED\s+LAST ERROR", header)
+    assert re.fullmatch(r"ID\s+PROVIDER\s+NAME\s+STATE\s+VALUE\s+LAST USED\s+LAST ERROR", header)
     assert {line.split()[0] for line in listed.out.splitlines()[1:]} == {primary, backup}
 
     config_file = write_json(tmp_path / "config.json", product_document(primary, backup, primary))
@@ -101,13 +104,13 @@ def test_readme_flow(cli: Cli, tmp_path: Path) -> None:
 
     refused = run("provider-keys", "delete", backup)
     assert refused.code == 1
-    assert refused.err.startswith("error: FAILED_PRECONDITION (PROVIDER_KEY_IN_USE): ")
+    assert refused.err.startswith("keyway: error: FAILED_PRECONDITION (PROVIDER_KEY_IN_USE): ")
     assert f"\n  {config['id']}" in refused.err
 
     unlinked = ok(run("access-keys", "update", access_key_id, "--configuration", "none", "--json"))
     assert "configurationId" not in unlinked.json()
     row = ok(run("access-keys", "list")).out.splitlines()[1]
-    assert re.fullmatch(rf"{access_key_id}\s+checkout\s+kw\S*\*\*\*\S+\s+-\s+-", row)
+    assert re.fullmatch(rf"{access_key_id}\s+checkout\s+enabled\s+kw\S*\*\*\*\S+\s+-\s+-", row)
 
     everything = "\n".join(outputs)
     for secret in (OPENAI_SECRET, ROTATED_SECRET, BACKUP_SECRET):
@@ -155,7 +158,7 @@ def test_configuration_update_replaces_only_the_fields_in_the_file(
         created["etag"],
     )
     assert stale.code == 1
-    assert stale.err.startswith("error: ABORTED")
+    assert stale.err.startswith("keyway: error: ABORTED")
 
     nothing = cli(
         "configurations", "update", created["id"], "--file", write_json(tmp_path / "e.json", {})
@@ -169,7 +172,8 @@ def test_malformed_configuration_file_gives_line_and_column(cli: Cli, tmp_path: 
     path.write_text('{\n  "name": "x",\n  "router": {"rules": [}\n}\n')
     result = cli("configurations", "create", "--file", str(path))
     assert result.code == 2
-    assert result.err == (f"error: {path}: malformed JSON at line 3, column 24: Expecting value\n")
+    where = "malformed JSON at line 3, column 24: Expecting value"
+    assert result.err == f"keyway: error: {path}: {where}\n"
 
 
 def test_unknown_field_in_configuration_file_is_named(cli: Cli, tmp_path: Path) -> None:
@@ -178,7 +182,7 @@ def test_unknown_field_in_configuration_file_is_named(cli: Cli, tmp_path: Path) 
     result = cli("configurations", "create", "--file", path)
     assert result.code == 2
     assert result.err.startswith(
-        f"error: {path}: router.rules[0].steps[0].kyes: unknown field "
+        f"keyway: error: {path}: router.rules[0].steps[0].kyes: unknown field "
         "(expected one of: type, keySelectionStrategy, keys)"
     )
 
@@ -188,7 +192,7 @@ def test_bad_key_reference_reports_the_servers_field_path(cli: Cli, tmp_path: Pa
     document = product_document(key, "pk_doesnotexist00", key)
     result = cli("configurations", "create", "--file", write_json(tmp_path / "c.json", document))
     assert result.code == 1
-    assert result.err.startswith("error: INVALID_ARGUMENT (INVALID_CONFIGURATION): ")
+    assert result.err.startswith("keyway: error: INVALID_ARGUMENT (INVALID_CONFIGURATION): ")
     assert re.search(
         r"^  router\.rules\[0\]\.steps\[0\]\.keys\[1\]\.id: .*pk_doesnotexist00",
         result.err,
@@ -199,7 +203,7 @@ def test_bad_key_reference_reports_the_servers_field_path(cli: Cli, tmp_path: Pa
 def test_unknown_provider_is_refused_by_name(cli: Cli) -> None:
     result = cli("provider-keys", "create", "--provider", "nope", "--name", "x", "--value", "v")
     assert result.code == 1
-    assert result.err.startswith("error: INVALID_ARGUMENT")
+    assert result.err.startswith("keyway: error: INVALID_ARGUMENT")
     assert "provider_id: " in result.err
     assert "'nope'" in result.err
 
@@ -230,7 +234,7 @@ def test_usage_errors_exit_2_with_a_message(cli: Cli, argv: tuple[str, ...], mes
 def test_wrong_token_is_unauthenticated(cli: Cli) -> None:
     result = cli("providers", "list", token="kwadm_nottherightone")
     assert result.code == 1
-    assert result.err.startswith("error: UNAUTHENTICATED")
+    assert result.err.startswith("keyway: error: UNAUTHENTICATED")
     assert "--token" in result.err
 
 
@@ -335,7 +339,8 @@ def test_accounts_and_admin_keys_with_the_operator_token(
     assert set(as_json) == {"adminApiKey", "token"}
 
     ok(cli("accounts", "delete", account["id"], "--force", token=operator))
-    assert cli("accounts", "get", account["id"], token=operator).err.startswith("error: NOT_FOUND")
+    missing = cli("accounts", "get", account["id"], token=operator)
+    assert missing.err.startswith("keyway: error: NOT_FOUND")
 
 
 def test_custom_providers_and_the_catalog(cli: Cli) -> None:
@@ -386,7 +391,7 @@ def test_master_key_rotation(cli: Cli, control_plane: RunningControlPlane) -> No
     assert rotated.json()["rewrapped"] >= 1
     resumed = ok(cli("master-key", "rotate", "--resume-only", token=control_plane.operator_token))
     assert re.search(rf"^key_id\s+{rotated.json()['keyId']}$", resumed.out, re.MULTILINE)
-    assert cli("master-key", "rotate").err.startswith("error: PERMISSION_DENIED")
+    assert cli("master-key", "rotate").err.startswith("keyway: error: PERMISSION_DENIED")
 
 
 @pytest.mark.parametrize("source", ["data-dir", "cwd", "token-file", "env"])
@@ -424,7 +429,7 @@ def test_missing_token_says_how_to_provide_one(
     monkeypatch.chdir(tmp_path)
     assert main(["admin", "providers", "list"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: no admin token: pass --token")
+    assert err.startswith("keyway: error: no admin token: pass --token")
     assert "KEYWAY_TOKEN" in err
 
 
@@ -440,7 +445,7 @@ def test_unreachable_control_plane(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["admin", "--addr", address, "--token", "kwadm_x", "provider-keys", "list"])
     assert code == 1
     assert capsys.readouterr().err == (
-        f"error: cannot reach the control plane at {address} (is it running?)\n"
+        f"keyway: error: cannot reach the control plane at {address} (is it running?)\n"
     )
 
 
@@ -495,3 +500,142 @@ def test_console_script_reads_the_secret_from_stdin(control_plane: RunningContro
     assert OPENAI_SECRET not in completed.stdout + completed.stderr
     # The trailing newline was not stored: the redaction ends with the secret's last 4.
     assert json.loads(completed.stdout)["redactedValue"] == "sk-proj-ab***wxyz"
+
+
+def test_refusals_name_their_fix(cli: Cli, control_plane: RunningControlPlane) -> None:
+    needs_operator = cli("accounts", "list")
+    assert needs_operator.err.startswith("keyway: error: PERMISSION_DENIED: ")
+    assert "`--token-file .keyway/operator.token` with `make run`" in needs_operator.err
+    no_account = cli("admin-keys", "create", "--name", "ci", token=control_plane.operator_token)
+    assert "`--account ACCOUNT_ID` in the CLI" in no_account.err
+    tenant_rpc = cli("provider-keys", "list", token=control_plane.operator_token)
+    assert "keyway admin admin-keys create --account ACCOUNT_ID" in tenant_rpc.err
+    private = cli(
+        "custom-providers", "create", "--provider-id", "local", "--name", "Local",
+        "--base-url", "http://127.0.0.1:11434/v1", "--format", "openai",
+    )  # fmt: skip
+    assert private.code == 1
+    assert "base_url: points at a private or loopback address" in private.err
+    assert "--allow-private-upstreams" in private.err
+
+
+def test_keys_are_disabled_and_enabled_and_lists_show_it(cli: Cli) -> None:
+    key = create_provider_key(cli, "k", OPENAI_SECRET)
+    disabled = ok(cli("provider-keys", "disable", key))
+    assert re.search(r"^disabled\s+yes$", disabled.out, re.MULTILINE)
+    row = ok(cli("provider-keys", "list")).out.splitlines()[1]
+    assert row.split()[:4] == [key, "openai", "k", "disabled"]
+    assert ok(cli("provider-keys", "get", key, "--json")).json()["disabled"] is True
+    ok(cli("provider-keys", "enable", key))
+    assert ok(cli("provider-keys", "list")).out.splitlines()[1].split()[3] == "enabled"
+
+    created = ok(cli("access-keys", "create", "--name", "app"))
+    access_key = re.findall(r"^id\s+(ak_\S+)$", created.out, re.MULTILINE)[0]
+    ok(cli("access-keys", "disable", access_key))
+    assert ok(cli("access-keys", "list")).out.splitlines()[1].split()[:3] == [
+        access_key,
+        "app",
+        "disabled",
+    ]
+    listed = ok(cli("access-keys", "list", "--json")).json()
+    assert [item.get("disabled", False) for item in listed] == [True]
+    ok(cli("access-keys", "enable", access_key, "--json"))
+    stale = cli("access-keys", "disable", access_key, "--etag", "1")
+    assert stale.err.startswith("keyway: error: ABORTED")
+    missing = cli("provider-keys", "disable", "pk_doesnotexist00")
+    assert missing.err.startswith("keyway: error: NOT_FOUND")
+
+
+def test_unlisted_allowed_models_are_written_with_a_warning(
+    cli: Cli, control_plane: RunningControlPlane, tmp_path: Path
+) -> None:
+    document = {"name": "typo", "access": {"models": {"allow": ["openai/gpt-4oo"]}}}
+    created = cli("configurations", "create", "--file", write_json(tmp_path / "c.json", document))
+    assert created.code == 0
+    assert created.err == (
+        "keyway: warning: access.models.allow[0]: 'openai' lists no model 'gpt-4oo': requests "
+        "reach it only by naming openai:gpt-4oo (passed through unlisted); did you mean "
+        "'openai/gpt-4o'?\n"
+    )
+    config_id = re.findall(r"^id\s+(akc_\S+)$", created.out, re.MULTILINE)[0]
+    # The API answers the same, on create and on update; a listed model gets no warning.
+    stub = cfg_grpc.AccessKeyConfigurationServiceStub(control_plane.channel)
+    fixed = stub.UpdateAccessKeyConfiguration(
+        cfg.UpdateAccessKeyConfigurationRequest(
+            configuration=cfg.AccessKeyConfiguration(
+                id=config_id,
+                access=cfg.Access(models=cfg.AllowList(allow=["openai/gpt-4o", "openai/o9"])),
+            ),
+            update_mask=FieldMask(paths=["access"]),
+        ),
+        metadata=control_plane.admin,
+    )
+    assert [w.field for w in fixed.warnings] == ["access.models.allow[1]"]
+    clean = ok(
+        cli(
+            "configurations",
+            "update",
+            config_id,
+            "--file",
+            write_json(tmp_path / "ok.json", {"access": {"models": {"allow": ["openai/gpt-4o"]}}}),
+        )
+    )
+    assert "'openai/o9'" not in clean.out
+
+
+def test_configuration_update_shows_before_and_after_and_merges(cli: Cli, tmp_path: Path) -> None:
+    key = create_provider_key(cli, "k", OPENAI_SECRET)
+    backup = create_provider_key(cli, "b", BACKUP_SECRET)
+    path = write_json(tmp_path / "c.json", product_document(key, backup, key))
+    created = ok(cli("configurations", "create", "--file", path, "--json")).json()
+
+    # A plain update replaces `access` whole: the diff shows what went away.
+    replaced = ok(
+        cli(
+            "configurations", "update", created["id"], "--file", "-",
+            stdin='{"access": {"providers": {"allow": ["openai"]}}}',
+        )
+    )  # fmt: skip
+    diff = replaced.out[replaced.out.index("--- before") :].splitlines()
+    assert '-        "anthropic",' in diff or '-        "anthropic"' in diff
+    assert any(line.startswith("-") and "anthropic/claude-sonnet-4-5" in line for line in diff)
+    assert not any(line.startswith(("-", "+")) and "router" in line for line in diff)
+
+    # --merge changes only what the patch names; arrays in it replace, null removes.
+    merged = ok(
+        cli(
+            "configurations", "update", created["id"], "--merge", "--file", "-", "--json",
+            stdin='{"name": "Merged", "access": {"models": {"allow": ["openai/gpt-4o-mini"]}}}',
+        )
+    ).json()  # fmt: skip
+    assert merged["name"] == "Merged"
+    assert merged["access"] == {
+        "providers": {"allow": ["openai"]},
+        "models": {"allow": ["openai/gpt-4o-mini"]},
+    }
+    assert merged["router"] == created["router"]
+    snake = ok(
+        cli(
+            "configurations", "update", created["id"], "--merge", "--file", "-",
+            stdin='{"access": {"providers": null}, "router": {"rules": [{"provider": "openai",'
+            ' "steps": [{"type": "user", "key_selection_strategy": "ordered",'
+            f' "keys": [{{"id": "{backup}"}}]}}]}}]}}}}',
+        )
+    )  # fmt: skip
+    assert re.search(rf"^router\s+openai: user ordered \[{backup}\]$", snake.out, re.MULTILINE)
+    assert re.search(r"^access\s+providers: all$", snake.out, re.MULTILINE)
+    unchanged = ok(
+        cli("configurations", "update", created["id"], "--merge", "--file", "-", stdin="{}")
+    )
+    assert unchanged.out == f"No change: <stdin> leaves configuration {created['id']} as it is.\n"
+    stale = cli(
+        "configurations", "update", created["id"], "--merge", "--file", "-",
+        "--etag", created["etag"], stdin='{"name": "Again"}',
+    )  # fmt: skip
+    assert stale.err.startswith("keyway: error: ABORTED")
+    bad = cli(
+        "configurations", "update", created["id"], "--merge", "--file", "-",
+        stdin='{"router": {"rules": [{"provider": "openai", "stepz": []}]}}',
+    )  # fmt: skip
+    assert bad.code == 2
+    assert "router.rules[0].stepz: unknown field" in bad.err

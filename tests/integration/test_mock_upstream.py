@@ -182,6 +182,29 @@ async def test_messages_stream(mock: MockServer, claude: anthropic.AsyncAnthropi
     assert final.usage.output_tokens == 7
 
 
+async def test_count_tokens_counts_the_prompt_like_a_messages_call(
+    mock: MockServer, claude: anthropic.AsyncAnthropic
+) -> None:
+    system = "You answer briefly."
+    counted = await claude.messages.count_tokens(model=CLAUDE, system=system, messages=CLAUDE_HI)
+    longer = await claude.messages.count_tokens(
+        model=CLAUDE, system=system * 20, messages=CLAUDE_HI
+    )
+    message = await claude.messages.create(
+        model=CLAUDE, max_tokens=500, system=system, messages=CLAUDE_HI
+    )
+    # Sampling settings (max_tokens) are not input: the counts agree.
+    assert counted.input_tokens == message.usage.input_tokens
+    assert longer.input_tokens > counted.input_tokens
+    records = await mock.app.settled()
+    assert [r.path for r in records][:2] == ["/v1/messages/count_tokens"] * 2
+    assert {r.label for r in records} == {"ok-b"}
+    with pytest.raises(anthropic.RateLimitError):
+        await claude.with_options(api_key="sk-mock-429-1").messages.count_tokens(
+            model=CLAUDE, messages=CLAUDE_HI
+        )
+
+
 async def test_models_in_each_format(
     oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
 ) -> None:
@@ -270,6 +293,16 @@ async def test_bad_bodies_and_unknown_paths(raw: httpx.AsyncClient) -> None:
     unknown = await raw.post("/v1/completions", json={"model": "m"}, headers=auth)
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "unknown_url"
+    anthropic_auth = {"x-api-key": "sk-mock-ok", "anthropic-version": "2023-06-01"}
+    no_messages = await raw.post(
+        "/v1/messages/count_tokens", json={"model": CLAUDE}, headers=anthropic_auth
+    )
+    assert no_messages.status_code == 400
+    assert no_messages.json()["error"]["message"] == "messages: Field required"
+    # A base URL without /v1 is the usual mistake: the 404 says so.
+    no_version = await raw.post("/chat/completions", json={"model": "m"}, headers=auth)
+    assert no_version.status_code == 404
+    assert "use a base URL ending in /v1" in no_version.json()["error"]["message"]
 
 
 async def test_break_cuts_streams_and_bodies(

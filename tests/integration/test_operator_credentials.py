@@ -233,6 +233,6 @@ def test_reset_operator_token_refuses_a_directory_without_data(tmp_path: Path) -
         check=False,
         cwd=ROOT,
     )
-    assert completed.returncode == 2
-    assert "no control plane data" in completed.stderr
+    assert completed.returncode == 1
+    assert "keyway: error: no control plane data" in completed.stderr
     assert not (tmp_path / "nothing").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.server import ControlPlane, Settings, StartupError
+from control_plane.server import ControlPlane, Settings
 from data_plane.shared.private_files import (
     UnsafePathError,
     ensure_private_dir,
@@ -24,6 +24,7 @@ from data_plane.shared.private_files import (
     read_private,
     write_private,
 )
+from data_plane.shared.startup import StartupError
 from data_plane.snapshot.cache import KEY_ENV, SnapshotCache
 
 OTHER_UID = os.geteuid() + 4242

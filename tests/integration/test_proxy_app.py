@@ -9,18 +9,21 @@ end (completed, cancelled by the proxy, broken).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from keyway.v1 import access_keys_pb2 as ak
+from keyway.v1 import provider_keys_pb2 as pk
 
 from data_plane.http.proxy import ProxyOptions
 from data_plane.mock_upstream.app import Outcome
 from data_plane.routing.policy import FailoverPolicy
-from data_plane.routing.tokens import ACCESS_PREFIX, BODY_LEN, checksum
+from data_plane.routing.tokens import ACCESS_PREFIX, BODY_LEN, checksum, token_sha256
 
 from .gateway_fixture import (
     SHORT_OPTIONS,
@@ -124,6 +127,29 @@ def test_attempt_timeout_fails_over_and_all_timeouts_within_the_deadline_are_502
     }
     assert response.headers["x-keyway-attempts"] == "2"
     assert 0.8 <= elapsed < 5
+
+
+def test_the_failure_message_names_each_attempt_and_the_log_says_what_comes_next(
+    gw: Gateway, shared: RunningProxy, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    label = gw.label("why")
+    route = routed(gw, shared, "openai", f"sk-mock-500-{label}", f"sk-mock-401-{label}")
+    first, second = route.key_ids
+    with caplog.at_level(logging.INFO, logger="keyway.data_plane.proxy"):
+        response = chat(http, route)
+    assert response.status_code == 502
+    assert error_of(response)["message"] == (
+        f"2 attempts, all failed: openai/gpt-4o with {first}: 500 Provider server error; "
+        f"openai/gpt-4o with {second}: 401 Provider returns an auth error"
+    )
+    request_id = response.headers["x-keyway-request-id"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(request_id)]
+    assert lines == [
+        f"{request_id}: openai key {first} -> 500 Provider server error; "
+        f"failing over to openai key {second}",
+        f"{request_id}: openai key {second} -> 401 Provider returns an auth error; "
+        "nothing left to try (all_attempts_failed)",
+    ]
 
 
 def test_total_deadline_is_504_and_stops_trying_keys(gw: Gateway) -> None:
@@ -552,6 +578,67 @@ def test_anthropic_upstream_headers(gw: Gateway, shared: RunningProxy, http: htt
 # -- usage reporting ---------------------------------------------------------------------------
 
 
+def _set_disabled(gw: Gateway, resource: str, key_id: str, disabled: bool) -> None:
+    mask = FieldMask(paths=["disabled"])
+    if resource == "provider":
+        gw.admin.provider_keys.UpdateProviderKey(
+            pk.UpdateProviderKeyRequest(
+                provider_key=pk.ProviderKey(id=key_id, disabled=disabled), update_mask=mask
+            ),
+            metadata=gw.admin.md,
+        )
+    else:
+        gw.admin.access_keys.UpdateAccessKey(
+            ak.UpdateAccessKeyRequest(
+                access_key=ak.AccessKey(id=key_id, disabled=disabled), update_mask=mask
+            ),
+            metadata=gw.admin.md,
+        )
+
+
+def test_disabled_keys_are_skipped_or_refused_until_enabled_again(
+    gw: Gateway, shared: RunningProxy, http: httpx.Client
+) -> None:
+    label = gw.label("pause")
+    route = routed(gw, shared, "openai", f"sk-mock-ok-{label}-a", f"sk-mock-ok-{label}-b")
+    first, second = route.key_ids
+
+    def loaded(key_id: str) -> bool:
+        table = shared.state.table
+        return table is not None and any(key_id in a.keys for a in table.accounts.values())
+
+    _set_disabled(gw, "provider", first, True)
+    wait_until(lambda: not loaded(first), what="the proxy to drop the disabled key")
+    served_by(chat(http, route), second, attempts=1)
+    assert gw.provider_key(first).disabled
+    _set_disabled(gw, "provider", second, True)
+    wait_until(lambda: not loaded(second), what="the proxy to drop the second key")
+    none_left = chat(http, route)
+    assert (none_left.status_code, error_of(none_left)["code"]) == (502, "no_provider_key")
+    _set_disabled(gw, "provider", first, False)
+    wait_until(lambda: loaded(first), what="the proxy to take the key back")
+    served_by(chat(http, route), first, attempts=1)
+    assert [r.label for r in gw.mock.records(label)] == [f"ok-{label}-b", f"ok-{label}-a"]
+
+    _set_disabled(gw, "access", route.access_key_id, True)
+    wait_until(lambda: caller_disabled(shared, route.token), what="the proxy to see the paused key")
+    refused = chat(http, route)
+    assert refused.status_code == 401
+    assert error_of(refused)["code"] == "access_key_disabled"
+    assert f"keyway admin access-keys enable {route.access_key_id}" in error_of(refused)["message"]
+    models = http.get("/v1/models", headers=bearer(route))
+    assert (models.status_code, error_of(models)["code"]) == (401, "access_key_disabled")
+    _set_disabled(gw, "access", route.access_key_id, False)
+    wait_until(lambda: not caller_disabled(shared, route.token), what="the key enabled")
+    served_by(chat(http, route), first, attempts=1)
+
+
+def caller_disabled(proxy: RunningProxy, token: str) -> bool:
+    table = proxy.state.table
+    caller = table.callers.get(token_sha256(token)) if table is not None else None
+    return caller is not None and caller.disabled
+
+
 def test_usage_is_reported_to_the_control_plane(
     gw: Gateway, shared: RunningProxy, http: httpx.Client
 ) -> None:
@@ -573,7 +660,9 @@ def test_usage_is_reported_to_the_control_plane(
     assert bad.last_error.time.ToSeconds() >= int(before) - 1
     assert bad.last_used_time.ToSeconds() >= int(before) - 1
     good = gw.provider_key(healthy)
-    assert not good.HasField("last_error") or good.last_error.status == 0
+    assert not good.HasField("last_error")
+    assert good.last_success_time.ToSeconds() >= int(before) - 1
+    assert not bad.HasField("last_success_time")
     access = gw.admin.access_keys.GetAccessKey(
         ak.GetAccessKeyRequest(id=route.access_key_id), metadata=gw.admin.md
     ).access_key

@@ -25,6 +25,7 @@ from keyway.v1 import snapshot_pb2 as spb
 from control_plane.domain.quotas import Quotas
 from control_plane.server import Settings
 from data_plane.routing.apply import Applied, apply
+from data_plane.shared.startup import StartupError
 
 from .conftest import RunningControlPlane
 from .proxies import caught_up, store_revision, token_sha256
@@ -265,14 +266,14 @@ def test_the_estimate_is_never_below_the_compiled_size(tmp_path: Path) -> None:
 
 
 def test_the_flags_reach_the_store(tmp_path: Path) -> None:
-    from control_plane.cli.main import _build_parser, _quotas
+    from control_plane.cli.main import _quotas, build_parser
 
-    args = _build_parser().parse_args(
+    args = build_parser().parse_args(
         ["control-plane", "--max-provider-keys", "7", "--max-snapshot-bytes", "1000000"]
     )
     assert _quotas(args) == Quotas(provider_keys=7, snapshot_bytes=1_000_000)
-    too_big = _build_parser().parse_args(["control-plane", "--max-snapshot-bytes", str(1 << 30)])
-    with pytest.raises(SystemExit, match="at most 268435456"):
+    too_big = build_parser().parse_args(["control-plane", "--max-snapshot-bytes", str(1 << 30)])
+    with pytest.raises(StartupError, match="at most 268435456"):
         _quotas(too_big)
 
 

@@ -40,6 +40,7 @@ from .proxies import (
     token_sha256,
     wait_until,
 )
+from .rpc_helpers import with_last_char_changed
 
 # Distinctive values: a 12-character window of one cannot turn up anywhere by accident.
 SECRET_A = "sk-proj-Lk3Wq9Zr7Tx1Vb5Nm8Hc2Jf6Gd0Sa4Pe"
@@ -272,7 +273,7 @@ def test_discovery_refuses_anything_but_a_data_plane_token(
     admin = Admin(control_plane)
     token = {
         "unknown-data-plane": tokens.mint(tokens.TokenKind.DATA_PLANE),
-        "malformed": data_plane_token(control_plane.data_dir)[:-1] + "x",
+        "malformed": with_last_char_changed(data_plane_token(control_plane.data_dir)),
         "admin": control_plane.admin_token,
         "operator": control_plane.operator_token,
         "access-key": admin.access_key()[1],

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from control_plane.secrets.keyring import ENV_VAR
-from control_plane.server import ControlPlane, Settings, StartupError
+from control_plane.server import ControlPlane, Settings
+from data_plane.shared.startup import StartupError
 
 from .proxies import wait_until
 from .rpc_helpers import OPENAI_VALUE, Api, running
@@ -98,7 +99,8 @@ def test_the_command_names_the_missing_key_and_exits_without_a_traceback(
         check=False,
         cwd=ROOT,
     )
-    assert completed.returncode == 2
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("keyway: error: ")
     assert kek_id in completed.stderr
     assert "Traceback" not in completed.stderr
     assert "listening" not in completed.stdout

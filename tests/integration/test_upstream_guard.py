@@ -92,8 +92,14 @@ def test_a_private_custom_provider_stops_working_when_the_operator_disallows_it(
             )
             refused = httpx.post(f"{proxy.url}/v1/chat/completions", headers=headers, json=body)
             assert refused.status_code == 502
-            (attempt,) = refused.json()["error"]["attempts"]
-            assert attempt["reason"] == "Could not connect to provider"
+            error = refused.json()["error"]
+            (attempt,) = error["attempts"]
+            # Where and why, in the attempt and in the message SDKs print.
+            assert attempt["reason"] == (
+                "Could not connect to provider at 127.0.0.1: the operator allows no private "
+                "upstreams (control plane flag --allow-private-upstreams)"
+            )
+            assert attempt["reason"] in error["message"]
             # Built-in providers (the operator's own base URLs) are unaffected.
             table = proxy.state.table
             assert table is not None

@@ -19,7 +19,7 @@ from control_plane.cli import output
 # 2023-11-14T22:13:20Z
 _SECONDS = 1_700_000_000
 
-# The example from PRODUCT.md §1, with key ids filled in.
+# The README's configuration example, with key ids filled in.
 _PRODUCT_EXAMPLE = """{
   "name": "Production",
   "access": {

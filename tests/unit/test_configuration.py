@@ -610,3 +610,57 @@ def test_normalise_is_idempotent(doc: dict[str, Any]) -> None:
         ref = split_model_ref(entry)
         assert ref is not None
         assert entry == f"{ref[0]}/{ref[1]}"
+
+
+# --- warnings for models their provider does not list --------------------------------
+
+LISTING = AccountView(
+    providers=VIEW.providers,
+    key_providers=KEYS,
+    listed_models={"openai": frozenset({"gpt-4o", "gpt-4o-mini"}), "acme": frozenset({"rocket"})},
+)
+
+
+def test_an_allowed_model_its_provider_does_not_list_is_warned_about() -> None:
+    access = _config(
+        {
+            "access": {
+                "models": {
+                    "allow": [
+                        "openai/gpt-4o",
+                        "openai/gpt-4oo",
+                        "openai:GPT-4O-MINI",
+                        "acme/jet",
+                        "openrouter/anything-at-all",
+                        "openai:ft:gpt-4o:acme",
+                    ]
+                }
+            }
+        }
+    ).access
+    warnings = [(w.field, w.description) for w in cfg.unlisted_models(access, LISTING)]
+    assert warnings == [
+        (
+            "access.models.allow[1]",
+            "'openai' lists no model 'gpt-4oo': requests reach it only by naming "
+            "openai:gpt-4oo (passed through unlisted); did you mean 'openai/gpt-4o'?",
+        ),
+        (
+            "access.models.allow[3]",
+            "'acme' lists no model 'jet': requests reach it only by naming acme:jet "
+            "(passed through unlisted)",
+        ),
+        (
+            "access.models.allow[5]",
+            "'openai' lists no model 'ft:gpt-4o:acme': requests reach it only by naming "
+            "openai:ft:gpt-4o:acme (passed through unlisted); did you mean 'openai/gpt-4o'?",
+        ),
+    ]
+
+
+def test_no_warning_without_a_model_scope_or_a_model_list() -> None:
+    assert cfg.unlisted_models(pb.Access(), LISTING) == []
+    unrestricted = _config({"access": {"providers": {"allow": ["openai"]}}}).access
+    assert cfg.unlisted_models(unrestricted, LISTING) == []
+    typo = _config({"access": {"models": {"allow": ["openai/gpt-4oo"]}}}).access
+    assert cfg.unlisted_models(typo, VIEW) == []  # nothing listed: nothing to compare with

@@ -14,6 +14,7 @@ STATUS = {
     "missing_access_key": 401,
     "malformed_access_key": 401,
     "invalid_access_key": 401,
+    "access_key_disabled": 401,
     "not_ready": 503,
     "snapshot_expired": 503,
     "invalid_json": 400,

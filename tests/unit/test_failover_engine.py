@@ -63,7 +63,7 @@ def fail(failover: Failover, now: float, outcome: Outcome) -> Attempt:
     return step
 
 
-# --- One row of the PRODUCT.md failover table each ---
+# --- One row of the README's failover rules each ---
 
 
 def test_2xx_is_served() -> None:
@@ -217,7 +217,11 @@ def test_attempt_cap() -> None:
         fail(failover, 0.0, status(500))
     result = exhausted(failover, 0.0)
     assert (result.status, result.code) == (502, "all_attempts_failed")
-    assert result.message == "3 attempts, all failed"
+    assert result.message == (
+        "3 attempts, all failed: openai/gpt-4o with pk_0: 500 Provider server error; "
+        "openai/gpt-4o with pk_1: 500 Provider server error; "
+        "openai/gpt-4o with pk_2: 500 Provider server error"
+    )
     assert [r.key_id for r in result.attempts] == ["pk_0", "pk_1", "pk_2"]
 
 
@@ -238,7 +242,11 @@ def test_total_deadline_gives_504() -> None:
     fail(failover, 60.0, timeout())
     result = exhausted(failover, 120.0)
     assert (result.status, result.code) == (504, "deadline_exceeded")
-    assert result.message == "total deadline of 120s exceeded after 2 attempts"
+    assert result.message == (
+        "total deadline of 120s exceeded after 2 attempts: "
+        "openai/gpt-4o with pk_1: Provider did not answer in time; "
+        "openai/gpt-4o with pk_2: Provider did not answer in time"
+    )
     assert len(result.attempts) == 2
 
 
@@ -249,7 +257,9 @@ def test_every_attempt_rate_limited_gives_429_with_when_to_retry() -> None:
     fail(failover, 2.0, status(429, {"retry-after": "60"}))
     result = exhausted(failover, 3.0)
     assert (result.status, result.code) == (429, "all_rate_limited")
-    assert result.message == "3 attempts, all rate limited"
+    assert result.message.startswith(
+        "3 attempts, all rate limited: openai/gpt-4o with pk_1: 429 Rate limited by provider; "
+    )
     assert result.retry_after == pytest.approx(8.0)
 
 

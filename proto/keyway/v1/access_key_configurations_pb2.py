@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)keyway/v1/access_key_configurations.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n\tAllowList\x12\r\n\x05\x61llow\x18\x01 \x03(\t\"W\n\x06\x41\x63\x63\x65ss\x12\'\n\tproviders\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AllowList\x12$\n\x06models\x18\x02 \x01(\x0b\x32\x14.keyway.v1.AllowList\"\x1a\n\x0cKeyReference\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\nRouterStep\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1e\n\x16key_selection_strategy\x18\x02 \x01(\t\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.keyway.v1.KeyReference\"S\n\nRouterRule\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12$\n\x05steps\x18\x03 \x03(\x0b\x32\x15.keyway.v1.RouterStep\".\n\x06Router\x12$\n\x05rules\x18\x01 \x03(\x0b\x32\x15.keyway.v1.RouterRule\"\xa9\x02\n\x16\x41\x63\x63\x65ssKeyConfiguration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12!\n\x06\x61\x63\x63\x65ss\x18\x05 \x01(\x0b\x32\x11.keyway.v1.Access\x12!\n\x06router\x18\x06 \x01(\x0b\x32\x11.keyway.v1.Router\x12\x18\n\x10\x61\x63\x63\x65ss_key_count\x18\x07 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\n \x01(\t\"_\n#CreateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\"`\n$CreateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\".\n GetAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"]\n!GetAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\"K\n\"ListAccessKeyConfigurationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"y\n#ListAccessKeyConfigurationsResponse\x12\x39\n\x0e\x63onfigurations\x18\x01 \x03(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x90\x01\n#UpdateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"`\n$UpdateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\"?\n#DeleteAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"&\n$DeleteAccessKeyConfigurationResponse2\x98\x05\n\x1d\x41\x63\x63\x65ssKeyConfigurationService\x12\x7f\n\x1c\x43reateAccessKeyConfiguration\x12..keyway.v1.CreateAccessKeyConfigurationRequest\x1a/.keyway.v1.CreateAccessKeyConfigurationResponse\x12v\n\x19GetAccessKeyConfiguration\x12+.keyway.v1.GetAccessKeyConfigurationRequest\x1a,.keyway.v1.GetAccessKeyConfigurationResponse\x12|\n\x1bListAccessKeyConfigurations\x12-.keyway.v1.ListAccessKeyConfigurationsRequest\x1a..keyway.v1.ListAccessKeyConfigurationsResponse\x12\x7f\n\x1cUpdateAccessKeyConfiguration\x12..keyway.v1.UpdateAccessKeyConfigurationRequest\x1a/.keyway.v1.UpdateAccessKeyConfigurationResponse\x12\x7f\n\x1c\x44\x65leteAccessKeyConfiguration\x12..keyway.v1.DeleteAccessKeyConfigurationRequest\x1a/.keyway.v1.DeleteAccessKeyConfigurationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)keyway/v1/access_key_configurations.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n\tAllowList\x12\r\n\x05\x61llow\x18\x01 \x03(\t\"W\n\x06\x41\x63\x63\x65ss\x12\'\n\tproviders\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AllowList\x12$\n\x06models\x18\x02 \x01(\x0b\x32\x14.keyway.v1.AllowList\"\x1a\n\x0cKeyReference\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\nRouterStep\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1e\n\x16key_selection_strategy\x18\x02 \x01(\t\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.keyway.v1.KeyReference\"S\n\nRouterRule\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12$\n\x05steps\x18\x03 \x03(\x0b\x32\x15.keyway.v1.RouterStep\".\n\x06Router\x12$\n\x05rules\x18\x01 \x03(\x0b\x32\x15.keyway.v1.RouterRule\"\xa9\x02\n\x16\x41\x63\x63\x65ssKeyConfiguration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12!\n\x06\x61\x63\x63\x65ss\x18\x05 \x01(\x0b\x32\x11.keyway.v1.Access\x12!\n\x06router\x18\x06 \x01(\x0b\x32\x11.keyway.v1.Router\x12\x18\n\x10\x61\x63\x63\x65ss_key_count\x18\x07 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\n \x01(\t\"_\n#CreateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\":\n\x14\x43onfigurationWarning\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x93\x01\n$CreateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x31\n\x08warnings\x18\x02 \x03(\x0b\x32\x1f.keyway.v1.ConfigurationWarning\".\n GetAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"]\n!GetAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\"K\n\"ListAccessKeyConfigurationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"y\n#ListAccessKeyConfigurationsResponse\x12\x39\n\x0e\x63onfigurations\x18\x01 \x03(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x90\x01\n#UpdateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x93\x01\n$UpdateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x31\n\x08warnings\x18\x02 \x03(\x0b\x32\x1f.keyway.v1.ConfigurationWarning\"?\n#DeleteAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"&\n$DeleteAccessKeyConfigurationResponse2\x98\x05\n\x1d\x41\x63\x63\x65ssKeyConfigurationService\x12\x7f\n\x1c\x43reateAccessKeyConfiguration\x12..keyway.v1.CreateAccessKeyConfigurationRequest\x1a/.keyway.v1.CreateAccessKeyConfigurationResponse\x12v\n\x19GetAccessKeyConfiguration\x12+.keyway.v1.GetAccessKeyConfigurationRequest\x1a,.keyway.v1.GetAccessKeyConfigurationResponse\x12|\n\x1bListAccessKeyConfigurations\x12-.keyway.v1.ListAccessKeyConfigurationsRequest\x1a..keyway.v1.ListAccessKeyConfigurationsResponse\x12\x7f\n\x1cUpdateAccessKeyConfiguration\x12..keyway.v1.UpdateAccessKeyConfigurationRequest\x1a/.keyway.v1.UpdateAccessKeyConfigurationResponse\x12\x7f\n\x1c\x44\x65leteAccessKeyConfiguration\x12..keyway.v1.DeleteAccessKeyConfigurationRequest\x1a/.keyway.v1.DeleteAccessKeyConfigurationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,24 +49,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCESSKEYCONFIGURATION']._serialized_end=798
   _globals['_CREATEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=800
   _globals['_CREATEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=895
-  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=897
-  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=993
-  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_start=995
-  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1041
-  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1043
-  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1136
-  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_start=1138
-  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_end=1213
-  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_start=1215
-  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_end=1336
-  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1339
-  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1483
-  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1485
-  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1581
-  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1583
-  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1646
-  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1648
-  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1686
-  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_start=1689
-  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_end=2353
+  _globals['_CONFIGURATIONWARNING']._serialized_start=897
+  _globals['_CONFIGURATIONWARNING']._serialized_end=955
+  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=958
+  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1105
+  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1107
+  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1153
+  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1155
+  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1248
+  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_start=1250
+  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_end=1325
+  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_start=1327
+  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_end=1448
+  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1451
+  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1595
+  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1598
+  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1745
+  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1747
+  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1810
+  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1812
+  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1850
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_start=1853
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_end=2517
 # @@protoc_insertion_point(module_scope)

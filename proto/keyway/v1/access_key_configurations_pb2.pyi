@@ -283,24 +283,59 @@ class CreateAccessKeyConfigurationRequest(_message.Message):
 Global___CreateAccessKeyConfigurationRequest: _TypeAlias = CreateAccessKeyConfigurationRequest  # noqa: Y015
 
 @_typing.final
+class ConfigurationWarning(_message.Message):
+    """Something a valid configuration does that is likely a mistake, e.g. an
+    allowed model that its provider does not list (`openai/gpt-4oo`). The write
+    happened; the warning says what to check.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """Path of the field, as in the request, e.g. `access.models.allow[0]`."""
+    description: _builtins.str
+    """What looks wrong and what to do about it."""
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "field", b"field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigurationWarning: _TypeAlias = ConfigurationWarning  # noqa: Y015
+
+@_typing.final
 class CreateAccessKeyConfigurationResponse(_message.Message):
     """Response for CreateAccessKeyConfiguration."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CONFIGURATION_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def configuration(self) -> Global___AccessKeyConfiguration:
         """The created configuration, with allow-list entries normalised."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigurationWarning]:
+        """Likely mistakes in the configuration as written; empty when none."""
 
     def __init__(
         self,
         *,
         configuration: Global___AccessKeyConfiguration | None = ...,
+        warnings: _abc.Iterable[Global___ConfigurationWarning] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -443,18 +478,24 @@ class UpdateAccessKeyConfigurationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CONFIGURATION_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def configuration(self) -> Global___AccessKeyConfiguration:
         """The updated configuration."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigurationWarning]:
+        """Likely mistakes in the updated configuration; empty when none."""
 
     def __init__(
         self,
         *,
         configuration: Global___AccessKeyConfiguration | None = ...,
+        warnings: _abc.Iterable[Global___ConfigurationWarning] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

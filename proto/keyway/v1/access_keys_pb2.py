@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/access_keys.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n\tAccessKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12\x16\n\x0eredacted_token\x18\x05 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x16\x43reateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"R\n\x17\x43reateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12\r\n\x05token\x18\x02 \x01(\t\"!\n\x13GetAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14GetAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"X\n\x15ListAccessKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x03 \x01(\t\"\\\n\x16ListAccessKeysResponse\x12)\n\x0b\x61\x63\x63\x65ss_keys\x18\x01 \x03(\x0b\x32\x14.keyway.v1.AccessKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x16UpdateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x17UpdateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"2\n\x16\x44\x65leteAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x19\n\x17\x44\x65leteAccessKeyResponse2\xc8\x03\n\x10\x41\x63\x63\x65ssKeyService\x12X\n\x0f\x43reateAccessKey\x12!.keyway.v1.CreateAccessKeyRequest\x1a\".keyway.v1.CreateAccessKeyResponse\x12O\n\x0cGetAccessKey\x12\x1e.keyway.v1.GetAccessKeyRequest\x1a\x1f.keyway.v1.GetAccessKeyResponse\x12U\n\x0eListAccessKeys\x12 .keyway.v1.ListAccessKeysRequest\x1a!.keyway.v1.ListAccessKeysResponse\x12X\n\x0fUpdateAccessKey\x12!.keyway.v1.UpdateAccessKeyRequest\x1a\".keyway.v1.UpdateAccessKeyResponse\x12X\n\x0f\x44\x65leteAccessKey\x12!.keyway.v1.DeleteAccessKeyRequest\x1a\".keyway.v1.DeleteAccessKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/access_keys.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\tAccessKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12\x16\n\x0eredacted_token\x18\x05 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64isabled\x18\x0b \x01(\x08\"B\n\x16\x43reateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"R\n\x17\x43reateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12\r\n\x05token\x18\x02 \x01(\t\"!\n\x13GetAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14GetAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"X\n\x15ListAccessKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x03 \x01(\t\"\\\n\x16ListAccessKeysResponse\x12)\n\x0b\x61\x63\x63\x65ss_keys\x18\x01 \x03(\x0b\x32\x14.keyway.v1.AccessKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x16UpdateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x17UpdateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"2\n\x16\x44\x65leteAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x19\n\x17\x44\x65leteAccessKeyResponse2\xc8\x03\n\x10\x41\x63\x63\x65ssKeyService\x12X\n\x0f\x43reateAccessKey\x12!.keyway.v1.CreateAccessKeyRequest\x1a\".keyway.v1.CreateAccessKeyResponse\x12O\n\x0cGetAccessKey\x12\x1e.keyway.v1.GetAccessKeyRequest\x1a\x1f.keyway.v1.GetAccessKeyResponse\x12U\n\x0eListAccessKeys\x12 .keyway.v1.ListAccessKeysRequest\x1a!.keyway.v1.ListAccessKeysResponse\x12X\n\x0fUpdateAccessKey\x12!.keyway.v1.UpdateAccessKeyRequest\x1a\".keyway.v1.UpdateAccessKeyResponse\x12X\n\x0f\x44\x65leteAccessKey\x12!.keyway.v1.DeleteAccessKeyRequest\x1a\".keyway.v1.DeleteAccessKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,27 +34,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.access_keys_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ACCESSKEY']._serialized_start=110
-  _globals['_ACCESSKEY']._serialized_end=400
-  _globals['_CREATEACCESSKEYREQUEST']._serialized_start=402
-  _globals['_CREATEACCESSKEYREQUEST']._serialized_end=468
-  _globals['_CREATEACCESSKEYRESPONSE']._serialized_start=470
-  _globals['_CREATEACCESSKEYRESPONSE']._serialized_end=552
-  _globals['_GETACCESSKEYREQUEST']._serialized_start=554
-  _globals['_GETACCESSKEYREQUEST']._serialized_end=587
-  _globals['_GETACCESSKEYRESPONSE']._serialized_start=589
-  _globals['_GETACCESSKEYRESPONSE']._serialized_end=653
-  _globals['_LISTACCESSKEYSREQUEST']._serialized_start=655
-  _globals['_LISTACCESSKEYSREQUEST']._serialized_end=743
-  _globals['_LISTACCESSKEYSRESPONSE']._serialized_start=745
-  _globals['_LISTACCESSKEYSRESPONSE']._serialized_end=837
-  _globals['_UPDATEACCESSKEYREQUEST']._serialized_start=839
-  _globals['_UPDATEACCESSKEYREQUEST']._serialized_end=954
-  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_start=956
-  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_end=1023
-  _globals['_DELETEACCESSKEYREQUEST']._serialized_start=1025
-  _globals['_DELETEACCESSKEYREQUEST']._serialized_end=1075
-  _globals['_DELETEACCESSKEYRESPONSE']._serialized_start=1077
-  _globals['_DELETEACCESSKEYRESPONSE']._serialized_end=1102
-  _globals['_ACCESSKEYSERVICE']._serialized_start=1105
-  _globals['_ACCESSKEYSERVICE']._serialized_end=1561
+  _globals['_ACCESSKEY']._serialized_end=418
+  _globals['_CREATEACCESSKEYREQUEST']._serialized_start=420
+  _globals['_CREATEACCESSKEYREQUEST']._serialized_end=486
+  _globals['_CREATEACCESSKEYRESPONSE']._serialized_start=488
+  _globals['_CREATEACCESSKEYRESPONSE']._serialized_end=570
+  _globals['_GETACCESSKEYREQUEST']._serialized_start=572
+  _globals['_GETACCESSKEYREQUEST']._serialized_end=605
+  _globals['_GETACCESSKEYRESPONSE']._serialized_start=607
+  _globals['_GETACCESSKEYRESPONSE']._serialized_end=671
+  _globals['_LISTACCESSKEYSREQUEST']._serialized_start=673
+  _globals['_LISTACCESSKEYSREQUEST']._serialized_end=761
+  _globals['_LISTACCESSKEYSRESPONSE']._serialized_start=763
+  _globals['_LISTACCESSKEYSRESPONSE']._serialized_end=855
+  _globals['_UPDATEACCESSKEYREQUEST']._serialized_start=857
+  _globals['_UPDATEACCESSKEYREQUEST']._serialized_end=972
+  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_start=974
+  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_end=1041
+  _globals['_DELETEACCESSKEYREQUEST']._serialized_start=1043
+  _globals['_DELETEACCESSKEYREQUEST']._serialized_end=1093
+  _globals['_DELETEACCESSKEYRESPONSE']._serialized_start=1095
+  _globals['_DELETEACCESSKEYRESPONSE']._serialized_end=1120
+  _globals['_ACCESSKEYSERVICE']._serialized_start=1123
+  _globals['_ACCESSKEYSERVICE']._serialized_end=1579
 # @@protoc_insertion_point(module_scope)

@@ -36,6 +36,7 @@ class AccessKey(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     LAST_USED_TIME_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id, prefixed `ak_`. Output only."""
     name: _builtins.str
@@ -50,6 +51,10 @@ class AccessKey(_message.Message):
     """Linked access-key configuration; empty means allow-all default routing."""
     etag: _builtins.str
     """Changes on every write; send it back to make a write conditional."""
+    disabled: _builtins.bool
+    """A disabled key is kept but refused: proxies answer 401
+    `access_key_disabled` until it is enabled again (update_mask `disabled`).
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was created. Output only."""
@@ -75,10 +80,11 @@ class AccessKey(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
         last_used_time: _timestamp_pb2.Timestamp | None = ...,
+        disabled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_used_time", b"last_used_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration_id", b"configuration_id", "create_time", b"create_time", "description", b"description", "etag", b"etag", "id", b"id", "last_used_time", b"last_used_time", "metadata", b"metadata", "name", b"name", "redacted_token", b"redacted_token", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration_id", b"configuration_id", "create_time", b"create_time", "description", b"description", "disabled", b"disabled", "etag", b"etag", "id", b"id", "last_used_time", b"last_used_time", "metadata", b"metadata", "name", b"name", "redacted_token", b"redacted_token", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -254,7 +260,7 @@ class UpdateAccessKeyRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update: name, description, metadata, configuration_id."""
+        """Fields to update: name, description, metadata, configuration_id, disabled."""
 
     def __init__(
         self,

@@ -94,9 +94,9 @@ class AccessKeyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateAccessKey(self, request, context):
-        """Updates name, description, metadata or the linked configuration. Setting
-        configuration_id to empty (with it in update_mask) unlinks it and returns
-        the key to the default, allow-all behaviour.
+        """Updates name, description, metadata, disabled or the linked
+        configuration. Setting configuration_id to empty (with it in update_mask)
+        unlinks it and returns the key to the default, allow-all behaviour.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
         (unknown configuration_id, bad update_mask), ABORTED (stale etag).
         """

@@ -49,9 +49,9 @@ class AccessKeyServiceStub:
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT.
     """
     UpdateAccessKey: _grpc.UnaryUnaryMultiCallable[_access_keys_pb2.UpdateAccessKeyRequest, _access_keys_pb2.UpdateAccessKeyResponse]
-    """Updates name, description, metadata or the linked configuration. Setting
-    configuration_id to empty (with it in update_mask) unlinks it and returns
-    the key to the default, allow-all behaviour.
+    """Updates name, description, metadata, disabled or the linked
+    configuration. Setting configuration_id to empty (with it in update_mask)
+    unlinks it and returns the key to the default, allow-all behaviour.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
     (unknown configuration_id, bad update_mask), ABORTED (stale etag).
     """
@@ -81,9 +81,9 @@ class AccessKeyServiceAsyncStub(AccessKeyServiceStub):
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT.
     """
     UpdateAccessKey: _aio.UnaryUnaryMultiCallable[_access_keys_pb2.UpdateAccessKeyRequest, _access_keys_pb2.UpdateAccessKeyResponse]  # type: ignore[assignment]
-    """Updates name, description, metadata or the linked configuration. Setting
-    configuration_id to empty (with it in update_mask) unlinks it and returns
-    the key to the default, allow-all behaviour.
+    """Updates name, description, metadata, disabled or the linked
+    configuration. Setting configuration_id to empty (with it in update_mask)
+    unlinks it and returns the key to the default, allow-all behaviour.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
     (unknown configuration_id, bad update_mask), ABORTED (stale etag).
     """
@@ -134,9 +134,9 @@ class AccessKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _access_keys_pb2.UpdateAccessKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_access_keys_pb2.UpdateAccessKeyResponse, _abc.Awaitable[_access_keys_pb2.UpdateAccessKeyResponse]]:
-        """Updates name, description, metadata or the linked configuration. Setting
-        configuration_id to empty (with it in update_mask) unlinks it and returns
-        the key to the default, allow-all behaviour.
+        """Updates name, description, metadata, disabled or the linked
+        configuration. Setting configuration_id to empty (with it in update_mask)
+        unlinks it and returns the key to the default, allow-all behaviour.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
         (unknown configuration_id, bad update_mask), ABORTED (stale etag).
         """

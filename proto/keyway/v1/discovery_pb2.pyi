@@ -30,6 +30,7 @@ class ProviderKeyUsage(_message.Message):
     LAST_ERROR_STATUS_FIELD_NUMBER: _builtins.int
     LAST_ERROR_REASON_FIELD_NUMBER: _builtins.int
     LAST_ERROR_TIME_FIELD_NUMBER: _builtins.int
+    LAST_SUCCESS_TIME_FIELD_NUMBER: _builtins.int
     provider_key_id: _builtins.str
     """Provider key id."""
     last_error_status: _builtins.int
@@ -44,6 +45,10 @@ class ProviderKeyUsage(_message.Message):
     def last_error_time(self) -> _timestamp_pb2.Timestamp:
         """When the last failure happened; absent when there was none."""
 
+    @_builtins.property
+    def last_success_time(self) -> _timestamp_pb2.Timestamp:
+        """Last time the key served a request successfully; absent when it did not."""
+
     def __init__(
         self,
         *,
@@ -52,10 +57,11 @@ class ProviderKeyUsage(_message.Message):
         last_error_status: _builtins.int = ...,
         last_error_reason: _builtins.str = ...,
         last_error_time: _timestamp_pb2.Timestamp | None = ...,
+        last_success_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_time", b"last_error_time", "last_used_time", b"last_used_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_time", b"last_error_time", "last_success_time", b"last_success_time", "last_used_time", b"last_used_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_error_reason", b"last_error_reason", "last_error_status", b"last_error_status", "last_error_time", b"last_error_time", "last_used_time", b"last_used_time", "provider_key_id", b"provider_key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_error_reason", b"last_error_reason", "last_error_status", b"last_error_status", "last_error_time", b"last_error_time", "last_success_time", b"last_success_time", "last_used_time", b"last_used_time", "provider_key_id", b"provider_key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

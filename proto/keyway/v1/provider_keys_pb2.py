@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyway/v1/provider_keys.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x10ProviderKeyError\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x03\n\x0bProviderKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x16\n\x0eredacted_value\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\nlast_error\x18\x0b \x01(\x0b\x32\x1b.keyway.v1.ProviderKeyError\x12/\n\x0brotate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x18\x43reateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12\r\n\x05value\x18\x02 \x01(\t\"I\n\x19\x43reateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"#\n\x15GetProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x16GetProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"U\n\x17ListProviderKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\"b\n\x18ListProviderKeysResponse\x12-\n\rprovider_keys\x18\x01 \x03(\x0b\x32\x16.keyway.v1.ProviderKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x18UpdateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x19UpdateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"4\n\x18\x44\x65leteProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1b\n\x19\x44\x65leteProviderKeyResponse\"Q\n\x18RotateProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"I\n\x19RotateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey2\xc8\x04\n\x12ProviderKeyService\x12^\n\x11\x43reateProviderKey\x12#.keyway.v1.CreateProviderKeyRequest\x1a$.keyway.v1.CreateProviderKeyResponse\x12U\n\x0eGetProviderKey\x12 .keyway.v1.GetProviderKeyRequest\x1a!.keyway.v1.GetProviderKeyResponse\x12[\n\x10ListProviderKeys\x12\".keyway.v1.ListProviderKeysRequest\x1a#.keyway.v1.ListProviderKeysResponse\x12^\n\x11UpdateProviderKey\x12#.keyway.v1.UpdateProviderKeyRequest\x1a$.keyway.v1.UpdateProviderKeyResponse\x12^\n\x11\x44\x65leteProviderKey\x12#.keyway.v1.DeleteProviderKeyRequest\x1a$.keyway.v1.DeleteProviderKeyResponse\x12^\n\x11RotateProviderKey\x12#.keyway.v1.RotateProviderKeyRequest\x1a$.keyway.v1.RotateProviderKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyway/v1/provider_keys.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x10ProviderKeyError\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xca\x03\n\x0bProviderKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x16\n\x0eredacted_value\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\nlast_error\x18\x0b \x01(\x0b\x32\x1b.keyway.v1.ProviderKeyError\x12/\n\x0brotate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_success_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64isabled\x18\x0e \x01(\x08\"W\n\x18\x43reateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12\r\n\x05value\x18\x02 \x01(\t\"I\n\x19\x43reateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"#\n\x15GetProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x16GetProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"U\n\x17ListProviderKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\"b\n\x18ListProviderKeysResponse\x12-\n\rprovider_keys\x18\x01 \x03(\x0b\x32\x16.keyway.v1.ProviderKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x18UpdateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x19UpdateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"4\n\x18\x44\x65leteProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1b\n\x19\x44\x65leteProviderKeyResponse\"Q\n\x18RotateProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"I\n\x19RotateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey2\xc8\x04\n\x12ProviderKeyService\x12^\n\x11\x43reateProviderKey\x12#.keyway.v1.CreateProviderKeyRequest\x1a$.keyway.v1.CreateProviderKeyResponse\x12U\n\x0eGetProviderKey\x12 .keyway.v1.GetProviderKeyRequest\x1a!.keyway.v1.GetProviderKeyResponse\x12[\n\x10ListProviderKeys\x12\".keyway.v1.ListProviderKeysRequest\x1a#.keyway.v1.ListProviderKeysResponse\x12^\n\x11UpdateProviderKey\x12#.keyway.v1.UpdateProviderKeyRequest\x1a$.keyway.v1.UpdateProviderKeyResponse\x12^\n\x11\x44\x65leteProviderKey\x12#.keyway.v1.DeleteProviderKeyRequest\x1a$.keyway.v1.DeleteProviderKeyResponse\x12^\n\x11RotateProviderKey\x12#.keyway.v1.RotateProviderKeyRequest\x1a$.keyway.v1.RotateProviderKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,31 +36,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVIDERKEYERROR']._serialized_start=111
   _globals['_PROVIDERKEYERROR']._serialized_end=203
   _globals['_PROVIDERKEY']._serialized_start=206
-  _globals['_PROVIDERKEY']._serialized_end=591
-  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_start=593
-  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_end=680
-  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_start=682
-  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_end=755
-  _globals['_GETPROVIDERKEYREQUEST']._serialized_start=757
-  _globals['_GETPROVIDERKEYREQUEST']._serialized_end=792
-  _globals['_GETPROVIDERKEYRESPONSE']._serialized_start=794
-  _globals['_GETPROVIDERKEYRESPONSE']._serialized_end=864
-  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_start=866
-  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_end=951
-  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_start=953
-  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_end=1051
-  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_start=1053
-  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_end=1174
-  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_start=1176
-  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_end=1249
-  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_start=1251
-  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_end=1303
-  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_start=1305
-  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_end=1332
-  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_start=1334
-  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_end=1415
-  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_start=1417
-  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_end=1490
-  _globals['_PROVIDERKEYSERVICE']._serialized_start=1493
-  _globals['_PROVIDERKEYSERVICE']._serialized_end=2077
+  _globals['_PROVIDERKEY']._serialized_end=664
+  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_start=666
+  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_end=753
+  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_start=755
+  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_end=828
+  _globals['_GETPROVIDERKEYREQUEST']._serialized_start=830
+  _globals['_GETPROVIDERKEYREQUEST']._serialized_end=865
+  _globals['_GETPROVIDERKEYRESPONSE']._serialized_start=867
+  _globals['_GETPROVIDERKEYRESPONSE']._serialized_end=937
+  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_start=939
+  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_end=1024
+  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_start=1026
+  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_end=1124
+  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_start=1126
+  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_end=1247
+  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_start=1249
+  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_end=1322
+  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_start=1324
+  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_end=1376
+  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_start=1378
+  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_end=1405
+  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_start=1407
+  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_end=1488
+  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_start=1490
+  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_end=1563
+  _globals['_PROVIDERKEYSERVICE']._serialized_start=1566
+  _globals['_PROVIDERKEYSERVICE']._serialized_end=2150
 # @@protoc_insertion_point(module_scope)

@@ -70,6 +70,8 @@ class ProviderKey(_message.Message):
     LAST_USED_TIME_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     ROTATE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_SUCCESS_TIME_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id, prefixed `pk_`. Output only."""
     provider_id: _builtins.str
@@ -86,6 +88,10 @@ class ProviderKey(_message.Message):
     """The value with its middle masked (`sk-proj-ab***wxyz`). Output only."""
     etag: _builtins.str
     """Changes on every write; send it back to make a write conditional."""
+    disabled: _builtins.bool
+    """A disabled key is kept but not used: proxies skip it when routing, as if
+    it were absent, until it is enabled again (update_mask `disabled`).
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was created. Output only."""
@@ -100,11 +106,18 @@ class ProviderKey(_message.Message):
 
     @_builtins.property
     def last_error(self) -> Global___ProviderKeyError:
-        """The last error a proxy saw with the key, if any. Output only."""
+        """The last error a proxy saw with the key, only while it is newer than
+        the key's last success and last rotation: an error the key has since
+        recovered from is not shown. Output only.
+        """
 
     @_builtins.property
     def rotate_time(self) -> _timestamp_pb2.Timestamp:
         """When the secret value was last set or rotated. Output only."""
+
+    @_builtins.property
+    def last_success_time(self) -> _timestamp_pb2.Timestamp:
+        """When a proxy last saw the key serve a request successfully. Output only."""
 
     def __init__(
         self,
@@ -121,10 +134,12 @@ class ProviderKey(_message.Message):
         last_used_time: _timestamp_pb2.Timestamp | None = ...,
         last_error: Global___ProviderKeyError | None = ...,
         rotate_time: _timestamp_pb2.Timestamp | None = ...,
+        last_success_time: _timestamp_pb2.Timestamp | None = ...,
+        disabled: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_error", b"last_error", "last_used_time", b"last_used_time", "rotate_time", b"rotate_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_error", b"last_error", "last_success_time", b"last_success_time", "last_used_time", b"last_used_time", "rotate_time", b"rotate_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "etag", b"etag", "id", b"id", "last_error", b"last_error", "last_used_time", b"last_used_time", "metadata", b"metadata", "name", b"name", "provider_id", b"provider_id", "redacted_value", b"redacted_value", "rotate_time", b"rotate_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "disabled", b"disabled", "etag", b"etag", "id", b"id", "last_error", b"last_error", "last_success_time", b"last_success_time", "last_used_time", b"last_used_time", "metadata", b"metadata", "name", b"name", "provider_id", b"provider_id", "redacted_value", b"redacted_value", "rotate_time", b"rotate_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -300,7 +315,7 @@ class UpdateProviderKeyRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update: name, description, metadata."""
+        """Fields to update: name, description, metadata, disabled."""
 
     def __init__(
         self,

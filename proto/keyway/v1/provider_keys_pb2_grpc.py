@@ -102,7 +102,8 @@ class ProviderKeyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateProviderKey(self, request, context):
-        """Updates name, description or metadata. Never changes the secret value.
+        """Updates name, description, metadata or disabled. Never changes the
+        secret value.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
         (unknown or immutable path in update_mask), ABORTED (stale etag).
         """

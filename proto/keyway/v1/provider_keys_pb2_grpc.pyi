@@ -51,7 +51,8 @@ class ProviderKeyServiceStub:
     page_size, page_token or provider_id).
     """
     UpdateProviderKey: _grpc.UnaryUnaryMultiCallable[_provider_keys_pb2.UpdateProviderKeyRequest, _provider_keys_pb2.UpdateProviderKeyResponse]
-    """Updates name, description or metadata. Never changes the secret value.
+    """Updates name, description, metadata or disabled. Never changes the
+    secret value.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
     (unknown or immutable path in update_mask), ABORTED (stale etag).
     """
@@ -91,7 +92,8 @@ class ProviderKeyServiceAsyncStub(ProviderKeyServiceStub):
     page_size, page_token or provider_id).
     """
     UpdateProviderKey: _aio.UnaryUnaryMultiCallable[_provider_keys_pb2.UpdateProviderKeyRequest, _provider_keys_pb2.UpdateProviderKeyResponse]  # type: ignore[assignment]
-    """Updates name, description or metadata. Never changes the secret value.
+    """Updates name, description, metadata or disabled. Never changes the
+    secret value.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
     (unknown or immutable path in update_mask), ABORTED (stale etag).
     """
@@ -152,7 +154,8 @@ class ProviderKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _provider_keys_pb2.UpdateProviderKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_provider_keys_pb2.UpdateProviderKeyResponse, _abc.Awaitable[_provider_keys_pb2.UpdateProviderKeyResponse]]:
-        """Updates name, description or metadata. Never changes the secret value.
+        """Updates name, description, metadata or disabled. Never changes the
+        secret value.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT
         (unknown or immutable path in update_mask), ABORTED (stale etag).
         """

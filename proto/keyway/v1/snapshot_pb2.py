@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18keyway/v1/snapshot.proto\x12\tkeyway.v1\"\x91\x01\n\x08Snapshot\x12\x16\n\x0eschema_version\x18\x01 \x01(\x05\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12.\n\tproviders\x18\x03 \x03(\x0b\x32\x1b.keyway.v1.SnapshotProvider\x12,\n\x08\x61\x63\x63ounts\x18\x04 \x03(\x0b\x32\x1a.keyway.v1.SnapshotAccount\"0\n\rSnapshotModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bupstream_id\x18\x02 \x01(\t\"\xdb\x01\n\x10SnapshotProvider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12*\n\x07\x66ormats\x18\x03 \x03(\x0e\x32\x19.keyway.v1.SnapshotFormat\x12\x30\n\nauth_style\x18\x04 \x01(\x0e\x32\x1c.keyway.v1.SnapshotAuthStyle\x12(\n\x06models\x18\x05 \x03(\x0b\x32\x18.keyway.v1.SnapshotModel\x12!\n\x19private_addresses_allowed\x18\x06 \x01(\x08\"E\n\x13SnapshotProviderKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\"\"\n\x11SnapshotAllowList\x12\r\n\x05\x61llow\x18\x01 \x03(\t\"1\n\x0cSnapshotStep\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x0f\n\x07key_ids\x18\x02 \x03(\t\"[\n\rSnapshotRoute\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12&\n\x05steps\x18\x03 \x03(\x0b\x32\x17.keyway.v1.SnapshotStep\"\xac\x01\n\x15SnapshotConfiguration\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\tproviders\x18\x02 \x01(\x0b\x32\x1c.keyway.v1.SnapshotAllowList\x12,\n\x06models\x18\x03 \x01(\x0b\x32\x1c.keyway.v1.SnapshotAllowList\x12(\n\x06routes\x18\x04 \x03(\x0b\x32\x18.keyway.v1.SnapshotRoute\"O\n\x11SnapshotAccessKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0ctoken_sha256\x18\x02 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x03 \x01(\t\"\xf8\x01\n\x0fSnapshotAccount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x35\n\x10\x63ustom_providers\x18\x02 \x03(\x0b\x32\x1b.keyway.v1.SnapshotProvider\x12\x35\n\rprovider_keys\x18\x03 \x03(\x0b\x32\x1e.keyway.v1.SnapshotProviderKey\x12\x38\n\x0e\x63onfigurations\x18\x04 \x03(\x0b\x32 .keyway.v1.SnapshotConfiguration\x12\x31\n\x0b\x61\x63\x63\x65ss_keys\x18\x05 \x03(\x0b\x32\x1c.keyway.v1.SnapshotAccessKey*l\n\x0eSnapshotFormat\x12\x1f\n\x1bSNAPSHOT_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16SNAPSHOT_FORMAT_OPENAI\x10\x01\x12\x1d\n\x19SNAPSHOT_FORMAT_ANTHROPIC\x10\x02*{\n\x11SnapshotAuthStyle\x12#\n\x1fSNAPSHOT_AUTH_STYLE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSNAPSHOT_AUTH_STYLE_BEARER\x10\x01\x12!\n\x1dSNAPSHOT_AUTH_STYLE_X_API_KEY\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18keyway/v1/snapshot.proto\x12\tkeyway.v1\"\x91\x01\n\x08Snapshot\x12\x16\n\x0eschema_version\x18\x01 \x01(\x05\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12.\n\tproviders\x18\x03 \x03(\x0b\x32\x1b.keyway.v1.SnapshotProvider\x12,\n\x08\x61\x63\x63ounts\x18\x04 \x03(\x0b\x32\x1a.keyway.v1.SnapshotAccount\"0\n\rSnapshotModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bupstream_id\x18\x02 \x01(\t\"\xdb\x01\n\x10SnapshotProvider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12*\n\x07\x66ormats\x18\x03 \x03(\x0e\x32\x19.keyway.v1.SnapshotFormat\x12\x30\n\nauth_style\x18\x04 \x01(\x0e\x32\x1c.keyway.v1.SnapshotAuthStyle\x12(\n\x06models\x18\x05 \x03(\x0b\x32\x18.keyway.v1.SnapshotModel\x12!\n\x19private_addresses_allowed\x18\x06 \x01(\x08\"W\n\x13SnapshotProviderKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\"\"\n\x11SnapshotAllowList\x12\r\n\x05\x61llow\x18\x01 \x03(\t\"1\n\x0cSnapshotStep\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x0f\n\x07key_ids\x18\x02 \x03(\t\"[\n\rSnapshotRoute\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12&\n\x05steps\x18\x03 \x03(\x0b\x32\x17.keyway.v1.SnapshotStep\"\xac\x01\n\x15SnapshotConfiguration\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\tproviders\x18\x02 \x01(\x0b\x32\x1c.keyway.v1.SnapshotAllowList\x12,\n\x06models\x18\x03 \x01(\x0b\x32\x1c.keyway.v1.SnapshotAllowList\x12(\n\x06routes\x18\x04 \x03(\x0b\x32\x18.keyway.v1.SnapshotRoute\"a\n\x11SnapshotAccessKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0ctoken_sha256\x18\x02 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x03 \x01(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\"\xf8\x01\n\x0fSnapshotAccount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x35\n\x10\x63ustom_providers\x18\x02 \x03(\x0b\x32\x1b.keyway.v1.SnapshotProvider\x12\x35\n\rprovider_keys\x18\x03 \x03(\x0b\x32\x1e.keyway.v1.SnapshotProviderKey\x12\x38\n\x0e\x63onfigurations\x18\x04 \x03(\x0b\x32 .keyway.v1.SnapshotConfiguration\x12\x31\n\x0b\x61\x63\x63\x65ss_keys\x18\x05 \x03(\x0b\x32\x1c.keyway.v1.SnapshotAccessKey*l\n\x0eSnapshotFormat\x12\x1f\n\x1bSNAPSHOT_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16SNAPSHOT_FORMAT_OPENAI\x10\x01\x12\x1d\n\x19SNAPSHOT_FORMAT_ANTHROPIC\x10\x02*{\n\x11SnapshotAuthStyle\x12#\n\x1fSNAPSHOT_AUTH_STYLE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSNAPSHOT_AUTH_STYLE_BEARER\x10\x01\x12!\n\x1dSNAPSHOT_AUTH_STYLE_X_API_KEY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.snapshot_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SNAPSHOTFORMAT']._serialized_start=1217
-  _globals['_SNAPSHOTFORMAT']._serialized_end=1325
-  _globals['_SNAPSHOTAUTHSTYLE']._serialized_start=1327
-  _globals['_SNAPSHOTAUTHSTYLE']._serialized_end=1450
+  _globals['_SNAPSHOTFORMAT']._serialized_start=1253
+  _globals['_SNAPSHOTFORMAT']._serialized_end=1361
+  _globals['_SNAPSHOTAUTHSTYLE']._serialized_start=1363
+  _globals['_SNAPSHOTAUTHSTYLE']._serialized_end=1486
   _globals['_SNAPSHOT']._serialized_start=40
   _globals['_SNAPSHOT']._serialized_end=185
   _globals['_SNAPSHOTMODEL']._serialized_start=187
@@ -42,17 +42,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SNAPSHOTPROVIDER']._serialized_start=238
   _globals['_SNAPSHOTPROVIDER']._serialized_end=457
   _globals['_SNAPSHOTPROVIDERKEY']._serialized_start=459
-  _globals['_SNAPSHOTPROVIDERKEY']._serialized_end=528
-  _globals['_SNAPSHOTALLOWLIST']._serialized_start=530
-  _globals['_SNAPSHOTALLOWLIST']._serialized_end=564
-  _globals['_SNAPSHOTSTEP']._serialized_start=566
-  _globals['_SNAPSHOTSTEP']._serialized_end=615
-  _globals['_SNAPSHOTROUTE']._serialized_start=617
-  _globals['_SNAPSHOTROUTE']._serialized_end=708
-  _globals['_SNAPSHOTCONFIGURATION']._serialized_start=711
-  _globals['_SNAPSHOTCONFIGURATION']._serialized_end=883
-  _globals['_SNAPSHOTACCESSKEY']._serialized_start=885
-  _globals['_SNAPSHOTACCESSKEY']._serialized_end=964
-  _globals['_SNAPSHOTACCOUNT']._serialized_start=967
-  _globals['_SNAPSHOTACCOUNT']._serialized_end=1215
+  _globals['_SNAPSHOTPROVIDERKEY']._serialized_end=546
+  _globals['_SNAPSHOTALLOWLIST']._serialized_start=548
+  _globals['_SNAPSHOTALLOWLIST']._serialized_end=582
+  _globals['_SNAPSHOTSTEP']._serialized_start=584
+  _globals['_SNAPSHOTSTEP']._serialized_end=633
+  _globals['_SNAPSHOTROUTE']._serialized_start=635
+  _globals['_SNAPSHOTROUTE']._serialized_end=726
+  _globals['_SNAPSHOTCONFIGURATION']._serialized_start=729
+  _globals['_SNAPSHOTCONFIGURATION']._serialized_end=901
+  _globals['_SNAPSHOTACCESSKEY']._serialized_start=903
+  _globals['_SNAPSHOTACCESSKEY']._serialized_end=1000
+  _globals['_SNAPSHOTACCOUNT']._serialized_start=1003
+  _globals['_SNAPSHOTACCOUNT']._serialized_end=1251
 # @@protoc_insertion_point(module_scope)

@@ -195,22 +195,28 @@ class SnapshotProviderKey(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     PROVIDER_ID_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Provider key id."""
     provider_id: _builtins.str
     """Provider the key belongs to."""
     value: _builtins.str
-    """The secret value. Never logged, never in a NACK."""
+    """The secret value. Never logged, never in a NACK. Empty for a disabled key:
+    it is not used, so its secret is not sent.
+    """
+    disabled: _builtins.bool
+    """A disabled key is skipped by routing, wherever a route names it."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         provider_id: _builtins.str = ...,
         value: _builtins.str = ...,
+        disabled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "provider_id", b"provider_id", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disabled", b"disabled", "id", b"id", "provider_id", b"provider_id", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -351,22 +357,26 @@ class SnapshotAccessKey(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     TOKEN_SHA256_FIELD_NUMBER: _builtins.int
     CONFIGURATION_ID_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Access key id."""
     token_sha256: _builtins.str
     """Lowercase hex SHA-256 of the token."""
     configuration_id: _builtins.str
     """Linked configuration id; empty means allow-all default routing."""
+    disabled: _builtins.bool
+    """A disabled access key is refused with 401 `access_key_disabled`."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         token_sha256: _builtins.str = ...,
         configuration_id: _builtins.str = ...,
+        disabled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration_id", b"configuration_id", "id", b"id", "token_sha256", b"token_sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration_id", b"configuration_id", "disabled", b"disabled", "id", b"id", "token_sha256", b"token_sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
