@@ -7,7 +7,8 @@ the snapshot for everyone:
 
 - the other accounts publish as usual;
 - the quarantined account keeps being served from its last good data, except that
-  its deleted access keys are dropped at once (a revocation always propagates);
+  its deleted and disabled access keys are dropped at once (a revocation always
+  propagates);
   with no last good data (e.g. after a restart) nothing of it is served;
 - the reason stays visible to its admins until a write fixes it.
 """
@@ -153,9 +154,8 @@ class Assembly:
             else:
                 if previous is not None and previous.quarantine is not None:
                     log.info("account %s is no longer quarantined", data.id)
-                return _Entry(
-                    data.data_revision, payload, frame_account(payload), data.access_key_hashes
-                )
+                published = frozenset(a.token_sha256 for a in account.access_keys)
+                return _Entry(data.data_revision, payload, frame_account(payload), published)
         return self._quarantine(data, previous, reason, violations, transient, version, now_us)
 
     def _quarantine(

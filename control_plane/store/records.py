@@ -51,7 +51,8 @@ class AccountData:
     problem: str | None
     """Why `record` is None: a row that does not open or parse (ids only, no secret)."""
     access_key_hashes: frozenset[str]
-    """Token hashes of the account's access keys, readable even when the rest is not."""
+    """Token hashes of the account's enabled access keys, readable even when the rest is
+    not: what a quarantined account may still be served with."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,7 +238,7 @@ class SnapshotReader:
 
 
 def _account_data(account_id: str, data_revision: int, account: _Account) -> AccountData:
-    hashes = frozenset(a.token_sha256 for a in account.access_keys)
+    hashes = frozenset(a.token_sha256 for a in account.access_keys if not a.disabled)
     if account.problem is not None:
         return AccountData(account_id, data_revision, None, account.problem, hashes)
     record = AccountRecord(

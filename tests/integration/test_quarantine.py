@@ -149,6 +149,25 @@ def test_revoking_an_access_key_of_a_quarantined_account_still_propagates(
     assert status(b).state == QUARANTINED
 
 
+def test_disabling_an_access_key_of_a_quarantined_account_still_propagates(
+    tenants: Tenants,
+) -> None:
+    cp, b = tenants.cp, tenants.b
+    spoil(cp, tenants.b_id)
+    wait_until(lambda: status(b).state == QUARANTINED, what="B quarantined")
+    paused, kept = list(tenants.b_access.items())
+    b.access_keys.UpdateAccessKey(
+        ak.UpdateAccessKeyRequest(
+            access_key=ak.AccessKey(id=paused[0], disabled=True),
+            update_mask=field_mask_pb2.FieldMask(paths=["disabled"]),
+        ),
+        metadata=b.md,
+    )
+    served = table(cp)
+    assert token_sha256(paused[1]) not in served.callers
+    assert token_sha256(kept[1]) in served.callers
+
+
 def test_a_write_that_fixes_the_account_lifts_the_quarantine(tenants: Tenants) -> None:
     cp, b = tenants.cp, tenants.b
     spoil(cp, tenants.b_id)
