@@ -158,8 +158,8 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
         self, request: pb.ListDataPlaneCredentialsRequest, who: Principal
     ) -> pb.ListDataPlaneCredentialsResponse:
         who.require_operator()
-        page = self.store.list_data_plane_credentials(
-            **page_args(request.page_size, request.page_token)
+        page = self.store.list_credentials(
+            tokens.TokenKind.DATA_PLANE, **page_args(request.page_size, request.page_token)
         )
         return pb.ListDataPlaneCredentialsResponse(
             credentials=[credential_message(r) for r in page.rows],

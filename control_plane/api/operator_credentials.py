@@ -53,8 +53,8 @@ class OperatorCredentialServicer(
         self, request: pb.ListOperatorCredentialsRequest, who: Principal
     ) -> pb.ListOperatorCredentialsResponse:
         who.require_operator()
-        page = self.store.list_operator_credentials(
-            **page_args(request.page_size, request.page_token)
+        page = self.store.list_credentials(
+            tokens.TokenKind.OPERATOR, **page_args(request.page_size, request.page_token)
         )
         return pb.ListOperatorCredentialsResponse(
             credentials=[operator_credential_message(r) for r in page.rows],

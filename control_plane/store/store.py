@@ -340,11 +340,9 @@ class Store:
         self._find(ACCOUNTS, account_id, None)
         return self._page(ADMIN_KEYS, after=after, limit=limit, where={"account_id": account_id})
 
-    def list_data_plane_credentials(self, *, after: int, limit: int) -> Page:
-        return self._page(DATA_PLANE_CREDENTIALS, after=after, limit=limit, where={})
-
-    def list_operator_credentials(self, *, after: int, limit: int) -> Page:
-        return self._page(OPERATOR_CREDENTIALS, after=after, limit=limit, where={})
+    def list_credentials(self, kind: tokens.TokenKind, *, after: int, limit: int) -> Page:
+        """Data-plane or operator credentials (admin keys are listed per account)."""
+        return self._page(_CREDENTIAL_KINDS[kind], after=after, limit=limit, where={})
 
     def rotate_credential(self, kind: tokens.TokenKind, credential_id: str) -> tuple[Row, str]:
         """A new token for the same credential; the old one stops working at commit."""
