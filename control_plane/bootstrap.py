@@ -6,12 +6,12 @@ hashes are stored, so a lost file means minting a new credential.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from control_plane.domain.tokens import TokenKind
 from control_plane.store.store import Store
+from data_plane.shared.private_files import write_private
 
 OPERATOR_FILE = "operator.token"
 ADMIN_FILE = "admin.token"
@@ -27,14 +27,8 @@ class TokenFiles:
 
 
 def write_secret_file(path: Path, content: str) -> None:
-    """Creates `path` with mode 0600 from the first byte (no window where it is readable)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Writes a token file (0600, atomically, never through a planted symlink)."""
+    write_private(path, (content + "\n").encode("ascii"))
 
 
 def bootstrap(store: Store, data_dir: Path) -> TokenFiles:
@@ -65,3 +59,17 @@ def bootstrap(store: Store, data_dir: Path) -> TokenFiles:
     ):
         print(f"keyway: wrote the {label} to {path} (mode 0600)", flush=True)
     return TokenFiles(files.operator, files.admin, files.data_plane, True)
+
+
+def reset_operator_token(store: Store, data_dir: Path) -> Path:
+    """Revokes every operator credential and writes the token of a new one.
+
+    For an operator who lost every operator token (or whose token leaked and was
+    rotated by someone else): whoever may read the data directory is trusted anyway.
+    """
+    path = data_dir / OPERATOR_FILE
+    with store.db.atomic():
+        _, token = store.reset_operator_credentials("operator (reset)")
+        # Inside the transaction: if the file cannot be written, nothing is revoked.
+        write_secret_file(path, token)
+    return path

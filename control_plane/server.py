@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from keyway.v1 import (
     discovery_pb2_grpc,
     master_keys_pb2,
     master_keys_pb2_grpc,
+    operator_credentials_pb2,
+    operator_credentials_pb2_grpc,
     provider_keys_pb2,
     provider_keys_pb2_grpc,
     providers_pb2,
@@ -35,22 +38,29 @@ from keyway.v1 import (
 
 from control_plane.api.access_keys import AccessKeyServicer
 from control_plane.api.accounts import AccountServicer, AdminApiKeyServicer
+from control_plane.api.auth import ReflectionGate
 from control_plane.api.base import Options
 from control_plane.api.configurations import ConfigurationServicer
 from control_plane.api.data_planes import DataPlaneServicer
 from control_plane.api.master_keys import MasterKeyServicer
+from control_plane.api.operator_credentials import OperatorCredentialServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
-from control_plane.secrets.keyring import load_key_provider
+from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.secrets.errors import SealError
+from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
+from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.discovery import DiscoveryServicer
 from control_plane.snapshots.publisher import Publisher
-from control_plane.snapshots.source import StateReader
 from control_plane.snapshots.status import StatusBook
 from control_plane.store.database import open_database
+from control_plane.store.sealed_rows import SealedRows
+from control_plane.store.snapshot_reader import SnapshotReader
 from control_plane.store.store import Store
 from data_plane.shared.addresses import is_loopback
+from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
 from data_plane.shared.startup import ListenError, StartupError, check_free, read_file
 
 log = logging.getLogger("keyway.control_plane")
@@ -65,6 +75,7 @@ _SERVICES = (
     access_key_configurations_pb2.DESCRIPTOR.services_by_name["AccessKeyConfigurationService"],
     providers_pb2.DESCRIPTOR.services_by_name["ProviderService"],
     master_keys_pb2.DESCRIPTOR.services_by_name["MasterKeyService"],
+    operator_credentials_pb2.DESCRIPTOR.services_by_name["OperatorCredentialService"],
     data_planes_pb2.DESCRIPTOR.services_by_name["DataPlaneService"],
     discovery_pb2.DESCRIPTOR.services_by_name["DataPlaneDiscoveryService"],
 )
@@ -72,6 +83,100 @@ _SERVICES = (
 
 class InsecureListenError(StartupError):
     """Snapshots carry provider keys: refuse to serve them in clear off this host."""
+
+
+def _key_source(data_dir: Path, environ: Mapping[str, str]) -> str:
+    if ENV_VAR in environ:
+        return ENV_VAR
+    return f"the key file {key_file(data_dir)}"
+
+
+def _check_master_keys(
+    store: Store, provider: KeyProvider, data_dir: Path, environ: Mapping[str, str]
+) -> None:
+    """Refuses to run with a keyring that cannot open what the database holds.
+
+    Serving would look healthy while no snapshot could ever be compiled, and a key
+    quietly generated in place of the lost one would seal new secrets beside
+    unreadable old ones.
+    """
+    source = _key_source(data_dir, environ)
+    known = set(provider.ids())
+    missing = [kek_id for kek_id in store.sealed_kek_ids() if kek_id not in known]
+    if missing:
+        listed = ", ".join(missing)
+        raise StartupError(
+            f"the database holds provider keys sealed with master key(s) {listed}, which "
+            f"{source} does not have. Start with the keyring that sealed them (restore "
+            f"{key_file(data_dir)} from your backup), or set {ENV_VAR}="
+            f"'<id>:<base64 key>,…' including {listed}"
+        )
+    wrong = [kek_id for kek_id in store.sealed_kek_ids() if not store.kek_opens(kek_id)]
+    if wrong:
+        raise StartupError(
+            f"master key(s) {', '.join(wrong)} in {source} do not open the provider keys "
+            "sealed with them: the key material under that id is not the one that sealed "
+            "them (restore the right keyring)"
+        )
+
+
+def _open_store(
+    data_dir: Path, environ: Mapping[str, str], given: KeyProvider | None, quotas: Quotas
+) -> tuple[Store, Sealer]:
+    db = open_database(data_dir / "keyway.db")
+    try:
+        provider: KeyProvider
+        if given is not None:
+            provider = given
+        elif (
+            Store.sealed_kek_ids_in(db)
+            and ENV_VAR not in environ
+            and not key_file(data_dir).exists()
+        ):
+            # Never a fresh key in place of a lost one: it could not open what is there.
+            provider = _EmptyKeyring()
+        else:
+            provider = load_key_provider(data_dir, environ)
+        sealer = Sealer(provider)
+        store = Store(db, sealer, quotas=quotas)
+        _check_master_keys(store, provider, data_dir, environ)
+    except BaseException:
+        db.close()
+        raise
+    return store, sealer
+
+
+@contextlib.contextmanager
+def open_data_dir(
+    data_dir: Path, key_provider: KeyProvider | None = None, quotas: Quotas = DEFAULT_QUOTAS
+) -> Iterator[tuple[Store, Sealer]]:
+    """The store of a data directory, with its keyring checked, under the start-up lock.
+
+    The lock serialises first start across processes sharing the directory: one
+    migrates the schema and creates the operator credential, the others find them.
+    """
+    try:
+        ensure_private_dir(data_dir)
+        with locked(data_dir / "keyway.lock"):
+            yield _open_store(data_dir, os.environ, key_provider, quotas)
+    except (UnsafePathError, SealError) as error:
+        raise StartupError(str(error)) from None
+
+
+class _EmptyKeyring:
+    """Stands in for a key file that is missing; `_check_master_keys` then says so."""
+
+    def current(self) -> tuple[str, bytes]:
+        raise SealError("no master key")
+
+    def get(self, kek_id: str) -> bytes:
+        raise SealError("no master key")
+
+    def create(self) -> None:
+        return None
+
+    def ids(self) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +192,21 @@ class Settings:
     allow_insecure_remote: bool = False
     publish_quiet: float = 0.02
     publish_cap: float = 0.2
+    quotas: Quotas = DEFAULT_QUOTAS
+    forget_disconnected_after: float = 7 * 24 * 3600.0
+    """Seconds after which a disconnected proxy's status row is dropped."""
+    reflection: bool = True
+    """Serve gRPC reflection (to callers with an admin or operator token only)."""
 
 
 class ControlPlane:
-    """A running control plane; `start()` binds, `stop()` drains and closes."""
+    """A running control plane; `start()` binds, `stop()` drains and closes.
 
-    def __init__(self, settings: Settings) -> None:
+    `key_provider` replaces the keyring chosen from the environment and data directory
+    (the `KeyProvider` protocol is the seam for other key stores).
+    """
+
+    def __init__(self, settings: Settings, key_provider: KeyProvider | None = None) -> None:
         if (settings.tls_cert is None) != (settings.tls_key is None) or (
             settings.tls_client_ca is not None and settings.tls_cert is None
         ):
@@ -124,29 +238,36 @@ class ControlPlane:
                 else None,
             )
         )
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        sealer = Sealer(load_key_provider(settings.data_dir, os.environ))
         db_path = settings.data_dir / "keyway.db"
-        self.store = Store(open_database(db_path), sealer)
-        self.tokens = bootstrap(self.store, settings.data_dir)
-        self._reader = StateReader(
-            db_path, sealer, settings.provider_base_urls, settings.allow_private_upstreams
-        )
+        with open_data_dir(settings.data_dir, key_provider, settings.quotas) as (
+            self.store,
+            sealer,
+        ):
+            self.tokens = bootstrap(self.store, settings.data_dir)
+        self.sealed_rows = SealedRows(db_path, sealer)
+        self._reader = SnapshotReader(db_path, sealer)
         self.publisher = Publisher(
-            self._reader.read,
-            self._reader.revision,
+            self._reader,
+            Assembly(
+                settings.provider_base_urls,
+                settings.allow_private_upstreams,
+                settings.quotas.account_snapshot_bytes,
+            ),
             quiet=settings.publish_quiet,
             cap=settings.publish_cap,
         )
         self.store.on_commit(self.publisher.notify)
-        self.status = StatusBook(self.store.db)
+        self.status = StatusBook(self.store.db, forget_after=settings.forget_disconnected_after)
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
+        self._resealing: asyncio.Task[None] | None = None
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
+            quotas=settings.quotas,
         )
         self._server = grpc.aio.server(
+            interceptors=[ReflectionGate(self.store)],
             options=[
                 # Never share the port (see data_plane.shared.startup).
                 ("grpc.so_reuseport", 0),
@@ -154,11 +275,13 @@ class ControlPlane:
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
-            ]
+            ],
         )
         self._health = health.aio.HealthServicer()
         s, st = self._server, self.store
-        accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(st, options), s)
+        accounts_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(st, options, lambda: self.publisher.latest), s
+        )
         admin_api_keys_pb2_grpc.add_AdminApiKeyServiceServicer_to_server(
             AdminApiKeyServicer(st, options), s
         )
@@ -173,7 +296,10 @@ class ControlPlane:
         )
         providers_pb2_grpc.add_ProviderServiceServicer_to_server(ProviderServicer(st, options), s)
         master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server(
-            MasterKeyServicer(st, options, sealer), s
+            MasterKeyServicer(st, options, sealer, self.sealed_rows), s
+        )
+        operator_credentials_pb2_grpc.add_OperatorCredentialServiceServicer_to_server(
+            OperatorCredentialServicer(st, options), s
         )
         discovery = DiscoveryServicer(st, self.publisher, self.status)
         discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server(discovery, s)
@@ -181,15 +307,16 @@ class ControlPlane:
             DataPlaneServicer(st, options, self.status, self.publisher, discovery.revoke), s
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, s)
-        names = [svc.full_name for svc in _SERVICES]
-        reflection.enable_server_reflection(
-            [
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            s,
-        )
+        if settings.reflection:
+            names = [svc.full_name for svc in _SERVICES]
+            reflection.enable_server_reflection(
+                [
+                    *names,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ],
+                s,
+            )
 
     def _bind(self) -> int:
         listen = self.settings.listen
@@ -218,6 +345,7 @@ class ControlPlane:
         await self.publisher.publish_now()
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")
+        self._resealing = asyncio.create_task(self._reseal_legacy_rows(), name="reseal")
         await self._server.start()
         for svc in _SERVICES:
             await self._health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
@@ -226,10 +354,23 @@ class ControlPlane:
         log.info("control plane listening on %s:%d", host, self.port)
         return self.port
 
+    async def _reseal_legacy_rows(self) -> None:
+        """Binds rows sealed before owners were part of the associated data to theirs.
+
+        Beside normal service: rows of either kind open until every one is moved, and
+        an interrupted run continues at the next start.
+        """
+        if not await asyncio.to_thread(self.sealed_rows.legacy_rows):
+            return
+        result = await asyncio.to_thread(self.sealed_rows.reseal_legacy)
+        log.info("re-sealed %d provider key(s) bound to their account", result.done)
+
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
-        for task in (self._publishing, self._status_flush):
+        self.sealed_rows.close()
+        self.publisher.close()
+        for task in (self._publishing, self._status_flush, self._resealing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -15,7 +15,7 @@ from .http.proxy import Gateway
 from .state import ProxyState
 
 
-def _metrics_text(state: ProxyState, now: float) -> str:
+def _metrics_text(state: ProxyState, now: float, monotonic: float) -> str:
     m = state.metrics
     age = now - m.generated_at if m.generated_at else (now - m.applied_at if m.applied_at else 0.0)
     rows = [
@@ -56,6 +56,24 @@ def _metrics_text(state: ProxyState, now: float) -> str:
             "1 while serving a snapshot loaded from the disk cache",
             int(m.loaded_from_cache),
         ),
+        (
+            "keyway_snapshot_updates_failing",
+            "gauge",
+            "1 while this proxy cannot get or apply snapshot updates",
+            int(m.updates_failing),
+        ),
+        (
+            "keyway_snapshot_update_failures_total",
+            "counter",
+            "discovery streams that failed and snapshot updates that could not be applied",
+            m.update_failures,
+        ),
+        (
+            "keyway_snapshot_unconfirmed_seconds",
+            "gauge",
+            "seconds since the served snapshot was last known to be current (0 while it is)",
+            round(state.stale_seconds(monotonic), 3),
+        ),
     ]
     lines = []
     for name, kind, help_text, value in rows:
@@ -73,11 +91,23 @@ def create_app(state: ProxyState, gateway: Gateway) -> ASGIApp:
         table = state.table
         if table is None:
             return JSONResponse({"status": "no snapshot loaded"}, status_code=503)
-        return JSONResponse({"status": "ready", "version": table.version})
+        m, now = state.metrics, time.monotonic()
+        detail: dict[str, object] = {
+            "version": table.version,
+            "updates": "failing" if m.updates_failing else "ok",
+            "unconfirmed_seconds": round(state.stale_seconds(now), 3),
+        }
+        if m.last_update_error:
+            detail["last_error"] = m.last_update_error
+        if state.expired(now):
+            detail["max_snapshot_age"] = state.max_age
+            return JSONResponse({"status": "snapshot too old", **detail}, status_code=503)
+        return JSONResponse({"status": "ready", **detail})
 
     async def metrics(request: Request) -> Response:
         return PlainTextResponse(
-            _metrics_text(state, time.time()), media_type="text/plain; version=0.0.4"
+            _metrics_text(state, time.time(), time.monotonic()),
+            media_type="text/plain; version=0.0.4",
         )
 
     admin = Starlette(

@@ -49,6 +49,8 @@ class ProxySettings:
     tls_key: Path | None = None
     allow_insecure_control_plane: bool = False
     """Follow a non-loopback control plane without TLS (snapshots carry provider keys)."""
+    max_snapshot_age: float | None = None
+    """Stop serving once the snapshot has gone this many seconds without confirmation."""
 
 
 class InsecureSettingsError(StartupError):
@@ -120,7 +122,7 @@ class Proxy:
     def __init__(self, settings: ProxySettings) -> None:
         check_transport(settings)
         self.settings = settings
-        self.state = ProxyState()
+        self.state = ProxyState(max_age=settings.max_snapshot_age)
         credentials = _credentials(settings)
         self._socket = bind(settings.listen, "proxy")
         self.port: int = self._socket.getsockname()[1]

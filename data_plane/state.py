@@ -27,6 +27,15 @@ class SnapshotMetrics:
     propagation_seconds: float = 0.0
     """Applied time minus generated time, for the last snapshot applied."""
     loaded_from_cache: bool = False
+    update_failures: int = 0
+    """Streams that failed and updates that could not be applied."""
+    updates_failing: bool = False
+    """True from a failure that stops updates until the next applied or current snapshot."""
+    last_update_error: str = ""
+    """Why updates are failing (no secret: status codes, sizes, field paths)."""
+    stale_since: float | None = None
+    """Monotonic time since which the served snapshot is not known to be current (the
+    stream broke, or an update could not be applied); None while it is."""
 
 
 @dataclass(slots=True)
@@ -34,6 +43,36 @@ class ProxyState:
     table: RoutingTable | None = None
     metrics: SnapshotMetrics = field(default_factory=SnapshotMetrics)
     listeners: list[SwapListener] = field(default_factory=list)
+    max_age: float | None = None
+    """Stop serving once the snapshot has not been known current for this many seconds."""
+
+    def stale_seconds(self, now: float) -> float:
+        """How long (monotonic `now`) the served snapshot has not been known current."""
+        since = self.metrics.stale_since
+        return max(0.0, now - since) if since is not None else 0.0
+
+    def expired(self, now: float) -> bool:
+        return self.max_age is not None and self.stale_seconds(now) > self.max_age
+
+    def confirmed(self) -> None:
+        """The control plane says the served snapshot is its latest (or sent a newer one,
+        applied now): revocations up to now are in effect."""
+        m = self.metrics
+        m.stale_since = None
+        m.updates_failing = False
+        m.last_update_error = ""
+
+    def unconfirmed(self, now: float, error: str = "", *, failing: bool = False) -> None:
+        """From `now` on the served snapshot may be behind; `failing` when the control
+        plane has something this proxy cannot take (a rejected or oversized update)."""
+        m = self.metrics
+        if m.stale_since is None:
+            m.stale_since = now
+        if error:
+            m.update_failures += 1
+            m.last_update_error = error
+        if failing:
+            m.updates_failing = True
 
     def swap(self, table: RoutingTable, *, generated_at: float, now: float) -> None:
         previous, self.table = self.table, table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from keyway.v1 import accounts_pb2 as apb
@@ -11,17 +12,54 @@ from keyway.v1 import admin_api_keys_pb2 as kpb
 from control_plane.domain import tokens
 from control_plane.domain.errors import NotFound, PermissionDenied, Violations
 from control_plane.domain.fields import check_common, require_id
-from control_plane.store.store import ACCOUNTS, ADMIN_KEYS
+from control_plane.snapshots.publisher import Published
+from control_plane.store.store import ACCOUNTS, ADMIN_KEYS, Store
 
 from .auth import OPERATOR, Principal
-from .base import Servicer, changes, check_update, common, next_token, page_args, rpc
+from .base import (
+    Options,
+    Servicer,
+    changes,
+    check_update,
+    common,
+    next_token,
+    page_args,
+    rpc,
+)
 
 _ACCOUNT_FIELDS = {"display_name": "name", "description": "description", "metadata": "metadata"}
 _KEY_FIELDS = {"name": "name", "description": "description", "metadata": "metadata"}
 
 
-def account_message(row: dict[str, Any]) -> apb.Account:
-    return apb.Account(display_name=row["name"], **common(row))
+def snapshot_status(row: dict[str, Any], latest: Published | None) -> apb.AccountSnapshotStatus:
+    """Where the account's routing data stands in what the proxies are sent."""
+    out = apb.AccountSnapshotStatus(
+        published_version=latest.compiled.version if latest is not None else 0,
+        snapshot_bytes=row["snapshot_bytes"],
+    )
+    compiled = latest.accounts.get(row["id"]) if latest is not None else None
+    if compiled is not None and compiled.quarantine is not None:
+        q = compiled.quarantine
+        out.state = apb.ACCOUNT_SNAPSHOT_STATE_QUARANTINED
+        out.reason = q.reason
+        out.problems.extend(
+            apb.AccountSnapshotProblem(field=v.field, description=v.description)
+            for v in q.violations
+        )
+        out.quarantined_version = q.version
+        out.quarantine_time.FromMicroseconds(q.time_us)
+        out.serving_previous = q.serving_previous
+    elif compiled is not None and compiled.data_revision == row["data_revision"]:
+        out.state = apb.ACCOUNT_SNAPSHOT_STATE_PUBLISHED
+    else:
+        out.state = apb.ACCOUNT_SNAPSHOT_STATE_PENDING
+    return out
+
+
+def account_message(row: dict[str, Any], latest: Published | None = None) -> apb.Account:
+    return apb.Account(
+        display_name=row["name"], snapshot_status=snapshot_status(row, latest), **common(row)
+    )
 
 
 def admin_key_message(row: dict[str, Any]) -> kpb.AdminApiKey:
@@ -47,6 +85,15 @@ def _check_account(account: apb.Account) -> None:
 
 
 class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
+    def __init__(
+        self, store: Store, options: Options, published: Callable[[], Published | None]
+    ) -> None:
+        super().__init__(store, options)
+        self._published = published
+
+    def _message(self, row: dict[str, Any]) -> apb.Account:
+        return account_message(row, self._published())
+
     @rpc
     def CreateAccount(
         self, request: apb.CreateAccountRequest, who: Principal
@@ -55,7 +102,7 @@ class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
         a = request.account
         _check_account(a)
         row = self.store.create_account(a.display_name, a.description, a.metadata)
-        return apb.CreateAccountResponse(account=account_message(row))
+        return apb.CreateAccountResponse(account=self._message(row))
 
     @rpc
     def GetAccount(self, request: apb.GetAccountRequest, who: Principal) -> apb.GetAccountResponse:
@@ -63,7 +110,7 @@ class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
         if not who.may_act_on(account_id):
             raise NotFound(f"account '{account_id}' not found")
         return apb.GetAccountResponse(
-            account=account_message(self.store.get(ACCOUNTS, account_id, None))
+            account=self._message(self.store.get(ACCOUNTS, account_id, None))
         )
 
     @rpc
@@ -73,7 +120,7 @@ class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
         who.require_operator()
         page = self.store.list_accounts(**page_args(request.page_size, request.page_token))
         return apb.ListAccountsResponse(
-            accounts=[account_message(r) for r in page.rows], next_page_token=next_token(page)
+            accounts=[self._message(r) for r in page.rows], next_page_token=next_token(page)
         )
 
     @rpc
@@ -87,7 +134,7 @@ class AccountServicer(Servicer, accounts_pb2_grpc.AccountServiceServicer):
         current = self.store.get(ACCOUNTS, a.id, None)
         check_update(values, current, name_field="display_name")
         row = self.store.update(ACCOUNTS, a.id, None, values, a.etag)
-        return apb.UpdateAccountResponse(account=account_message(row))
+        return apb.UpdateAccountResponse(account=self._message(row))
 
     @rpc
     def DeleteAccount(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
 
 from control_plane.domain import tokens
-from control_plane.domain.errors import PermissionDenied, Unauthenticated
+from control_plane.domain.errors import DomainError, PermissionDenied, Unauthenticated
 from control_plane.store.store import Store
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
 
 OPERATOR = "operator"
 ADMIN = "admin"
@@ -67,3 +73,48 @@ def authenticate(store: Store, metadata: Iterable[tuple[str, str | bytes]] | Non
     if found.kind == DATA_PLANE:
         raise PermissionDenied("data-plane tokens cannot call the admin API")
     return Principal(found.kind, found.id, found.account_id)
+
+
+REFLECTION_PREFIX = "/grpc.reflection."
+
+
+class ReflectionGate(grpc.aio.ServerInterceptor):
+    """gRPC server reflection only for callers with an admin or operator token.
+
+    The descriptors are public (the proto files are the contract), but an open
+    reflection service tells anyone who can reach the port what it is; grpcurl and
+    friends send the token like any other client (`-H 'authorization: Bearer …'`).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        if handler_call_details.method.startswith(REFLECTION_PREFIX):
+            try:
+                authenticate(self._store, handler_call_details.invocation_metadata)
+            except DomainError as error:
+                return _refusal(error)
+        return await continuation(handler_call_details)
+
+
+def _refusal(error: DomainError) -> grpc.RpcMethodHandler[Any, Any]:
+    code = (
+        grpc.StatusCode.PERMISSION_DENIED
+        if isinstance(error, PermissionDenied)
+        else grpc.StatusCode.UNAUTHENTICATED
+    )
+    message = f"server reflection needs an admin or operator token: {error.message}"
+
+    async def refuse(
+        requests: AsyncIterator[object], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        await context.abort(code, message)
+
+    return grpc.stream_stream_rpc_method_handler(refuse)

@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from control_plane.domain import masks, paging
 from control_plane.domain.errors import DomainError, Violations
 from control_plane.domain.fields import check_common, page_size
+from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.store.store import Page, Store
 
 from .auth import Principal, authenticate
@@ -34,6 +35,7 @@ class Options:
 
     provider_base_urls: dict[str, str] = field(default_factory=dict)
     allow_private_upstreams: bool = False
+    quotas: Quotas = DEFAULT_QUOTAS
 
 
 class Servicer:
@@ -53,7 +55,7 @@ def rpc(
     Store calls are short SQLite transactions; running them on the event loop
     keeps every write serialised without a lock.
     """
-    return _wrap(fn, account_scoped=False)
+    return _wrap(fn, _awaitable(fn), account_scoped=False)
 
 
 def account_rpc(
@@ -61,11 +63,31 @@ def account_rpc(
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
     """`rpc` for methods acting on the caller's account: the wrong kind of
     credential is refused before any input is looked at."""
-    return _wrap(fn, account_scoped=True)
+    return _wrap(fn, _awaitable(fn), account_scoped=True)
+
+
+def slow_rpc(
+    fn: Callable[[S, Req, Principal], Awaitable[Resp]],
+) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
+    """`rpc` for a coroutine handler whose long work (a pass over every secret) awaits a
+    worker thread, so the event loop keeps serving everything else."""
+    return _wrap(fn, fn, account_scoped=False)
+
+
+def _awaitable(
+    fn: Callable[[S, Req, Principal], Resp],
+) -> Callable[[S, Req, Principal], Awaitable[Resp]]:
+    async def call(self: S, request: Req, principal: Principal) -> Resp:
+        return fn(self, request, principal)
+
+    return call
 
 
 def _wrap(
-    fn: Callable[[S, Req, Principal], Resp], *, account_scoped: bool
+    fn: Callable[..., object],
+    call: Callable[[S, Req, Principal], Awaitable[Resp]],
+    *,
+    account_scoped: bool,
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
     @functools.wraps(fn)
     async def method(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
@@ -73,7 +95,7 @@ def _wrap(
             principal = authenticate(self.store, context.invocation_metadata())
             if account_scoped:
                 principal.account()
-            return fn(self, request, principal)
+            return await call(self, request, principal)
         except DomainError as error:
             code, status = to_status(error)
         except Exception:

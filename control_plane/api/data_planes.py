@@ -1,22 +1,38 @@
-"""DataPlaneService: proxy sync status and data-plane credentials."""
+"""DataPlaneService: proxy sync status and data-plane credentials.
+
+Operators see every proxy as it reported itself. Account admins see a redacted view:
+whether each proxy serves the latest snapshot, under a label derived from the node id
+with a per-deployment secret (stable, but not reversible by guessing host names), and
+no pool, build or NACK text, which can name other tenants' key ids.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
 from keyway.v1 import data_planes_pb2 as pb
 from keyway.v1 import data_planes_pb2_grpc
 
-from control_plane.domain import tokens
-from control_plane.domain.errors import Violations
-from control_plane.domain.fields import check_common, require_id
+from control_plane.domain import paging, tokens
+from control_plane.domain.errors import FailedPrecondition, NotFound, Violations
+from control_plane.domain.fields import check_common, page_size, require_id
 from control_plane.snapshots.publisher import Publisher
-from control_plane.snapshots.status import NodeStatus, State, StatusBook
+from control_plane.snapshots.status import (
+    ConnectedNodeError,
+    NodeStatus,
+    State,
+    StatusBook,
+    UnknownNodeError,
+)
 from control_plane.store.store import DATA_PLANE_CREDENTIALS, Store
 
-from .auth import Principal
+from .auth import OPERATOR, Principal
 from .base import Options, Servicer, next_token, page_args, rpc, timestamp
+
+_HIDDEN_REJECTION = "rejected by this proxy; the operator can see why"
 
 _STATES = {
     State.IN_SYNC: pb.DATA_PLANE_STATE_IN_SYNC,
@@ -48,6 +64,20 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
         self._status = status
         self._publisher = publisher
         self._revoke = revoke
+        self._salt = store.label_salt()
+
+    def _label(self, node_id: str) -> str:
+        digest = hmac.new(self._salt, node_id.encode(), hashlib.sha256).hexdigest()
+        return f"proxy-{digest[:12]}"
+
+    def _redacted(self, message: pb.DataPlane) -> pb.DataPlane:
+        message.node_id = self._label(message.node_id)
+        message.pool = ""
+        message.build_version = ""
+        if message.HasField("last_rejection"):
+            message.last_rejection.message = _HIDDEN_REJECTION
+        message.redacted = True
+        return message
 
     def _node(self, node: NodeStatus) -> pb.DataPlane:
         latest = self._publisher.latest
@@ -77,8 +107,38 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
     def ListDataPlanes(
         self, request: pb.ListDataPlanesRequest, who: Principal
     ) -> pb.ListDataPlanesResponse:
-        # Any admin may read it: it holds versions and node names, no tenant data.
-        return pb.ListDataPlanesResponse(data_planes=[self._node(n) for n in self._status.nodes()])
+        operator = who.kind == OPERATOR
+        view = "operator" if operator else "redacted"
+        after = paging.decode_key(request.page_token, view)
+        limit = page_size(request.page_size)
+        rows = [self._node(n) for n in self._status.nodes()]
+        if not operator:
+            rows = sorted((self._redacted(r) for r in rows), key=lambda r: r.node_id)
+        rows = [r for r in rows if r.node_id > after]
+        page, more = rows[:limit], len(rows) > limit
+        return pb.ListDataPlanesResponse(
+            data_planes=page,
+            next_page_token=paging.encode_key(page[-1].node_id, view) if more else "",
+        )
+
+    @rpc
+    def DeleteDataPlane(
+        self, request: pb.DeleteDataPlaneRequest, who: Principal
+    ) -> pb.DeleteDataPlaneResponse:
+        who.require_operator()
+        node_id = require_id(request.node_id, "node_id")
+        try:
+            self._status.delete(node_id)
+        except UnknownNodeError:
+            raise NotFound(f"data plane '{node_id}' not found") from None
+        except ConnectedNodeError:
+            raise FailedPrecondition(
+                f"data plane '{node_id}' is connected now; stop it (or revoke its credential) "
+                "before forgetting it",
+                [node_id],
+                reason="DATA_PLANE_CONNECTED",
+            ) from None
+        return pb.DeleteDataPlaneResponse()
 
     @rpc
     def CreateDataPlaneCredential(
@@ -98,8 +158,8 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
         self, request: pb.ListDataPlaneCredentialsRequest, who: Principal
     ) -> pb.ListDataPlaneCredentialsResponse:
         who.require_operator()
-        page = self.store.list_data_plane_credentials(
-            **page_args(request.page_size, request.page_token)
+        page = self.store.list_credentials(
+            tokens.TokenKind.DATA_PLANE, **page_args(request.page_size, request.page_token)
         )
         return pb.ListDataPlaneCredentialsResponse(
             credentials=[credential_message(r) for r in page.rows],

@@ -1,6 +1,12 @@
-"""MasterKeyService: rotate the key-encryption key and re-wrap data keys."""
+"""MasterKeyService: rotate the key-encryption key and re-wrap data keys.
+
+The re-wrap touches every sealed secret, so it runs on a worker thread
+(`SealedRows`): admin RPCs, health checks and snapshot streams carry on meanwhile.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from keyway.v1 import master_keys_pb2 as pb
 from keyway.v1 import master_keys_pb2_grpc
@@ -8,36 +14,61 @@ from keyway.v1 import master_keys_pb2_grpc
 from control_plane.domain.errors import FailedPrecondition
 from control_plane.secrets.keyring import FileKeyProvider
 from control_plane.secrets.sealing import Sealer
+from control_plane.store.sealed_rows import SealedRows
 from control_plane.store.store import Store
 
 from .auth import Principal
-from .base import Options, Servicer, rpc
+from .base import Options, Servicer, slow_rpc
 
 
 class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer):
-    def __init__(self, store: Store, options: Options, sealer: Sealer) -> None:
+    def __init__(
+        self, store: Store, options: Options, sealer: Sealer, sealed_rows: SealedRows
+    ) -> None:
         super().__init__(store, options)
         self._sealer = sealer
+        self._rows = sealed_rows
+        self._rotating = asyncio.Lock()
 
-    @rpc
-    def RotateMasterKey(
+    @slow_rpc
+    async def RotateMasterKey(
         self, request: pb.RotateMasterKeyRequest, who: Principal
     ) -> pb.RotateMasterKeyResponse:
         who.require_operator()
-        if not request.resume_only and self._sealer.provider.create() is None:
-            raise FailedPrecondition(
-                "the key provider cannot create keys (KEYWAY_MASTER_KEYS is set): put a new "
-                "key first in KEYWAY_MASTER_KEYS, restart, then call with resume_only",
-                reason="KEY_PROVIDER_READ_ONLY",
-            )
-        rewrapped = self.store.rewrap_secrets()
-        provider = self._sealer.provider
-        retired = []
-        if isinstance(provider, FileKeyProvider):
-            # Only after every data key moved: until then the old KEK is still needed.
-            for kek_id in provider.ids()[1:]:
-                provider.retire(kek_id)
-                retired.append(kek_id)
+        async with self._rotating:
+            if not request.resume_only and self._sealer.provider.create() is None:
+                raise FailedPrecondition(
+                    "the key provider cannot create keys (KEYWAY_MASTER_KEYS is set): put a "
+                    "new key first in KEYWAY_MASTER_KEYS, restart, then call with resume_only",
+                    reason="KEY_PROVIDER_READ_ONLY",
+                )
+            rewrapped = 0
+            unreadable: set[str] = set()
+            while True:
+                # Writes that sealed under the old key just before the new one became
+                # current may land behind the pass: repeat until a pass finds nothing.
+                result = await asyncio.to_thread(self._rows.rewrap)
+                rewrapped += result.done
+                unreadable.update(result.unreadable)
+                if result.done == 0:
+                    break
+            retired = await self._retire(unreadable)
         return pb.RotateMasterKeyResponse(
-            key_id=self._sealer.current_kek_id(), rewrapped=rewrapped, retired_key_ids=retired
+            key_id=self._sealer.current_kek_id(),
+            rewrapped=rewrapped,
+            retired_key_ids=retired,
+            unreadable_key_ids=sorted(unreadable),
         )
+
+    async def _retire(self, unreadable: set[str]) -> list[str]:
+        provider = self._sealer.provider
+        if not isinstance(provider, FileKeyProvider):
+            return []  # the environment is not ours to edit
+        retired = []
+        for kek_id in provider.ids()[1:]:
+            # Only once no data key needs it: rows left unreadable still do.
+            if await asyncio.to_thread(self._rows.count_under, kek_id):
+                continue
+            provider.retire(kek_id)
+            retired.append(kek_id)
+        return retired

@@ -8,7 +8,7 @@ from typing import Any
 from keyway.v1 import providers_pb2 as pb
 from keyway.v1 import providers_pb2_grpc
 
-from control_plane.domain import catalog
+from control_plane.domain import catalog, quotas
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import require_id
 from control_plane.domain.upstreams import check_custom_provider, effective_auth_style
@@ -58,6 +58,14 @@ def custom_provider_message(row: dict[str, Any]) -> pb.CustomProvider:
 
 class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
     def _check(self, cp: pb.CustomProvider, *, creating: bool) -> None:
+        limit = self.options.quotas.models_per_provider
+        if len(cp.models) > limit:
+            raise quotas.exceeded(
+                "models_per_provider",
+                limit,
+                f"customProviders/{cp.provider_id or cp.id}",
+                f"the custom provider lists {len(cp.models)} models",
+            )
         v = Violations()
         check_custom_provider(
             v, cp, allow_private=self.options.allow_private_upstreams, creating=creating

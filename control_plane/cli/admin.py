@@ -35,6 +35,8 @@ from keyway.v1 import (
     data_planes_pb2_grpc,
     master_keys_pb2,
     master_keys_pb2_grpc,
+    operator_credentials_pb2,
+    operator_credentials_pb2_grpc,
     provider_keys_pb2,
     provider_keys_pb2_grpc,
     providers_pb2,
@@ -63,6 +65,7 @@ def add_admin_parser(subparsers: _Subparsers) -> None:
     verbs = {resource.command: _add_resource(groups, resource) for resource in _RESOURCES}
     _add_configuration_file_commands(verbs["configurations"])
     _add_rotate_provider_key(verbs["provider-keys"])
+    _add_rotate_operator_credential(verbs["operator-credentials"])
     _add_providers(groups)
     _add_master_key(groups)
     _add_data_planes(groups)
@@ -172,6 +175,7 @@ _RESOURCES = (
             _col("DISPLAY NAME", "display_name"),
             _col("DESCRIPTION", "description"),
             _col("CREATED", "create_time"),
+            ("SNAPSHOT", lambda message: output.snapshot_state(message.snapshot_status)),
         ),
         flags=(
             _Flag("--display-name", "display_name", "human-readable name", on_create="required"),
@@ -363,6 +367,26 @@ _RESOURCES = (
         verbs=frozenset({"list", "create", "delete"}),
         etag=False,
     ),
+    _Resource(
+        command="operator-credentials",
+        noun="operator credential",
+        module=operator_credentials_pb2,
+        stub=operator_credentials_pb2_grpc.OperatorCredentialServiceStub,
+        rpc="OperatorCredential",
+        field="credential",
+        list_field="credentials",
+        columns=(
+            _col("ID", "id"),
+            _col("NAME", "name"),
+            _col("TOKEN", "redacted_token"),
+            _col("CREATED", "create_time"),
+            _col("ROTATED", "update_time"),
+        ),
+        flags=(_Flag("--name", "name", "human-readable name", on_create="required"),),
+        returns_token=True,
+        verbs=frozenset({"list", "create", "delete"}),
+        etag=False,
+    ),
 )
 
 
@@ -410,6 +434,13 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, leaf: bool) -> N
     )
     group.add_argument(
         "--tls-client-cert", default=default(None), metavar="PEM", help="client cert for mTLS"
+    )
+    group.add_argument(
+        "--allow-insecure-remote",
+        action="store_true",
+        default=default(False),
+        help="allow plaintext to a control plane that is not on loopback "
+        f"(default: refused; also ${rpc.INSECURE_ENV}=1)",
     )
     group.add_argument(
         "--tls-client-key", default=default(None), metavar="PEM", help="client key for mTLS"
@@ -566,6 +597,16 @@ def _add_rotate_provider_key(verbs: _Subparsers) -> None:
     _add_etag_option(rotate)
 
 
+def _add_rotate_operator_credential(verbs: _Subparsers) -> None:
+    rotate = _leaf(
+        verbs,
+        "rotate",
+        "replace an operator credential's token: the old one stops working at once",
+        _rotate_operator_credential,
+    )
+    rotate.add_argument("id", help="operator credential id (`op_…`)")
+
+
 def _add_providers(groups: _Subparsers) -> None:
     group = groups.add_parser("providers", help="the provider catalog")
     verbs = group.add_subparsers(dest="admin_verb", metavar="COMMAND", required=True)
@@ -578,9 +619,17 @@ def _add_data_planes(groups: _Subparsers) -> None:
     _leaf(
         verbs,
         "list",
-        "list every proxy the control plane has seen and whether it serves the latest snapshot",
+        "list the proxies the control plane has seen and whether each serves the latest "
+        "snapshot (account admins see a redacted view)",
         _list_data_planes,
     )
+    delete = _leaf(
+        verbs,
+        "delete",
+        "forget a disconnected proxy (a retired node); operator only",
+        _delete_data_plane,
+    )
+    delete.add_argument("node_id", metavar="NODE_ID", help="node id as listed")
 
 
 def _add_master_key(groups: _Subparsers) -> None:
@@ -847,6 +896,13 @@ def _rotate(args: argparse.Namespace, session: rpc.Session) -> None:
     _print_resource(args, response.provider_key)
 
 
+def _rotate_operator_credential(args: argparse.Namespace, session: rpc.Session) -> None:
+    stub = operator_credentials_pb2_grpc.OperatorCredentialServiceStub(session.channel)
+    request = operator_credentials_pb2.RotateOperatorCredentialRequest(id=args.id)
+    response = session.call(stub.RotateOperatorCredential, request)
+    _print_with_token(args, response, response.credential)
+
+
 _PROVIDER_COLUMNS: tuple[_Column, ...] = (
     _col("ID", "id"),
     _col("NAME", "name"),
@@ -890,12 +946,27 @@ _DATA_PLANE_COLUMNS: tuple[_Column, ...] = (
 
 def _list_data_planes(args: argparse.Namespace, session: rpc.Session) -> None:
     stub = data_planes_pb2_grpc.DataPlaneServiceStub(session.channel)
-    response = session.call(stub.ListDataPlanes, data_planes_pb2.ListDataPlanesRequest())
+    request = data_planes_pb2.ListDataPlanesRequest(page_size=_PAGE_SIZE)
+    nodes: list[Message] = []
+    while True:
+        response = session.call(stub.ListDataPlanes, request)
+        nodes.extend(response.data_planes)
+        request.page_token = response.next_page_token
+        if not request.page_token:
+            break
     if args.json:
         # States are shown, never typed back: IN_SYNC rather than DATA_PLANE_STATE_IN_SYNC.
-        print(output.to_json_short_enums(list(response.data_planes)))
+        print(output.to_json_short_enums(nodes))
         return
-    _print_list(args, _DATA_PLANE_COLUMNS, list(response.data_planes), "")
+    _print_list(args, _DATA_PLANE_COLUMNS, nodes, "")
+
+
+def _delete_data_plane(args: argparse.Namespace, session: rpc.Session) -> None:
+    stub = data_planes_pb2_grpc.DataPlaneServiceStub(session.channel)
+    response = session.call(
+        stub.DeleteDataPlane, data_planes_pb2.DeleteDataPlaneRequest(node_id=args.node_id)
+    )
+    print(output.to_json(response) if args.json else f"Forgot data plane {args.node_id}.")
 
 
 def _rotate_master_key(args: argparse.Namespace, session: rpc.Session) -> None:

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import uvloop
 
 from control_plane.domain.catalog import BUILT_IN_IDS
+from control_plane.domain.quotas import DEFAULT_QUOTAS, QUOTAS, Quotas
 from control_plane.domain.upstreams import base_url_problem
+from data_plane.shared.private_files import UnsafePathError
 from data_plane.shared.startup import ListenError, StartupError, check_free, parse_address
 
 from .admin import add_admin_parser
@@ -127,6 +129,40 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve snapshots without TLS on a non-loopback address",
     )
+    parser.add_argument(
+        "--no-reflection",
+        dest="reflection",
+        action="store_false",
+        help="do not serve gRPC server reflection at all (by default it needs an admin "
+        "or operator token)",
+    )
+    parser.add_argument(
+        "--forget-disconnected-after",
+        type=_positive(float),
+        default=7 * 24 * 3600,
+        metavar="SECONDS",
+        help="drop a disconnected proxy from `data-planes list` after this long "
+        "(default: %(default)s, a week)",
+    )
+    limits = parser.add_argument_group(
+        "per-account quotas and the snapshot budget (RESOURCE_EXHAUSTED beyond them)"
+    )
+    for name, quota in QUOTAS.items():
+        limits.add_argument(
+            quota.flag,
+            dest=f"quota_{name}",
+            type=_positive(int),
+            default=getattr(DEFAULT_QUOTAS, name),
+            metavar="N",
+            help=f"{quota.help} (default: %(default)s)",
+        )
+
+
+def _quotas(args: argparse.Namespace) -> Quotas:
+    try:
+        return Quotas(**{name: getattr(args, f"quota_{name}") for name in QUOTAS})
+    except ValueError as error:
+        raise StartupError(str(error)) from None
 
 
 # (flag, number type, default, metavar, help) of the proxy's failover bounds and limits.
@@ -207,6 +243,14 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
         default=0.25,
         metavar="SECONDS",
         help="no attempt starts with less of the total deadline left",
+    )
+    failover.add_argument(
+        "--max-snapshot-age",
+        type=_positive(float),
+        default=None,
+        metavar="SECONDS",
+        help="stop serving (503 snapshot_expired) once the routing snapshot has gone this long "
+        "without being confirmed by the control plane (default: serve it however old)",
     )
     failover.add_argument(
         "--forward-openai-organization",
@@ -363,13 +407,46 @@ def build_parser() -> Parser:
     _add_listen(demo, "--proxy-listen", "127.0.0.1:8080", "proxy")
     demo.set_defaults(func=_run_demo, listen_flags=_BOTH)
 
+    help_text = "revoke every operator token and write a new one to the data directory"
+    reset = commands.add_parser(
+        "reset-operator-token",
+        help=help_text,
+        description="Local recovery when every operator token is lost or in the wrong "
+        "hands: revokes all operator credentials and writes the token of a new one to "
+        "DATA_DIR/operator.token (0600). Safe while the control plane runs.",
+    )
+    reset.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="the control plane's data directory (default: $KEYWAY_DATA_DIR, else .keyway)",
+    )
+    reset.set_defaults(func=_reset_operator_token)
+
     add_admin_parser(commands)
     return parser
 
 
+def _reset_operator_token(args: argparse.Namespace) -> int:
+    from control_plane.bootstrap import reset_operator_token
+    from control_plane.server import open_data_dir
+
+    data_dir = _data_dir(args)
+    if not (data_dir / "keyway.db").exists():
+        raise StartupError(f"no control plane data in {data_dir} (see --data-dir)")
+    with open_data_dir(data_dir) as (store, _):
+        path = reset_operator_token(store, data_dir)
+        store.db.close()
+    print(f"keyway: revoked every operator token; the new one is in {path} (mode 0600)")
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
+    from data_plane.shared.hardening import disable_core_dumps
+
     from .demo import run_demo
 
+    disable_core_dumps()
     logging.basicConfig(level=logging.WARNING)
     uvloop.run(run_demo(args.proxy_listen, args.listen))
     return 0
@@ -438,6 +515,7 @@ def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettin
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             allow_insecure_control_plane=args.allow_insecure_control_plane,
+            max_snapshot_age=args.max_snapshot_age,
         )
     host = args.listen.rpartition(":")[0]
     if host.strip("[]") in ("", "0.0.0.0", "::"):  # noqa: S104 - a comparison
@@ -453,6 +531,7 @@ def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettin
         limits=connection_limits(args),
         # The control plane next to it already refused plaintext unless told.
         allow_insecure_control_plane=args.allow_insecure_remote,
+        max_snapshot_age=args.max_snapshot_age,
     )
 
 
@@ -491,6 +570,9 @@ async def _serve(args: argparse.Namespace) -> None:
                 tls_key=args.tls_key,
                 tls_client_ca=args.tls_client_ca,
                 allow_insecure_remote=args.allow_insecure_remote,
+                quotas=_quotas(args),
+                forget_disconnected_after=args.forget_disconnected_after,
+                reflection=args.reflection,
             )
             control_plane = ControlPlane(settings)
             running.push_async_callback(control_plane.stop)
@@ -512,6 +594,10 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from data_plane.shared.hardening import disable_core_dumps
+
+    # Before any provider key is read: a core dump would write them all to disk.
+    disable_core_dumps()
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -527,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args))
-    except StartupError as error:
+    except (StartupError, UnsafePathError) as error:
         message = str(error)
         flags: dict[str, str] = getattr(args, "listen_flags", {})
         if isinstance(error, ListenError) and error.what in flags:

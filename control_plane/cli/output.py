@@ -228,8 +228,30 @@ def _compact_json(value: Any) -> str:
     return json.dumps(json_format.MessageToDict(value), separators=(", ", ": "))
 
 
+def snapshot_state(value: Any) -> str:
+    """`published`, `pending` or `QUARANTINED` (loud: something needs fixing)."""
+    label = enum_label(value.DESCRIPTOR.fields_by_name["state"].enum_type, value.state)
+    return label.upper() if label == "quarantined" else label
+
+
+def _format_snapshot_status(value: Any) -> str:
+    state = snapshot_state(value)
+    if state != "QUARANTINED":
+        return f"{state} (latest snapshot {value.published_version}, ~{value.snapshot_bytes} bytes)"
+    when = _format_timestamp_message(value.quarantine_time)
+    lines = [f"QUARANTINED since snapshot {value.quarantined_version} ({when}): {value.reason}"]
+    lines.extend(f"  {problem.field}: {problem.description}" for problem in value.problems)
+    lines.append(
+        "proxies keep serving its last good data (deleted access keys removed)"
+        if value.serving_previous
+        else "none of its data is served until a write fixes it"
+    )
+    return "\n".join(lines)
+
+
 _MESSAGE_FORMATTERS: dict[str, Callable[[Any], str]] = {
     "google.protobuf.Timestamp": _format_timestamp_message,
+    "keyway.v1.AccountSnapshotStatus": _format_snapshot_status,
     "keyway.v1.ProviderModel": _format_provider_model,
     "keyway.v1.ProviderKeyError": _format_provider_key_error,
     _ACCESS: _format_access,

@@ -15,7 +15,10 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from data_plane.shared.addresses import is_loopback
+
 DEFAULT_ADDR = "127.0.0.1:50051"
+INSECURE_ENV = "KEYWAY_ALLOW_INSECURE_REMOTE"
 TOKEN_FILE_NAME = "admin.token"
 
 _Req = TypeVar("_Req", bound=Message)
@@ -51,6 +54,16 @@ def resolve_target(args: argparse.Namespace) -> Target:
         raise UsageError("--tls-client-cert and --tls-client-key go together")
     if cert is not None and ca is None:
         raise UsageError("mTLS needs --tls-ca too")
+    insecure_ok = getattr(args, "allow_insecure_remote", False) or (
+        os.environ.get(INSECURE_ENV, "") == "1"
+    )
+    if ca is None and not insecure_ok and not is_loopback(addr):
+        # The token is a credential: the same rule the control plane applies to snapshots.
+        raise UsageError(
+            f"refusing to send the token in plaintext to {addr}: pass --tls-ca PEM (the CA "
+            "of the control plane's certificate), or --allow-insecure-remote (or "
+            f"{INSECURE_ENV}=1) if a trusted network layer already encrypts the traffic"
+        )
     return Target(
         addr=addr,
         token=_resolve_token(args),

@@ -14,6 +14,8 @@ from types import MappingProxyType
 
 from keyway.v1 import access_key_configurations_pb2 as pb
 
+from data_plane.shared.limits import MAX_CONCURRENCY, MAX_REQUESTS_PER_MINUTE
+
 from .errors import FieldViolation, Violations
 
 STEP_TYPES = ("user",)
@@ -23,8 +25,6 @@ MODEL_MAX = 255
 MAX_RULES = 200
 MAX_KEYS_PER_STEP = 100
 MAX_ALLOW_ENTRIES = 1000
-MAX_REQUESTS_PER_MINUTE = 1_000_000
-MAX_CONCURRENCY = 100_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,18 @@ class PermissionDenied(DomainError):
     reason = "PERMISSION_DENIED"
 
 
+class ResourceExhausted(DomainError):
+    """A quota would be exceeded; `quota` is its stable name, `subject` what hit it."""
+
+    reason = "QUOTA_EXCEEDED"
+
+    def __init__(self, message: str, *, quota: str = "", limit: int = 0, subject: str = "") -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.limit = limit
+        self.subject = subject
+
+
 class Violations:
     """Collects every problem of one request so the caller sees them all at once."""
 

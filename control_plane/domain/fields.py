@@ -38,15 +38,34 @@ def check_common(
     check_text(v, prefix + "metadata", metadata, limit=METADATA_MAX)
 
 
+def _secret_character_problem(value: str) -> str | None:
+    """What is wrong with the first character that cannot go into an HTTP header as-is.
+
+    Names its kind and position only: the character itself is part of the secret.
+    """
+    for position, char in enumerate(value, start=1):
+        if char.isspace():
+            return f"a whitespace character at position {position}"
+        if not char.isascii():
+            return f"a non-ASCII character at position {position}"
+        if not char.isprintable():
+            return f"a control character at position {position}"
+    return None
+
+
 def check_secret(v: Violations, field: str, value: str) -> None:
     if not value:
         v.add(field, "is required")
     elif len(value) > SECRET_MAX:
         v.add(field, f"must be at most {SECRET_MAX} characters")
-    elif value != value.strip() or any(c in value for c in "\r\n\x00"):
-        # A pasted key with a trailing newline would fail upstream with a
-        # confusing auth error; refusing it here names the actual problem.
-        v.add(field, "must not contain whitespace at the ends, line breaks or NUL")
+    elif problem := _secret_character_problem(value):
+        # The value goes into an upstream auth header: a pasted key with a newline or
+        # a stray control character would fail there, far from its cause.
+        v.add(
+            field,
+            "must be printable ASCII without spaces, line breaks or control characters "
+            f"(found {problem})",
+        )
 
 
 def page_size(value: int, field: str = "page_size") -> int:

@@ -8,12 +8,16 @@ from urllib.parse import urlsplit
 
 from keyway.v1 import providers_pb2 as pb
 
+from data_plane.shared.addresses import is_public_address
+
 from .catalog import BUILT_IN_IDS
 from .errors import Violations
 from .fields import NAME_MAX, check_common
 
-_PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-MAX_MODELS = 500
+CUSTOM_PREFIX = "x-"
+"""Every custom provider id starts with it and no built-in id ever does, so a catalog
+release can never take an id a tenant already uses (the catalog test enforces it)."""
+_PROVIDER_ID = re.compile(r"x-[a-z0-9][a-z0-9-]{0,60}")
 
 
 _IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
@@ -39,7 +43,7 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
 
 def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host)
+        return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return _legacy_ipv4(host)
 
@@ -49,8 +53,9 @@ def _is_private_host(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     address = _ip_address(host)
-    # Not just is_private: shared (100.64/10, carrier-grade NAT) space is internal too.
-    return address is not None and not address.is_global
+    # Not just is_private: shared (100.64/10, carrier-grade NAT) space is internal too, and
+    # IPv6 forms that embed an IPv4 address (NAT64, 6to4, Teredo, …) are judged by it.
+    return address is not None and not is_public_address(address)
 
 
 def base_url_problem(url: str, *, allow_private: bool) -> str | None:
@@ -95,10 +100,15 @@ def check_custom_provider(
     if creating:
         if not cp.provider_id:
             v.add("provider_id", "is required")
-        elif not _PROVIDER_ID.fullmatch(cp.provider_id):
-            v.add("provider_id", "must be 1-63 lowercase letters, digits or '-'")
         elif cp.provider_id in BUILT_IN_IDS:
             v.add("provider_id", f"'{cp.provider_id}' is a built-in provider")
+        elif not _PROVIDER_ID.fullmatch(cp.provider_id):
+            v.add(
+                "provider_id",
+                f"must be '{CUSTOM_PREFIX}' then 1-61 lowercase letters, digits or '-', e.g. "
+                f"'{CUSTOM_PREFIX}acme' (built-in providers never use the prefix, so no "
+                "catalog release can clash with a custom id)",
+            )
     problem = base_url_problem(cp.base_url, allow_private=allow_private)
     if problem:
         v.add("base_url", problem)
@@ -111,8 +121,6 @@ def check_custom_provider(
         v.add("formats", "lists a format twice")
     if cp.auth_style not in pb.AuthStyle.values():
         v.add("auth_style", "is not a known auth style")
-    if len(cp.models) > MAX_MODELS:
-        v.add("models", f"must list at most {MAX_MODELS} models")
     seen: set[str] = set()
     for i, model in enumerate(cp.models):
         if (

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
 import json
-import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from control_plane.secrets.errors import SealError, UnknownKeyError
+from data_plane.shared.private_files import (
+    UnsafePathError,
+    ensure_private_dir,
+    locked,
+    read_private,
+    write_private,
+)
 
 KEY_BYTES = 32
 ENV_VAR = "KEYWAY_MASTER_KEYS"
@@ -101,6 +106,9 @@ class FileKeyProvider:
     """A keyring in a local JSON file (mode 0600), e.g. `<data dir>/master.keys`.
 
     `{"version": 1, "current": "<id>", "keys": {"<id>": "<urlsafe base64 of 32 bytes>"}}`
+
+    A file that is a symlink, owned by another user or readable by group or others is
+    refused: whoever could replace it could make new secrets sealed under their key.
     """
 
     __slots__ = ("_keyring", "_path", "_token_bytes")
@@ -115,13 +123,13 @@ class FileKeyProvider:
         cls, path: Path, *, token_bytes: _TokenBytes = secrets.token_bytes
     ) -> FileKeyProvider:
         """Open the keyring at `path`, first creating it with one random key if it is missing."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_dir(path.parent)
         # Under the lock, so two processes starting together cannot each write a different
         # first key and lose whatever the other one sealed.
         with _locked(path):
-            if not path.exists():
+            if not path.exists() and not path.is_symlink():
                 kek_id, key = _new_key({}, token_bytes)
-                _write_atomically(path, _dump(_Keyring(kek_id, {kek_id: key})))
+                write_private(path, _dump(_Keyring(kek_id, {kek_id: key})))
         return cls(path, token_bytes=token_bytes)
 
     def current(self) -> tuple[str, bytes]:
@@ -142,7 +150,7 @@ class FileKeyProvider:
             keyring = self._read()
             kek_id, key = _new_key(keyring.keys, self._token_bytes)
             updated = _Keyring(kek_id, {**keyring.keys, kek_id: key})
-            _write_atomically(self._path, _dump(updated))
+            write_private(self._path, _dump(updated))
         self._keyring = updated
         return kek_id
 
@@ -156,13 +164,15 @@ class FileKeyProvider:
                 raise SealError(f"cannot retire {kek_id!r}: it is the current key")
             keys = {other: key for other, key in keyring.keys.items() if other != kek_id}
             updated = _Keyring(keyring.current, keys)
-            _write_atomically(self._path, _dump(updated))
+            write_private(self._path, _dump(updated))
         self._keyring = updated
 
     def _read(self) -> _Keyring:
         where = f"keyring file {self._path}"
         try:
-            raw = self._path.read_bytes()
+            raw = read_private(self._path)
+        except UnsafePathError as exc:
+            raise SealError(str(exc)) from None
         except OSError as exc:
             raise SealError(f"cannot read {where}: {exc.strerror or type(exc).__name__}") from None
         try:
@@ -233,13 +243,17 @@ class EnvKeyProvider:
         return None
 
 
+def key_file(data_dir: Path) -> Path:
+    return data_dir / _FILE_NAME
+
+
 def load_key_provider(data_dir: Path, environ: Mapping[str, str]) -> KeyProvider:
     """`KEYWAY_MASTER_KEYS` when set (even empty, so a broken deployment fails loudly
     instead of quietly starting a fresh key file), else `<data_dir>/master.keys`."""
     value = environ.get(ENV_VAR)
     if value is not None:
         return EnvKeyProvider(value)
-    return FileKeyProvider.open_or_create(data_dir / _FILE_NAME)
+    return FileKeyProvider.open_or_create(key_file(data_dir))
 
 
 def _dump(keyring: _Keyring) -> bytes:
@@ -251,33 +265,12 @@ def _dump(keyring: _Keyring) -> bytes:
     return (json.dumps(doc, indent=2) + "\n").encode("ascii")
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # A sidecar file, because the keyring itself is replaced (new inode) on every write.
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _private_dir(path: Path) -> None:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+        ensure_private_dir(path)
+    except UnsafePathError as exc:
+        raise SealError(str(exc)) from None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    # 0600 from the first byte (never chmod after), and readers see the old or the new file,
-    # never half of one, even across a crash.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def _locked(path: Path) -> AbstractContextManager[None]:
+    return locked(path.with_name(path.name + ".lock"))

@@ -7,6 +7,7 @@ the small DEKs, never re-encrypts values.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,15 +36,27 @@ class SealedSecret:
     ciphertext: bytes
 
 
-def row_aad(row_id: str, secret_version: int) -> bytes:
-    """The associated data every sealed provider key is bound to (its row and version)."""
+def row_aad(account_id: str, provider_id: str, row_id: str, secret_version: int) -> bytes:
+    """The associated data a sealed provider key is bound to: its owner and its row.
+
+    Moving a sealed value to another account, another provider or another row, or
+    replaying it from before a rotation, makes it fail to open instead of being used
+    for someone else's requests. JSON keeps the fields unambiguous whatever they hold.
+    """
+    fields = ["keyway-provider-key", 2, account_id, provider_id, row_id, secret_version]
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def legacy_row_aad(row_id: str, secret_version: int) -> bytes:
+    """What rows sealed before the owner was bound use (row and version only); the
+    store re-seals them under `row_aad` in the background."""
     return f"{row_id}:{secret_version}".encode()
 
 
 class Sealer:
     """Seals and opens secrets with keys from a `KeyProvider`.
 
-    Every method takes `aad`; callers pass `f"{row_id}:{secret_version}".encode()`.
+    Every method takes `aad`; provider keys pass `row_aad(...)`.
     """
 
     __slots__ = ("_provider", "_token_bytes")
@@ -56,8 +69,8 @@ class Sealer:
         self._provider = provider
         self._token_bytes = token_bytes
 
-    # aad binds the sealed value to its row and secret version: it cannot be moved to
-    # another row or replayed from before a rotation.
+    # aad binds the sealed value to its owner, row and secret version: it cannot be moved
+    # to another account or row, or replayed from before a rotation.
     def seal(self, secret: Secret, aad: bytes) -> SealedSecret:
         try:
             plaintext = secret.reveal().encode("utf-8")

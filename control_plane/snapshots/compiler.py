@@ -3,19 +3,27 @@
 Everything is ordered by id or creation order and serialised
 deterministically, so equal state gives equal bytes and the same hash in any
 control-plane process.
+
+A snapshot can also be put together from accounts compiled one at a time:
+protobuf writes each `accounts` entry as its own length-delimited field after
+the header fields, so `assemble(header, [frame_account(a) …])` gives exactly the
+bytes of serialising the whole message. That lets the publisher recompile only
+the accounts that changed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from keyway.v1 import access_key_configurations_pb2 as cpb
 from keyway.v1 import snapshot_pb2 as spb
 
 from control_plane.domain import catalog
-from control_plane.secrets.secret import Secret
+from control_plane.store.records import AccessKeyRecord as AccessKeyRecord
+from control_plane.store.records import AccountRecord as AccountRecord
+from control_plane.store.records import KeyRecord as KeyRecord
 from data_plane.routing.validate import SCHEMA_VERSION
 
 _FORMATS = {
@@ -26,32 +34,6 @@ _AUTH = {
     catalog.AUTH_BEARER: spb.SNAPSHOT_AUTH_STYLE_BEARER,
     catalog.AUTH_X_API_KEY: spb.SNAPSHOT_AUTH_STYLE_X_API_KEY,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    id: str
-    provider_id: str
-    value: Secret
-    disabled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AccessKeyRecord:
-    id: str
-    token_sha256: str
-    configuration_id: str | None
-    disabled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AccountRecord:
-    id: str
-    custom_providers: tuple[catalog.ProviderSpec, ...]
-    keys: tuple[KeyRecord, ...]
-    """In creation order."""
-    configurations: tuple[tuple[str, cpb.AccessKeyConfiguration], ...]
-    access_keys: tuple[AccessKeyRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +89,7 @@ def _configuration(config_id: str, config: cpb.AccessKeyConfiguration) -> spb.Sn
     return out
 
 
-def _account(account: AccountRecord, private_allowed: bool) -> spb.SnapshotAccount:
+def compile_account(account: AccountRecord, private_allowed: bool) -> spb.SnapshotAccount:
     out = spb.SnapshotAccount(id=account.id)
     out.custom_providers.extend(
         _provider(p, private_allowed) for p in sorted(account.custom_providers, key=lambda p: p.id)
@@ -130,13 +112,17 @@ def _account(account: AccountRecord, private_allowed: bool) -> spb.SnapshotAccou
     return out
 
 
+def header(revision: int, base_url_overrides: Mapping[str, str]) -> spb.Snapshot:
+    """The snapshot without its accounts: schema, version and the built-in catalog."""
+    snapshot = spb.Snapshot(schema_version=SCHEMA_VERSION, version=revision)
+    snapshot.providers.extend(_provider(p) for p in catalog.with_overrides(base_url_overrides))
+    return snapshot
+
+
 def compile_snapshot(state: StoreState) -> spb.Snapshot:
-    snapshot = spb.Snapshot(schema_version=SCHEMA_VERSION, version=state.revision)
-    snapshot.providers.extend(
-        _provider(p) for p in catalog.with_overrides(state.base_url_overrides)
-    )
+    snapshot = header(state.revision, state.base_url_overrides)
     snapshot.accounts.extend(
-        _account(a, state.allow_private_upstreams)
+        compile_account(a, state.allow_private_upstreams)
         for a in sorted(state.accounts, key=lambda a: a.id)
     )
     return snapshot
@@ -145,3 +131,26 @@ def compile_snapshot(state: StoreState) -> spb.Snapshot:
 def serialise(snapshot: spb.Snapshot) -> Compiled:
     payload = snapshot.SerializeToString(deterministic=True)
     return Compiled(snapshot.version, hashlib.sha256(payload).hexdigest(), payload)
+
+
+_ACCOUNTS_TAG = bytes([spb.Snapshot.DESCRIPTOR.fields_by_name["accounts"].number << 3 | 2])
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def frame_account(account: bytes) -> bytes:
+    """One serialised SnapshotAccount as the `accounts` entry of a Snapshot."""
+    return _ACCOUNTS_TAG + _varint(len(account)) + account
+
+
+def assemble(head: spb.Snapshot, framed_accounts: Iterable[bytes]) -> Compiled:
+    """The snapshot `head` with these accounts (framed, in id order) appended."""
+    payload = b"".join([head.SerializeToString(deterministic=True), *framed_accounts])
+    return Compiled(head.version, hashlib.sha256(payload).hexdigest(), payload)

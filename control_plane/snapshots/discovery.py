@@ -22,12 +22,29 @@ from control_plane.domain.errors import Unauthenticated
 from control_plane.store.store import Store
 
 from .publisher import Published, Publisher, Subscription
-from .status import StatusBook
+from .status import REJECTION_MESSAGE_MAX, StatusBook
 from .stream import Reply, Revision, Send, StreamState
 
 log = logging.getLogger("keyway.control_plane.discovery")
 
 Context = grpc.aio.ServicerContext[pb.StreamSnapshotsRequest, pb.StreamSnapshotsResponse]
+
+
+# Hello fields end up in status rows, logs and the admin API: short printable text only.
+_HELLO_LIMITS = (("node_id", 255, True), ("pool", 64, False), ("build_version", 128, False))
+
+
+def hello_problem(hello: pb.Hello) -> str | None:
+    """Why a Hello cannot be accepted (naming the field), or None."""
+    for name, limit, required in _HELLO_LIMITS:
+        value: str = getattr(hello, name)
+        if required and not value:
+            return f"hello.{name}: is required"
+        if len(value) > limit:
+            return f"hello.{name}: must be at most {limit} characters"
+        if not value.isprintable() or any(c.isspace() for c in value):
+            return f"hello.{name}: must be printable characters without spaces"
+    return None
 
 
 def _response(send: Send, published: Published) -> pb.StreamSnapshotsResponse:
@@ -137,8 +154,9 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello"
             )
         hello = first.hello
-        if not hello.node_id or len(hello.node_id) > 255:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello.node_id: 1-255 characters")
+        problem = hello_problem(hello)
+        if problem is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         applied = (
             Revision(hello.applied_version, hello.applied_hash) if hello.applied_version else None
         )
@@ -193,8 +211,7 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                     self._status.acked(node_id, Revision(ack.version, ack.hash))
             elif kind == "nack":
                 nack = message.nack
-                if state.on_nack(nack.nonce, nack.message) and state.last_rejection:
+                text = nack.message[:REJECTION_MESSAGE_MAX]
+                if state.on_nack(nack.nonce, text) and state.last_rejection:
                     self._status.rejected(node_id, state.last_rejection)
-                    log.warning(
-                        "proxy %s rejected snapshot %d: %s", node_id, nack.version, nack.message
-                    )
+                    log.warning("proxy %s rejected snapshot %d: %s", node_id, nack.version, text)

@@ -1,8 +1,9 @@
 """Per-proxy sync status, kept in memory and mirrored to SQLite.
 
-The mirror lets `data-planes list` show every proxy ever seen (as
-DISCONNECTED) after a control-plane restart. Rows are bookkeeping, so their
-writes do not move the store revision.
+The mirror lets `data-planes list` show the proxies seen recently (as
+DISCONNECTED) after a control-plane restart; a proxy disconnected for longer
+than `forget_after` is forgotten, so retired nodes do not pile up. Rows are
+bookkeeping, so their writes do not move the store revision.
 """
 
 from __future__ import annotations
@@ -55,10 +56,28 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+REJECTION_MESSAGE_MAX = 1024
+"""What is kept of a proxy's NACK text (the proxy bounds it too; older ones may not)."""
+
+
+class UnknownNodeError(KeyError):
+    pass
+
+
+class ConnectedNodeError(Exception):
+    pass
+
+
 class StatusBook:
-    def __init__(self, db: Database, clock: Callable[[], int] = _now_us) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], int] = _now_us,
+        forget_after: float = 7 * 24 * 3600.0,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._forget_after_us = int(forget_after * 1e6)
         self._nodes: dict[str, NodeStatus] = {}
         self._streams: dict[str, int] = {}
         self._dirty: set[str] = set()
@@ -105,9 +124,37 @@ class StatusBook:
         try:
             while True:
                 await asyncio.sleep(interval)
+                self.forget_disconnected()
                 self.flush()
         finally:
             self.flush()
+
+    def forget_disconnected(self) -> list[str]:
+        """Drops proxies disconnected for longer than `forget_after`; returns their ids."""
+        cutoff = self._clock() - self._forget_after_us
+        gone = [
+            node.node_id
+            for node in self._nodes.values()
+            if not node.connected and node.last_seen_us < cutoff
+        ]
+        for node_id in gone:
+            self._forget(node_id)
+        return gone
+
+    def delete(self, node_id: str) -> None:
+        """Forgets one proxy (a retired node) at the operator's request."""
+        node = self._nodes.get(node_id)
+        if node is None:
+            raise UnknownNodeError(node_id)
+        if node.connected:
+            raise ConnectedNodeError(node_id)
+        self._forget(node_id)
+
+    def _forget(self, node_id: str) -> None:
+        del self._nodes[node_id]
+        self._dirty.discard(node_id)
+        with self._db.atomic():
+            self._db.execute("DELETE FROM data_planes WHERE node_id = ?", [node_id])
 
     @staticmethod
     def _row(node: NodeStatus) -> dict[str, object]:
@@ -157,6 +204,9 @@ class StatusBook:
         self._save(replace(self._nodes[node_id], applied=applied, last_seen_us=self._clock()))
 
     def rejected(self, node_id: str, rejection: Rejection) -> None:
+        if len(rejection.message) > REJECTION_MESSAGE_MAX:
+            cut = rejection.message[: REJECTION_MESSAGE_MAX - 1] + "…"
+            rejection = Rejection(rejection.revision, cut)
         now = self._clock()
         node = replace(self._nodes[node_id], rejection=rejection, rejected_time_us=now)
         self._save(replace(node, last_seen_us=now))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,11 +10,22 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from data_plane.shared.private_files import open_private
+
 from .schema import MIGRATIONS
 
 
+def _make_private(path: Path) -> None:
+    # SQLite creates the -wal and -shm files with the database file's mode, so a 0600
+    # database keeps all three private; files left 0644 by older versions are tightened.
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        candidate = path.with_name(name)
+        if name == path.name or candidate.exists():
+            os.close(open_private(candidate))
+
+
 def open_database(path: Path | str) -> Database:
-    """Opens (creating if needed) and migrates the database.
+    """Opens (creating if needed, mode 0600) and migrates the database.
 
     WAL lets readers (snapshot compilation) run beside the single writer;
     foreign keys are off by default in SQLite, so they are switched on here.
@@ -21,6 +33,7 @@ def open_database(path: Path | str) -> Database:
     if str(path) == ":memory:":
         db = Database(memory=True)
     else:
+        _make_private(Path(path))
         db = Database(sqlite3.connect(str(path), check_same_thread=False))
         db.enable_wal()
     db.execute("PRAGMA foreign_keys = ON")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
+
+from .footprint import ACCOUNT_BYTES_SQL
 
 MIGRATIONS = Migrations("keyway")
 
@@ -117,7 +121,34 @@ def _disabled_keys(db: Database) -> None:
         db.execute(f"ALTER TABLE {table} ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
 
 
-@MIGRATIONS(name="0006_configuration_limits")
+@MIGRATIONS(name="0005b_configuration_limits")
 def _configuration_limits(db: Database) -> None:
-    # NULL: no per-access-key limits (rows written before limits existed have none).
+    # NULL: no per-access-key limits (rows written before limits existed have none). Placed
+    # before 0007, whose snapshot estimate (footprint.ACCOUNT_BYTES_SQL) reads the column.
     db.execute("ALTER TABLE configurations ADD COLUMN limits_json TEXT")
+
+
+@MIGRATIONS(name="0006_provider_key_owner_aad")
+def _owner_aad(db: Database) -> None:
+    # Rows sealed before the owner was bound keep version 1 until the background
+    # re-seal (`sealed_rows.SealedRows.reseal_legacy`) moves them to 2.
+    db.execute("ALTER TABLE provider_keys ADD COLUMN aad_version INTEGER NOT NULL DEFAULT 1")
+
+
+@MIGRATIONS(name="0007_account_snapshot_accounting")
+def _account_accounting(db: Database) -> None:
+    # data_revision: the revision of the last write to the account's routing data, so
+    # the snapshot is recompiled for changed accounts only. snapshot_bytes: its share
+    # of the snapshot, kept current by every write (quotas check the sum).
+    db.execute("ALTER TABLE accounts ADD COLUMN data_revision INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE accounts ADD COLUMN snapshot_bytes INTEGER NOT NULL DEFAULT 0")
+    estimate = ACCOUNT_BYTES_SQL.replace(":account", "accounts.id")
+    db.execute(f"UPDATE accounts SET snapshot_bytes = ({estimate})")  # noqa: S608 - constant
+
+
+@MIGRATIONS(name="0008_deployment_meta")
+def _meta(db: Database) -> None:
+    # Deployment-wide values every replica shares; `label_salt` keys the opaque proxy
+    # labels account admins see instead of node ids.
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('label_salt', ?)", [secrets.token_hex(32)])

@@ -18,7 +18,7 @@ from typing import Any
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 from sqlite_utils import Database
 
-from control_plane.domain import catalog, ids, tokens
+from control_plane.domain import catalog, ids, quotas, tokens
 from control_plane.domain.configuration import AccountView, referenced_keys, referenced_providers
 from control_plane.domain.errors import (
     Aborted,
@@ -27,12 +27,16 @@ from control_plane.domain.errors import (
     InvalidArgument,
     NotFound,
 )
+from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.domain.redact import redact
-from control_plane.secrets.sealing import SealedSecret, Sealer, row_aad
+from control_plane.secrets.errors import SealError
+from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
 
+from . import footprint
 from .codec import config_from_columns
 from .database import current_revision, write
+from .sealed_rows import AAD_VERSION, key_aad
 
 Row = dict[str, Any]
 
@@ -58,23 +62,37 @@ class _Kind:
     prefix: str
     credential: str | None = None
     """For rows of the shared credentials table: the `kind` column value."""
+    quota: str | None = None
+    """The per-account quota that counts these rows."""
+    routing: bool = False
+    """Whether rows are an account's routing data (compiled into the snapshot)."""
 
 
 ACCOUNTS = _Kind("accounts", "account", ids.ACCOUNT)
-ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY, "admin")
+ADMIN_KEYS = _Kind("credentials", "admin API key", ids.ADMIN_API_KEY, "admin", "admin_api_keys")
 DATA_PLANE_CREDENTIALS = _Kind(
     "credentials", "data-plane credential", ids.DATA_PLANE_CREDENTIAL, "data_plane"
 )
-_OPERATOR = _Kind("credentials", "operator credential", ids.OPERATOR, "operator")
+OPERATOR_CREDENTIALS = _Kind("credentials", "operator credential", ids.OPERATOR, "operator")
 _CREDENTIAL_KINDS = {
     tokens.TokenKind.ADMIN: ADMIN_KEYS,
     tokens.TokenKind.DATA_PLANE: DATA_PLANE_CREDENTIALS,
-    tokens.TokenKind.OPERATOR: _OPERATOR,
+    tokens.TokenKind.OPERATOR: OPERATOR_CREDENTIALS,
 }
-PROVIDER_KEYS = _Kind("provider_keys", "provider key", ids.PROVIDER_KEY)
-ACCESS_KEYS = _Kind("access_keys", "access key", ids.ACCESS_KEY)
-CONFIGURATIONS = _Kind("configurations", "configuration", ids.CONFIGURATION)
-CUSTOM_PROVIDERS = _Kind("custom_providers", "custom provider", ids.CUSTOM_PROVIDER)
+PROVIDER_KEYS = _Kind(
+    "provider_keys", "provider key", ids.PROVIDER_KEY, quota="provider_keys", routing=True
+)
+ACCESS_KEYS = _Kind("access_keys", "access key", ids.ACCESS_KEY, quota="access_keys", routing=True)
+CONFIGURATIONS = _Kind(
+    "configurations", "configuration", ids.CONFIGURATION, quota="configurations", routing=True
+)
+CUSTOM_PROVIDERS = _Kind(
+    "custom_providers",
+    "custom provider",
+    ids.CUSTOM_PROVIDER,
+    quota="custom_providers",
+    routing=True,
+)
 
 # Tables holding an account's resources, children before parents for deletes.
 _ACCOUNT_TABLES = ("access_keys", "configurations", "provider_keys", "custom_providers")
@@ -95,10 +113,12 @@ class Store:
         sealer: Sealer,
         *,
         clock: Callable[[], int] = _now_us,
+        quotas: Quotas = DEFAULT_QUOTAS,
     ) -> None:
         self._db = db
         self._sealer = sealer
         self._clock = clock
+        self._quotas = quotas
         self._listeners: list[Callable[[int], None]] = []
 
     @property
@@ -121,6 +141,11 @@ class Store:
 
     def revision(self) -> int:
         return current_revision(self._db)
+
+    def label_salt(self) -> bytes:
+        """A random value per deployment (all replicas share it), for opaque labels."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'label_salt'").fetchone()
+        return bytes.fromhex(row[0])
 
     # -- generic helpers ---------------------------------------------------------------
 
@@ -174,6 +199,14 @@ class Store:
             )
 
     def _insert(self, kind: _Kind, fields: Row, revision: int) -> Row:
+        if kind.quota is not None:
+            account_id = fields["account_id"]
+            quotas.check_count(
+                self._quotas,
+                kind.quota,
+                account_id,
+                footprint.count(self._db, kind.quota, account_id),
+            )
         now = self._clock()
         row = {
             "id": ids.new_id(kind.prefix),
@@ -185,6 +218,8 @@ class Store:
         self._db.table(kind.table).insert(row)
         inserted = self._select(kind.table, {"id": row["id"]})
         assert inserted is not None
+        if kind.routing:
+            self._routing_changed(inserted["account_id"], revision)
         return inserted
 
     def _update(
@@ -193,7 +228,21 @@ class Store:
         self._check_etag(kind, row, etag)
         values = {**changes, "update_time": self._clock(), "etag": str(revision)}
         self._db.table(kind.table).update(row["seq"], values)
+        if kind.routing:
+            self._routing_changed(row["account_id"], revision)
         return self._find(kind, row["id"], None)
+
+    def _routing_changed(self, account_id: str, revision: int) -> None:
+        """After a write to an account's routing data, in its transaction: the size
+        budget is checked, and the account is marked for recompiling."""
+        before, after = footprint.account_bytes(self._db, account_id)
+        if after > before:
+            total = footprint.total_bytes(self._db) - before + after
+            quotas.check_size(self._quotas, account_id, before, after, total)
+        self._db.execute(
+            "UPDATE accounts SET snapshot_bytes = ?, data_revision = ? WHERE id = ?",
+            [after, revision, account_id],
+        )
 
     def get(self, kind: _Kind, row_id: str, account_id: str | None) -> Row:
         return self._find(kind, row_id, account_id)
@@ -215,7 +264,9 @@ class Store:
     def create_account(self, name: str, description: str, metadata: str) -> Row:
         with self._write() as revision:
             fields = {"name": name, "description": description, "metadata": metadata}
-            return self._insert(ACCOUNTS, fields, revision)
+            account = self._insert(ACCOUNTS, fields, revision)
+            self._routing_changed(account["id"], revision)
+            return self._find(ACCOUNTS, account["id"], None)
 
     def list_accounts(self, *, after: int, limit: int) -> Page:
         return self._page(ACCOUNTS, after=after, limit=limit, where={})
@@ -290,13 +341,41 @@ class Store:
         self._find(ACCOUNTS, account_id, None)
         return self._page(ADMIN_KEYS, after=after, limit=limit, where={"account_id": account_id})
 
-    def list_data_plane_credentials(self, *, after: int, limit: int) -> Page:
-        return self._page(DATA_PLANE_CREDENTIALS, after=after, limit=limit, where={})
+    def list_credentials(self, kind: tokens.TokenKind, *, after: int, limit: int) -> Page:
+        """Data-plane or operator credentials (admin keys are listed per account)."""
+        return self._page(_CREDENTIAL_KINDS[kind], after=after, limit=limit, where={})
+
+    def rotate_credential(self, kind: tokens.TokenKind, credential_id: str) -> tuple[Row, str]:
+        """A new token for the same credential; the old one stops working at commit."""
+        token = tokens.mint(kind)
+        with self._write() as revision:
+            row = self._find(_CREDENTIAL_KINDS[kind], credential_id, None)
+            changes = {"token_hash": tokens.token_hash(token), "redacted_token": redact(token)}
+            return self._update(_CREDENTIAL_KINDS[kind], row, changes, "", revision), token
+
+    def delete_operator_credential(self, credential_id: str) -> None:
+        with self._write() as _:
+            row = self._find(OPERATOR_CREDENTIALS, credential_id, None)
+            if self.count_credentials("operator") == 1:
+                raise FailedPrecondition(
+                    f"operator credential '{credential_id}' is the last one: nobody could "
+                    "administer the gateway without it; rotate it instead, or create another "
+                    "one first",
+                    [credential_id],
+                    reason="LAST_OPERATOR_CREDENTIAL",
+                )
+            self._db.execute("DELETE FROM credentials WHERE seq = ?", [row["seq"]])
+
+    def reset_operator_credentials(self, name: str) -> tuple[Row, str]:
+        """Revokes every operator credential and creates one new one (local recovery)."""
+        with self._write() as _:
+            self._db.execute("DELETE FROM credentials WHERE kind = 'operator'")
+            return self.create_credential(tokens.TokenKind.OPERATOR, account_id=None, name=name)
 
     # -- generic delete for leaf resources ---------------------------------------------
 
     def delete(self, kind: _Kind, row_id: str, account_id: str | None, etag: str = "") -> None:
-        with self._write() as _:
+        with self._write() as revision:
             row = self._find(kind, row_id, account_id)
             self._check_etag(kind, row, etag)
             if kind is PROVIDER_KEYS:
@@ -306,6 +385,8 @@ class Store:
             elif kind is CUSTOM_PROVIDERS:
                 self._refuse_if_provider_used(row)
             self._db.execute(f"DELETE FROM {kind.table} WHERE seq = ?", [row["seq"]])  # noqa: S608
+            if kind.routing:
+                self._routing_changed(row["account_id"], revision)
 
     def _configurations_of(self, account_id: str) -> Iterator[tuple[str, AccessKeyConfiguration]]:
         cursor = self._db.execute(
@@ -402,13 +483,17 @@ class Store:
             {provider: models for provider, models in listed.items() if models},
         )
 
-    def _sealed_fields(self, row_id: str, version: int, value: Secret) -> Row:
-        sealed = self._sealer.seal(value, row_aad(row_id, version))
+    def _sealed_fields(
+        self, account_id: str, provider_id: str, row_id: str, version: int, value: Secret
+    ) -> Row:
+        aad = key_aad(account_id, provider_id, row_id, version, AAD_VERSION)
+        sealed = self._sealer.seal(value, aad)
         return {
             "kek_id": sealed.kek_id,
             "wrapped_key": sealed.wrapped_key,
             "ciphertext": sealed.ciphertext,
             "secret_version": version,
+            "aad_version": AAD_VERSION,
             "redacted_value": redact(value.reveal()),
             "rotate_time": self._clock(),
         }
@@ -438,7 +523,7 @@ class Store:
                 "name": name,
                 "description": description,
                 "metadata": metadata,
-                **self._sealed_fields(row_id, 1, value),
+                **self._sealed_fields(account_id, provider_id, row_id, 1, value),
             }
             return self._insert(PROVIDER_KEYS, fields, revision)
 
@@ -447,7 +532,9 @@ class Store:
     ) -> Row:
         with self._write() as revision:
             row = self._find(PROVIDER_KEYS, key_id, account_id)
-            changes = self._sealed_fields(key_id, row["secret_version"] + 1, value)
+            changes = self._sealed_fields(
+                account_id, row["provider_id"], key_id, row["secret_version"] + 1, value
+            )
             if name:
                 changes["name"] = name
             return self._update(PROVIDER_KEYS, row, changes, etag, revision)
@@ -465,36 +552,34 @@ class Store:
 
     def reveal(self, key: Row) -> Secret:
         """The plaintext of a provider key, for operator tooling and tests; never served
-        by the admin API (snapshots decrypt in `snapshots.source`)."""
-        sealed = SealedSecret(key["kek_id"], key["wrapped_key"], key["ciphertext"])
-        return self._sealer.open(sealed, row_aad(key["id"], key["secret_version"]))
+        by the admin API (snapshots decrypt in the snapshot reader)."""
+        return self._sealer.open(_sealed(key), _aad(key))
 
-    def rewrap_secrets(self, batch: int = 200) -> int:
-        """Re-wraps data keys not under the current KEK, one batch per transaction.
+    def sealed_kek_ids(self) -> list[str]:
+        """Every master key id some stored secret is wrapped with."""
+        return self.sealed_kek_ids_in(self._db)
 
-        Each batch commits on its own so an interrupted run loses nothing and
-        the next run continues with whatever is still under an old KEK. The
-        revision does not move: the plaintexts, and so snapshots, are unchanged.
+    @staticmethod
+    def sealed_kek_ids_in(db: Database) -> list[str]:
+        """`sealed_kek_ids` before a store (and its keyring) exists."""
+        rows = db.execute("SELECT DISTINCT kek_id FROM provider_keys ORDER BY kek_id")
+        return [r[0] for r in rows.fetchall()]
+
+    def kek_opens(self, kek_id: str, sample: int = 3) -> bool:
+        """Whether the keyring's key of this id opens what was sealed with it.
+
+        Tries a few rows, so one tampered row does not read as a wrong key.
         """
-        done = 0
-        current = self._sealer.current_kek_id()
-        while True:
-            rows = self._db.execute(
-                "SELECT seq, id, kek_id, wrapped_key, ciphertext, secret_version "
-                "FROM provider_keys WHERE kek_id != ? LIMIT ?",
-                [current, batch],
-            ).fetchall()
-            if not rows:
-                return done
-            with self._db.atomic():
-                for seq, row_id, kek_id, wrapped, ciphertext, version in rows:
-                    sealed = self._sealer.rewrap(
-                        SealedSecret(kek_id, wrapped, ciphertext), row_aad(row_id, version)
-                    )
-                    self._db.table("provider_keys").update(
-                        seq, {"kek_id": sealed.kek_id, "wrapped_key": sealed.wrapped_key}
-                    )
-            done += len(rows)
+        rows = self._db.query(
+            "SELECT * FROM provider_keys WHERE kek_id = ? ORDER BY seq LIMIT ?", [kek_id, sample]
+        )
+        for row in rows:
+            try:
+                self._sealer.open(_sealed(row), _aad(row))
+            except SealError:
+                continue
+            return True
+        return False
 
     def record_usage(
         self,
@@ -652,3 +737,13 @@ class Store:
         return self._page(
             CUSTOM_PROVIDERS, after=after, limit=limit, where={"account_id": account_id}
         )
+
+
+def _sealed(key: Row) -> SealedSecret:
+    return SealedSecret(key["kek_id"], key["wrapped_key"], key["ciphertext"])
+
+
+def _aad(key: Row) -> bytes:
+    return key_aad(
+        key["account_id"], key["provider_id"], key["id"], key["secret_version"], key["aad_version"]
+    )

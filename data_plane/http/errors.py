@@ -49,6 +49,11 @@ CATALOG: dict[str, CatalogEntry] = {
         "This proxy has no routing snapshot yet.",
         "Check the proxy can reach the control plane (`/readyz`, `keyway admin data-planes list`).",
     ),
+    "snapshot_expired": CatalogEntry(
+        503,
+        "This proxy's routing snapshot has gone unconfirmed for longer than `--max-snapshot-age`.",
+        "The proxy cannot get updates from the control plane: see its log and `/readyz`.",
+    ),
     "invalid_json": CatalogEntry(
         400,
         "The request body is not a JSON object.",

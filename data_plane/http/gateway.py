@@ -8,6 +8,8 @@ everything else goes to a small Starlette app.
 
 from __future__ import annotations
 
+import time
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +26,7 @@ from .proxy import (
     Send,
     authenticate,
     send_error,
+    serving,
 )
 from .surfaces import SURFACES
 
@@ -90,7 +93,7 @@ class KeywayApp:
         fmt = _format_for(scope["path"], scope["headers"])
         headers = self._base_headers()
         try:
-            caller = authenticate(self.gateway.state.table, scope["headers"])
+            caller = authenticate(serving(self.gateway.state, time.monotonic()), scope["headers"])
         except KeywayError as error:
             await send_error(send, error, fmt, headers)
             return

@@ -130,6 +130,18 @@ def presented_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def serving(state: ProxyState, now: float) -> RoutingTable | None:
+    """The table requests may use: none once `--max-snapshot-age` has passed unconfirmed,
+    since revocations made since then may be missing from it."""
+    if state.expired(now):
+        raise KeywayError(
+            "snapshot_expired",
+            f"the routing snapshot has not been confirmed for {state.stale_seconds(now):.0f} s "
+            f"(more than --max-snapshot-age {state.max_age:g} s)",
+        )
+    return state.table
+
+
 def authenticate(table: RoutingTable | None, headers: list[tuple[bytes, bytes]]) -> Caller:
     if table is None:
         raise KeywayError("not_ready", "the proxy has not loaded a routing snapshot yet")
@@ -260,7 +272,8 @@ class ModelCall:
 
         g = self.gateway
         try:
-            caller = authenticate(g.state.table, scope["headers"])
+            # The state's clock is time.monotonic, like the snapshot client that updates it.
+            caller = authenticate(serving(g.state, time.monotonic()), scope["headers"])
             admitted = g.admission.admit(
                 caller.access_key_id,
                 caller.account.id,

@@ -6,7 +6,7 @@ reference. Requests only do dict lookups against it and never mutate it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -93,12 +93,40 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountPart:
+    """One account as built from its bytes in the snapshot, reusable while they match."""
+
+    account: Account
+    callers: Mapping[str, Caller]
+    """Token SHA-256 -> caller, for each of the account's access keys."""
+
+    @property
+    def hashes(self) -> list[str]:
+        return list(self.callers)
+
+    @property
+    def key_ids(self) -> list[str]:
+        return [caller.access_key_id for caller in self.callers.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What a table was built from, so the next snapshot rebuilds only what changed."""
+
+    built_in: bytes = b""
+    """The serialised built-in providers every account was built against."""
+    accounts: Mapping[bytes, AccountPart] = field(default_factory=dict)
+    """A digest of an account's exact bytes in the snapshot -> what was built from them."""
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingTable:
     version: int
     sha256: str
     callers: Mapping[str, Caller]
     """Token SHA-256 (hex) -> caller."""
     accounts: Mapping[str, Account] = field(default_factory=dict)
+    parts: Parts = field(default_factory=Parts, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return f"RoutingTable(version={self.version}, callers={len(self.callers)})"
@@ -141,37 +169,61 @@ def _bare_models(providers: Mapping[str, Provider]) -> Mapping[str, tuple[str, .
     return MappingProxyType({m: tuple(ids) for m, ids in index.items()})
 
 
+class BuiltIn:
+    """The built-in providers of one snapshot, shared by every account built against it."""
+
+    def __init__(self, providers: Iterable[spb.SnapshotProvider]) -> None:
+        self.providers = {p.id: _provider(p) for p in providers}
+        self.models = _bare_models(self.providers)
+
+
+def build_account(a: spb.SnapshotAccount, built_in: BuiltIn) -> AccountPart:
+    """One validated account: its providers, keys and callers."""
+    providers = dict(built_in.providers)
+    providers.update((p.id, _provider(p)) for p in a.custom_providers)
+    defaults: dict[str, list[str]] = {}
+    enabled = [k for k in a.provider_keys if not k.disabled]
+    for k in enabled:
+        defaults.setdefault(k.provider_id, []).append(k.id)
+    disabled = frozenset(k.id for k in a.provider_keys if k.disabled)
+    account = Account(
+        id=a.id,
+        providers=MappingProxyType(providers),
+        keys=MappingProxyType({k.id: ProviderKey(k.id, k.provider_id, k.value) for k in enabled}),
+        default_keys=MappingProxyType({p: tuple(ids) for p, ids in defaults.items()}),
+        bare_models=_bare_models(providers) if a.custom_providers else built_in.models,
+    )
+    policies = {c.id: _policy(c, disabled) for c in a.configurations}
+    callers = {
+        ak.token_sha256: Caller(
+            ak.id,
+            account,
+            policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL,
+            ak.disabled,
+        )
+        for ak in a.access_keys
+    }
+    return AccountPart(account, callers)
+
+
+def assemble(
+    version: int, sha256: str, parts: Sequence[AccountPart], source: Parts
+) -> RoutingTable:
+    """The table serving `parts` (validated, account ids and token hashes unique)."""
+    callers: dict[str, Caller] = {}
+    for part in parts:
+        callers.update(part.callers)
+    accounts = {part.account.id: part.account for part in parts}
+    return RoutingTable(
+        version, sha256, MappingProxyType(callers), MappingProxyType(accounts), source
+    )
+
+
 def build(snapshot: spb.Snapshot, sha256: str) -> RoutingTable:
     """Compiles a snapshot that has passed `validate.validate`."""
-    built_in = {p.id: _provider(p) for p in snapshot.providers}
-    shared_models = _bare_models(built_in)
-    callers: dict[str, Caller] = {}
-    accounts: dict[str, Account] = {}
-    for a in snapshot.accounts:
-        providers = dict(built_in)
-        providers.update((p.id, _provider(p)) for p in a.custom_providers)
-        defaults: dict[str, list[str]] = {}
-        enabled = [k for k in a.provider_keys if not k.disabled]
-        for k in enabled:
-            defaults.setdefault(k.provider_id, []).append(k.id)
-        disabled = frozenset(k.id for k in a.provider_keys if k.disabled)
-        account = Account(
-            id=a.id,
-            providers=MappingProxyType(providers),
-            keys=MappingProxyType(
-                {k.id: ProviderKey(k.id, k.provider_id, k.value) for k in enabled}
-            ),
-            default_keys=MappingProxyType({p: tuple(ids) for p, ids in defaults.items()}),
-            bare_models=_bare_models(providers) if a.custom_providers else shared_models,
-        )
-        accounts[a.id] = account
-        policies = {c.id: _policy(c, disabled) for c in a.configurations}
-        for ak in a.access_keys:
-            policy = policies[ak.configuration_id] if ak.configuration_id else ALLOW_ALL
-            callers[ak.token_sha256] = Caller(ak.id, account, policy, ak.disabled)
-    return RoutingTable(
-        snapshot.version, sha256, MappingProxyType(callers), MappingProxyType(accounts)
-    )
+    built_in = BuiltIn(snapshot.providers)
+    parts = [build_account(a, built_in) for a in snapshot.accounts]
+    return assemble(snapshot.version, sha256, parts, Parts())
 
 
 def rotated_keys(old: RoutingTable | None, new: RoutingTable) -> list[str]:

@@ -3,20 +3,32 @@
 The control plane runs it before publishing; proxies run it before applying
 and NACK with the same field paths. Descriptions name ids and paths only:
 a snapshot carries provider key values and a NACK must never echo them.
+
+A snapshot is checked in three parts, so that both sides can check one account at
+a time (the control plane compiles per account; a proxy re-checks only accounts
+whose bytes changed): the header (schema, version, built-in providers), each
+account on its own, and what spans accounts (unique account ids and token hashes).
+`validate` runs all three.
+
+An account's custom provider may carry the id of a built-in one: inside that
+account it takes precedence. New custom providers cannot take built-in ids (the
+control plane refuses them), but a catalog release may later add an id that an
+older custom provider already uses; that must not make the account invalid.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from keyway.v1 import snapshot_pb2 as spb
 
+from data_plane.shared.limits import MAX_CONCURRENCY, MAX_REQUESTS_PER_MINUTE
+
 SCHEMA_VERSION = 1
 STRATEGIES = frozenset({"ordered"})
-MAX_REQUESTS_PER_MINUTE = 1_000_000
-MAX_CONCURRENCY = 100_000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _KNOWN_FORMATS = frozenset({spb.SNAPSHOT_FORMAT_OPENAI, spb.SNAPSHOT_FORMAT_ANTHROPIC})
 _KNOWN_AUTH = frozenset({spb.SNAPSHOT_AUTH_STYLE_BEARER, spb.SNAPSHOT_AUTH_STYLE_X_API_KEY})
@@ -93,14 +105,14 @@ def _check_configuration(
                     r.add(f"{spath}.key_ids[{k}]", f"key '{key_id}' belongs to '{owner}'")
 
 
-def _check_account(
-    r: _Report, path: str, account: spb.SnapshotAccount, built_in: set[str], hashes: set[str]
-) -> None:
+def _check_account(r: _Report, path: str, account: spb.SnapshotAccount, built_in: set[str]) -> None:
     providers = set(built_in)
+    custom_ids: set[str] = set()
     for i, custom in enumerate(account.custom_providers):
         _check_provider(r, f"{path}.custom_providers[{i}]", custom)
-        if custom.id in providers:
+        if custom.id in custom_ids:
             r.add(f"{path}.custom_providers[{i}].id", f"duplicate provider '{custom.id}'")
+        custom_ids.add(custom.id)
         providers.add(custom.id)
     key_providers: dict[str, str] = {}
     for i, key in enumerate(account.provider_keys):
@@ -119,6 +131,7 @@ def _check_account(
             r.add(f"{cpath}.id", f"empty or duplicate id '{config.id}'")
         config_ids.add(config.id)
         _check_configuration(r, cpath, config, key_providers, providers)
+    hashes: set[str] = set()
     for i, access_key in enumerate(account.access_keys):
         apath = f"{path}.access_keys[{i}]"
         if not _SHA256.fullmatch(access_key.token_sha256):
@@ -133,25 +146,70 @@ def _check_account(
             )
 
 
-def validate(snapshot: spb.Snapshot) -> list[Violation]:
-    """Every problem found; empty when the snapshot is safe to serve."""
+def validate_header(snapshot: spb.Snapshot) -> tuple[list[Violation], set[str]]:
+    """Schema, version and built-in providers (accounts are not looked at).
+
+    Returns the problems and the built-in provider ids the accounts are checked against.
+    """
     r = _Report()
+    built_in: set[str] = set()
     if snapshot.schema_version != SCHEMA_VERSION:
         r.add("schema_version", f"is {snapshot.schema_version}, this proxy knows {SCHEMA_VERSION}")
-        return r.items
+        return r.items, built_in
     if snapshot.version <= 0:
         r.add("version", "must be positive")
-    built_in: set[str] = set()
     for i, provider in enumerate(snapshot.providers):
         _check_provider(r, f"providers[{i}]", provider)
         if provider.id in built_in:
             r.add(f"providers[{i}].id", f"duplicate provider '{provider.id}'")
         built_in.add(provider.id)
-    account_ids: set[str] = set()
-    hashes: set[str] = set()
-    for i, account in enumerate(snapshot.accounts):
-        if not account.id or account.id in account_ids:
-            r.add(f"accounts[{i}].id", f"empty or duplicate id '{account.id}'")
-        account_ids.add(account.id)
-        _check_account(r, f"accounts[{i}]", account, built_in, hashes)
+    return r.items, built_in
+
+
+def validate_account(
+    account: spb.SnapshotAccount, built_in: set[str], path: str = "account"
+) -> list[Violation]:
+    """One account on its own; `path` prefixes the field paths (`accounts[3]`)."""
+    r = _Report()
+    _check_account(r, path, account, built_in)
     return r.items
+
+
+class CrossAccountCheck:
+    """What spans accounts: unique account ids, and a token hash in one account only."""
+
+    def __init__(self) -> None:
+        self._accounts: set[str] = set()
+        self._hashes: set[str] = set()
+
+    def add(
+        self, index: int, account_id: str, hashes: Sequence[str], key_ids: Sequence[str]
+    ) -> list[Violation]:
+        """`hashes` and `key_ids`: the account's access keys' token SHA-256 and ids, in
+        its order."""
+        r = _Report()
+        if not account_id or account_id in self._accounts:
+            r.add(f"accounts[{index}].id", f"empty or duplicate id '{account_id}'")
+        self._accounts.add(account_id)
+        if not self._hashes.isdisjoint(hashes):
+            for i, token_sha256 in enumerate(hashes):
+                if token_sha256 in self._hashes:
+                    r.add(
+                        f"accounts[{index}].access_keys[{i}].token_sha256",
+                        f"duplicate token hash (access key '{key_ids[i]}')",
+                    )
+        self._hashes.update(hashes)
+        return r.items
+
+
+def validate(snapshot: spb.Snapshot) -> list[Violation]:
+    """Every problem found; empty when the snapshot is safe to serve."""
+    problems, built_in = validate_header(snapshot)
+    if snapshot.schema_version != SCHEMA_VERSION:
+        return problems
+    across = CrossAccountCheck()
+    for i, account in enumerate(snapshot.accounts):
+        hashes = [a.token_sha256 for a in account.access_keys]
+        problems.extend(across.add(i, account.id, hashes, [a.id for a in account.access_keys]))
+        problems.extend(validate_account(account, built_in, f"accounts[{i}]"))
+    return problems

@@ -2,7 +2,9 @@
 
 Lets a proxy restart and serve while the control plane is away. Writes are
 atomic (temp file, fsync, rename) and keep the previous copy; anything that
-fails to read, decrypt or verify is skipped, never fatal.
+fails to read, decrypt or verify is skipped, never fatal. The directory must be
+private to this user (0700) and a key file anyone else could have planted or read
+is refused: whoever knows the key can read every provider key in the cache.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from data_plane.shared.private_files import (
+    ensure_private_dir,
+    fsync_dir,
+    read_private,
+    write_private,
+)
+
 log = logging.getLogger("keyway.data_plane.cache")
 
 _MAGIC = b"KWSC1\n"
@@ -34,28 +43,11 @@ class Cached:
     version: int
     sha256: str
     payload: bytes
+    saved_at: float = 0.0
+    """Wall-clock time the copy was written: the last moment it was known current."""
 
     def __repr__(self) -> str:  # the payload holds provider key values
         return f"Cached(version={self.version}, sha256={self.sha256[:12]}…)"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _load_key(directory: Path, environ: dict[str, str] | os._Environ[str]) -> bytes:
@@ -74,9 +66,12 @@ def _load_key(directory: Path, environ: dict[str, str] | os._Environ[str]) -> by
         directory,
         KEY_ENV,
     )
-    if not path.exists():
-        _write_private(path, base64.urlsafe_b64encode(secrets.token_bytes(32)))
-    key = base64.urlsafe_b64decode(path.read_bytes().strip())
+    if not path.exists() and not path.is_symlink():
+        write_private(path, base64.urlsafe_b64encode(secrets.token_bytes(32)))
+    try:
+        key = base64.urlsafe_b64decode(read_private(path).strip())
+    except (binascii.Error, ValueError):
+        key = b""
     if len(key) != 32:
         raise ValueError(f"{path} does not hold a 32-byte key")
     return key
@@ -86,8 +81,7 @@ class SnapshotCache:
     def __init__(
         self, directory: Path, environ: dict[str, str] | os._Environ[str] = os.environ
     ) -> None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._dir = directory
+        self._dir = ensure_private_dir(directory)
         self._aead = AESGCM(_load_key(directory, environ))
 
     @staticmethod
@@ -99,16 +93,14 @@ class SnapshotCache:
         sealed = self._aead.encrypt(nonce, payload, self._aad(version, sha256))
         header = _MAGIC + f"{version}\n{sha256}\n".encode()
         current = self._dir / _CURRENT
-        tmp = self._dir / (_CURRENT + ".new")
-        _write_private(tmp, header + nonce + sealed)
         if self._readable(current):
             # Only a good copy becomes the fallback; a corrupt one is replaced.
             os.replace(current, self._dir / _PREVIOUS)
-        os.replace(tmp, current)
-        _fsync_dir(self._dir)
+            fsync_dir(self._dir)
+        write_private(current, header + nonce + sealed)
 
     def _read(self, path: Path) -> Cached:
-        blob = path.read_bytes()
+        blob = read_private(path)
         if not blob.startswith(_MAGIC):
             raise ValueError("not a snapshot cache file")
         version_line, sha_line, rest = blob[len(_MAGIC) :].split(b"\n", 2)
@@ -116,7 +108,7 @@ class SnapshotCache:
         payload = self._aead.decrypt(rest[:12], rest[12:], self._aad(version, sha256))
         if hashlib.sha256(payload).hexdigest() != sha256:
             raise ValueError("content hash mismatch")
-        return Cached(version, sha256, payload)
+        return Cached(version, sha256, payload, path.stat().st_mtime)
 
     def _readable(self, path: Path) -> bool:
         try:

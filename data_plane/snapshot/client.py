@@ -3,6 +3,13 @@
 Each snapshot is verified, validated and compiled off the event loop, then
 swapped in with one assignment, persisted, and acknowledged. A bad snapshot
 is NACKed and the proxy keeps serving the previous one.
+
+A proxy that cannot take updates says so loudly: an ERROR log line, the
+`keyway_snapshot_updates_failing` and `keyway_snapshot_update_failures_total`
+metrics, and the detail on `/readyz`. How long its snapshot has gone
+unconfirmed is tracked from the moment the stream broke or an update failed
+(`ProxyState.stale_seconds`), which `--max-snapshot-age` turns into a refusal
+to serve.
 """
 
 from __future__ import annotations
@@ -19,17 +26,35 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
 from data_plane.routing.apply import Applied, Rejected, apply
+from data_plane.shared.limits import SNAPSHOT_RECEIVE_LIMIT
 from data_plane.state import ProxyState
 
 from .cache import SnapshotCache
 
 log = logging.getLogger("keyway.data_plane.snapshots")
 
+# Errors that a reconnect will not fix: said at ERROR at once. Others (the control plane
+# restarting) only after a few failed attempts in a row.
+_LOUD = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+_QUIET_ATTEMPTS = 3
+_NACK_MESSAGE_MAX = 1024
+_NACK_VIOLATIONS_MAX = 20
+_NACK_DESCRIPTION_MAX = 256
+
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_receive_message_length", SNAPSHOT_RECEIVE_LIMIT),
 ]
 
 
@@ -53,12 +78,16 @@ class Backoff:
 
 
 def restore_from_cache(state: ProxyState, cache: SnapshotCache) -> bool:
-    """Loads the newest cached snapshot that still validates."""
+    """Loads the newest cached snapshot that still validates.
+
+    It was last known current when it was written, so its age counts from then.
+    """
     for cached in cache.candidates():
         result = apply(cached.version, cached.sha256, cached.payload)
         if isinstance(result, Applied):
             state.swap(result.table, generated_at=0.0, now=time.time())
             state.metrics.loaded_from_cache = True
+            state.metrics.stale_since = time.monotonic() - max(0.0, time.time() - cached.saved_at)
             log.info("serving snapshot %d from the local cache", cached.version)
             return True
         log.warning("ignoring cached snapshot %d: %s", cached.version, result.message)
@@ -100,18 +129,15 @@ class SnapshotClient:
             try:
                 await self._follow()
             except grpc.aio.AioRpcError as error:
-                level = (
-                    logging.ERROR
-                    if error.code() == grpc.StatusCode.UNAUTHENTICATED
-                    else logging.INFO
-                )
-                log.log(level, "discovery stream ended: %s %s", error.code().name, error.details())
+                self._stream_failed(error, failures)
             except Exception:
                 # Whatever went wrong with one stream, keep following: the
                 # proxy goes on serving its current table meanwhile.
                 log.exception("discovery stream failed; reconnecting")
+                self._state.unconfirmed(time.monotonic(), "the discovery stream failed")
             finally:
                 self._state.metrics.connected = False
+                self._state.unconfirmed(time.monotonic())
             if self._answered:
                 # A stream that worked and then broke (a control-plane restart)
                 # starts the backoff over, however it ended.
@@ -119,6 +145,23 @@ class SnapshotClient:
             delay = self._backoff.delay(failures, self._rand)
             failures += 1
             await asyncio.sleep(delay)
+
+    def _stream_failed(self, error: grpc.aio.AioRpcError, failures: int) -> None:
+        code = error.code()
+        reason = f"{code.name}: {error.details()}"
+        loud = code in _LOUD or (not self._answered and failures + 1 >= _QUIET_ATTEMPTS)
+        self._state.unconfirmed(time.monotonic(), reason, failing=loud)
+        if not loud:
+            log.info("discovery stream ended: %s", reason)
+            return
+        table = self._state.table
+        log.error(
+            "cannot get snapshot updates from %s (%s); serving %s, unconfirmed for %.0f s",
+            self._target,
+            reason,
+            f"snapshot {table.version}" if table else "nothing",
+            self._state.stale_seconds(time.monotonic()),
+        )
 
     def _hello(self) -> pb.StreamSnapshotsRequest:
         table = self._state.table
@@ -149,29 +192,27 @@ class SnapshotClient:
         self, response: pb.StreamSnapshotsResponse
     ) -> pb.StreamSnapshotsRequest | None:
         if response.WhichOneof("message") != "update":
-            return None  # "current": nothing to apply, nothing to acknowledge
+            # "current": nothing to apply or acknowledge, but the snapshot is confirmed.
+            if self._state.table is not None:
+                self._state.confirmed()
+            return None
         update = response.update
-        result = await asyncio.to_thread(apply, update.version, update.hash, update.snapshot)
+        result = await asyncio.to_thread(
+            apply, update.version, update.hash, update.snapshot, self._state.table
+        )
         if isinstance(result, Rejected):
             self._state.metrics.rejections += 1
-            log.warning("rejected snapshot %d: %s", update.version, result.message)
-            return pb.StreamSnapshotsRequest(
-                nack=pb.Nack(
-                    nonce=response.nonce,
-                    version=update.version,
-                    message=result.message,
-                    violations=[
-                        pb.SnapshotViolation(field=v.field, description=v.description)
-                        for v in result.violations
-                    ],
-                )
-            )
+            reason = f"snapshot {update.version} rejected: {result.message}"
+            self._state.unconfirmed(time.monotonic(), reason[:_NACK_MESSAGE_MAX], failing=True)
+            log.error("%s; keeps serving the previous snapshot", reason[:_NACK_MESSAGE_MAX])
+            return nack(response.nonce, result)
         self._state.swap(
             result.table,
             generated_at=update.generate_time.ToMicroseconds() / 1e6,
             now=time.time(),
         )
         self._state.metrics.loaded_from_cache = False
+        self._state.confirmed()
         log.info("applied snapshot %d", update.version)
         if self._cache is not None:
             try:
@@ -184,3 +225,26 @@ class SnapshotClient:
         return pb.StreamSnapshotsRequest(
             ack=pb.Ack(nonce=response.nonce, version=update.version, hash=update.hash)
         )
+
+
+def nack(nonce: str, rejected: Rejected) -> pb.StreamSnapshotsRequest:
+    """The refusal of a snapshot, bounded: however broken the snapshot (a million field
+    violations, huge ids), the NACK stays far below what the control plane reads."""
+
+    def cut(text: str, limit: int) -> str:
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    return pb.StreamSnapshotsRequest(
+        nack=pb.Nack(
+            nonce=nonce,
+            version=rejected.version,
+            message=cut(rejected.message, _NACK_MESSAGE_MAX),
+            violations=[
+                pb.SnapshotViolation(
+                    field=cut(v.field, _NACK_DESCRIPTION_MAX),
+                    description=cut(v.description, _NACK_DESCRIPTION_MAX),
+                )
+                for v in rejected.violations[:_NACK_VIOLATIONS_MAX]
+            ],
+        )
+    )

@@ -7,11 +7,12 @@ zone). The check that counts is the one made when the proxy connects.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+
+from data_plane.shared.addresses import is_public_address, parse_ip
 
 PRIVATE_REFUSED = (
     "the operator allows no private upstreams (control plane flag --allow-private-upstreams)"
@@ -19,19 +20,15 @@ PRIVATE_REFUSED = (
 
 
 def is_public(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_global
-    except ValueError:
-        return False
+    """For a resolver answer: the same rule the control plane applies to base URLs."""
+    ip = parse_ip(address)
+    return ip is not None and is_public_address(ip)
 
 
 def literal_host_refused(host: str) -> bool:
     """True for an IP-literal host that is not public (literals skip the resolver)."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not is_public(host.strip("[]"))
+    ip = parse_ip(host)
+    return ip is not None and not is_public_address(ip)
 
 
 class PublicOnlyResolver(AbstractResolver):

@@ -29,12 +29,16 @@ from keyway.v1 import snapshot_pb2 as spb
 
 from control_plane.server import ControlPlane, Settings
 from control_plane.snapshots import publisher
+from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.compiler import Compiled, compile_snapshot, serialise
-from control_plane.snapshots.source import StateReader
+from control_plane.store.database import open_database
+from control_plane.store.snapshot_reader import SnapshotReader
+from control_plane.store.store import Store
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import build
 from data_plane.routing.validate import validate
 from tests.integration.conftest import BackgroundLoop, start_control_plane, stop_control_plane
+from tests.integration.proxies import full_state
 
 from . import report, scale
 from .fleet import Fleet
@@ -57,9 +61,9 @@ def _summary(samples: list[float], fmt: Callable[[float], str] = ms) -> str:
 
 @pytest.fixture(scope="session")
 def scale_snapshot(scale_dataset: scale.Dataset) -> Compiled:
-    reader = StateReader(scale_dataset.path, scale_dataset.sealer, {})
+    reader = SnapshotReader(scale_dataset.path, scale_dataset.sealer)
     try:
-        return publisher.build(reader.read())
+        return publisher.build(full_state(reader))
     finally:
         reader.close()
 
@@ -68,7 +72,7 @@ def scale_snapshot(scale_dataset: scale.Dataset) -> Compiled:
 
 
 def test_compile_at_scale(scale_dataset: scale.Dataset) -> None:
-    reader = StateReader(scale_dataset.path, scale_dataset.sealer, {})
+    reader = SnapshotReader(scale_dataset.path, scale_dataset.sealer)
     stages: dict[str, list[float]] = {"read": [], "compile": [], "validate": [], "serialise": []}
     totals: list[float] = []
     hashes: set[str] = set()
@@ -76,7 +80,7 @@ def test_compile_at_scale(scale_dataset: scale.Dataset) -> None:
     try:
         for _ in range(ROUNDS):
             gc.collect()
-            t_read, state = _timed(reader.read)
+            t_read, state = _timed(partial(full_state, reader))
             t_compile, snapshot = _timed(partial(compile_snapshot, state))
             t_validate, problems = _timed(partial(validate, snapshot))
             assert problems == []
@@ -100,7 +104,7 @@ def test_compile_at_scale(scale_dataset: scale.Dataset) -> None:
         f"({ROUNDS} rounds)"
     )
     table.add(
-        "StateReader.read (SQL + unseal 10k keys)", _summary(stages["read"]), note="one read tx"
+        "read every account (SQL + unseal 10k keys)", _summary(stages["read"]), note="one read tx"
     )
     table.add("compile_snapshot", _summary(stages["compile"]))
     table.add("validate", _summary(stages["validate"]))
@@ -112,6 +116,57 @@ def test_compile_at_scale(scale_dataset: scale.Dataset) -> None:
         max(totals) <= 1.0,
     )
     table.add("snapshot size", f"{size:,} bytes ({mib(size)})")
+    table.print()
+
+
+def test_one_account_changed_at_scale(scale_dataset: scale.Dataset, tmp_path: Path) -> None:
+    """What a typical write costs: one account recompiled, and a proxy applying the
+    result on top of the table it serves (every other account reused as it is)."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(scale_dataset.path.parent, data_dir)
+    db_path = data_dir / "keyway.db"
+    reader = SnapshotReader(db_path, scale_dataset.sealer)
+    assembly = Assembly({}, allow_private_upstreams=False, account_budget=16 << 20)
+    try:
+        first = assembly.update(reader.read(assembly.known()), now_us=1)
+        served = apply(first.version, first.sha256, first.payload)
+        assert isinstance(served, Applied)
+        table_now = served.table
+        db = open_database(db_path)
+        store = Store(db, scale_dataset.sealer)
+        account_id = next(iter(table_now.accounts))
+        compile_times: list[float] = []
+        apply_times: list[float] = []
+        full_times: list[float] = []
+        for i in range(ROUNDS):
+            store.create_access_key(
+                account_id, name=f"bench-{i}", description="", metadata="", configuration_id=None
+            )
+            gc.collect()
+            t_compile, compiled = _timed(
+                lambda: assembly.update(reader.read(assembly.known()), now_us=2)
+            )
+            envelope = (compiled.version, compiled.sha256, compiled.payload)
+            t_apply, result = _timed(partial(apply, *envelope, table_now))
+            assert isinstance(result, Applied)
+            t_full, fresh = _timed(partial(apply, *envelope))
+            assert isinstance(fresh, Applied)
+            assert fresh.table == result.table
+            table_now = result.table
+            compile_times.append(t_compile)
+            apply_times.append(t_apply)
+            full_times.append(t_full)
+        db.close()
+    finally:
+        reader.close()
+    table = report.Table(
+        f"one account changed, {scale.FULL.accounts:,} accounts in the snapshot ({ROUNDS} rounds)"
+    )
+    table.add(
+        "control plane: read + compile the changed account + assemble", _summary(compile_times)
+    )
+    table.add("proxy: apply on top of the served table", _summary(apply_times))
+    table.add("proxy: the same snapshot applied from scratch", _summary(full_times))
     table.print()
 
 

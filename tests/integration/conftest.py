@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
+from control_plane.secrets.keyring import KeyProvider
 from control_plane.server import ControlPlane, Settings
 
 T = TypeVar("T")
@@ -61,11 +62,13 @@ class BackgroundLoop:
         self.loop.close()
 
 
-def start_control_plane(settings: Settings) -> tuple[ControlPlane, BackgroundLoop]:
+def start_control_plane(
+    settings: Settings, key_provider: KeyProvider | None = None
+) -> tuple[ControlPlane, BackgroundLoop]:
     background = BackgroundLoop("control-plane")
 
     async def make() -> ControlPlane:
-        server = ControlPlane(settings)
+        server = ControlPlane(settings, key_provider)
         await server.start()
         return server
 

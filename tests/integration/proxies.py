@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -37,9 +38,13 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
+from starlette.types import ASGIApp
 
 from control_plane.bootstrap import DATA_PLANE_FILE
 from control_plane.server import Settings
+from control_plane.snapshots.compiler import StoreState
+from control_plane.snapshots.publisher import Published
+from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.table import RoutingTable
 from data_plane.runner import Proxy, ProxySettings
 from data_plane.state import ProxyState
@@ -69,6 +74,17 @@ def wait_until(predicate: Callable[[], T | None], timeout: float = DEADLINE, wha
         time.sleep(0.01)
 
 
+def asgi_get(app: ASGIApp, path: str) -> httpx.Response:
+    """One GET through the app in-process (no socket), from a synchronous test."""
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            return await client.get(path)
+
+    return asyncio.run(get())
+
+
 def free_port() -> int:
     """A port nothing listens on now (for a server that must come back on the same port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -94,6 +110,26 @@ def store_revision(data_dir: Path) -> int:
     uri = f"file:{data_dir / 'keyway.db'}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
         return int(conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0])
+
+
+def caught_up(cp: RunningControlPlane) -> Published:
+    """The latest published snapshot, once it covers every committed write."""
+
+    def published() -> Published | None:
+        latest = cp.server.publisher.latest
+        if latest is not None and latest.compiled.version == store_revision(cp.data_dir):
+            return latest
+        return None
+
+    return wait_until(published, what="the publisher to catch up with the store")
+
+
+def full_state(reader: SnapshotReader) -> StoreState:
+    """Every account as one StoreState (no overrides), for compiling the whole snapshot."""
+    delta = reader.read({})
+    for account in delta.changed:
+        assert account.record is not None, account.problem
+    return StoreState(delta.revision, tuple(a.record for a in delta.changed if a.record), {})
 
 
 def data_plane_token(data_dir: Path) -> str:
@@ -208,7 +244,9 @@ class Admin:
         ).configuration.id
 
     def data_planes_response(self) -> dp.ListDataPlanesResponse:
-        return self.data_plane.ListDataPlanes(dp.ListDataPlanesRequest(), metadata=self.md)
+        # As the operator: account admins only get a redacted view without node ids.
+        request = dp.ListDataPlanesRequest(page_size=1000)
+        return self.data_plane.ListDataPlanes(request, metadata=self.cp.operator)
 
     def node(self, node_id: str) -> dp.DataPlane | None:
         for node in self.data_planes_response().data_planes:

@@ -211,7 +211,7 @@ class Api:
         ).configuration
 
     def custom_provider(
-        self, provider_id: str = "acme", base_url: str = "https://llm.acme.example/v1"
+        self, provider_id: str = "x-acme", base_url: str = "https://llm.acme.example/v1"
     ) -> prov.CustomProvider:
         request = prov.CreateCustomProviderRequest(
             custom_provider=prov.CustomProvider(

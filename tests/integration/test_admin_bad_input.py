@@ -117,8 +117,8 @@ def build_world(cp: RunningControlPlane) -> World:
         config_b=config_b,
         access_a=a.access_key("a", config_a.id)[0],
         access_b=b.access_key("b", config_b.id)[0],
-        custom_a=a.custom_provider("acme"),
-        custom_b=b.custom_provider("bcorp"),
+        custom_a=a.custom_provider("x-acme"),
+        custom_b=b.custom_provider("x-bcorp"),
         operator_credential=credential_id(cp, "operator"),
         data_plane_credential=credential_id(cp, "data_plane"),
     )
@@ -259,7 +259,7 @@ def update_configuration(ref: str, paths: tuple[str, ...], document: dict[str, A
 
 def custom_provider(**fields: Any) -> prov.CustomProvider:
     defaults: dict[str, Any] = {
-        "provider_id": "newco",
+        "provider_id": "x-newco",
         "name": "New Co",
         "base_url": "https://llm.newco.example/v1",
         "formats": [prov.API_FORMAT_OPENAI],
@@ -313,6 +313,22 @@ def case(
     reason: str | None = None,
 ) -> Any:
     return pytest.param(call, code, fields, reason or _REASON[code], id=name)
+
+
+# Characters an upstream auth header cannot carry as they are.
+BAD_SECRET_CHARACTERS = [
+    ("\\x01", "\x01"),
+    ("NUL", "\x00"),
+    ("DEL", "\x7f"),
+    ("escape", "\x1b"),
+    ("tab", "\t"),
+    ("inner space", " "),
+    ("carriage return", "\r"),
+    ("no-break space", "\u00a0"),
+    ("line separator", "\u2028"),
+    ("zero-width space", "\u200b"),
+    ("non-ASCII letter", "é"),
+]
 
 
 def key_rule(*keys: str, provider: str = "openai", **extra: Any) -> dict[str, Any]:
@@ -538,7 +554,7 @@ PROVIDER_KEYS = [
     ),
     case(
         "create provider key: another account's custom provider",
-        create_provider_key(provider_id="bcorp"),
+        create_provider_key(provider_id="x-bcorp"),
         INVALID,
         "provider_id",
     ),
@@ -575,6 +591,15 @@ PROVIDER_KEYS = [
         INVALID,
         "value",
     ),
+    *[
+        case(
+            f"create provider key: value with {what}",
+            create_provider_key(OPENAI_VALUE[:9] + char + OPENAI_VALUE[9:]),
+            INVALID,
+            "value",
+        )
+        for what, char in BAD_SECRET_CHARACTERS
+    ],
     case(
         "create provider key: several fields",
         create_provider_key("", name="", metadata=M4097),
@@ -666,6 +691,15 @@ PROVIDER_KEYS = [
         INVALID,
         "value",
     ),
+    *[
+        case(
+            f"rotate provider key: value with {what}",
+            rotate_provider_key("$openai_a", OPENAI_VALUE_2[:9] + char + OPENAI_VALUE_2[9:]),
+            INVALID,
+            "value",
+        )
+        for what, char in BAD_SECRET_CHARACTERS
+    ],
     case(
         "rotate provider key: long name",
         rotate_provider_key("$openai_a", name=N256),
@@ -689,7 +723,7 @@ PROVIDER_KEYS = [
     case(
         "list provider keys: another account's custom provider as filter",
         lambda w: w.a.provider_keys.ListProviderKeys(
-            pk.ListProviderKeysRequest(provider_id="bcorp"), metadata=w.a.md
+            pk.ListProviderKeysRequest(provider_id="x-bcorp"), metadata=w.a.md
         ),
         INVALID,
         "provider_id",
@@ -1011,7 +1045,7 @@ CONFIGURATIONS = [
     ),
     case(
         "create configuration: unknown provider allow entry",
-        create_configuration({"access": {"providers": {"allow": ["openai", "bcorp", ""]}}}),
+        create_configuration({"access": {"providers": {"allow": ["openai", "x-bcorp", ""]}}}),
         INVALID,
         "access.providers.allow[1]",
         "access.providers.allow[2]",
@@ -1117,7 +1151,7 @@ CONFIGURATIONS = [
 CUSTOM_PROVIDERS = [
     case(
         "create custom provider: duplicate provider id",
-        create_custom_provider(provider_id="acme"),
+        create_custom_provider(provider_id="x-acme"),
         EXISTS,
     ),
     case(
@@ -1184,7 +1218,7 @@ CUSTOM_PROVIDERS = [
         case(
             f"create custom provider: private address {url}",
             # A provider id of its own, so one wrongly accepted URL cannot mask the next.
-            create_custom_provider(provider_id=f"private-{i}", base_url=url),
+            create_custom_provider(provider_id=f"x-private-{i}", base_url=url),
             INVALID,
             "base_url",
         )

@@ -306,7 +306,9 @@ def test_accounts_and_admin_keys_with_the_operator_token(
     ).json()
     assert account["displayName"] == "Team B"
     listed = ok(cli("accounts", "list", token=operator)).out
-    assert re.search(rf"^{account['id']}\s+Team B\s+-\s+\S+Z$", listed, re.MULTILINE)
+    assert re.search(
+        rf"^{account['id']}\s+Team B\s+-\s+\S+Z\s+(published|pending)$", listed, re.MULTILINE
+    )
 
     updated = ok(
         cli("accounts", "update", account["id"], "--description", "billing", token=operator)
@@ -347,7 +349,7 @@ def test_custom_providers_and_the_catalog(cli: Cli) -> None:
             "custom-providers",
             "create",
             "--provider-id",
-            "my-llm",
+            "x-my-llm",
             "--name",
             "My LLM",
             "--base-url",
@@ -376,7 +378,7 @@ def test_custom_providers_and_the_catalog(cli: Cli) -> None:
     catalog = ok(cli("providers", "list")).out.splitlines()
     rows = {line.split()[0]: line for line in catalog[1:]}
     assert re.match(r"openai\s+OpenAI\s+yes\s+openai\s+bearer\s+\d+\s+https://", rows["openai"])
-    assert re.search(r"\s+no\s+openai, anthropic\s+x-api-key\s+1\s+https://llm", rows["my-llm"])
+    assert re.search(r"\s+no\s+openai, anthropic\s+x-api-key\s+1\s+https://llm", rows["x-my-llm"])
 
     ok(cli("custom-providers", "delete", custom_id))
     assert ok(cli("custom-providers", "list", "--json")).json() == []
@@ -445,6 +447,36 @@ def test_unreachable_control_plane(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == (
         f"keyway: error: cannot reach the control plane at {address} (is it running?)\n"
     )
+
+
+@pytest.mark.parametrize(
+    "address", ["192.0.2.10:50051", "cp.example.internal:50051", "[2001:db8::1]:1"]
+)
+def test_plaintext_to_a_remote_control_plane_is_refused(
+    address: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin token would cross the network in clear."""
+    monkeypatch.delenv("KEYWAY_ALLOW_INSECURE_REMOTE", raising=False)
+    code = main(["admin", "--addr", address, "--token", "kwadm_x", "provider-keys", "list"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"refusing to send the token in plaintext to {address}" in err
+    assert "--tls-ca" in err
+    assert "kwadm_x" not in err
+
+
+@pytest.mark.parametrize("override", ["flag", "environment"])
+def test_plaintext_to_a_remote_control_plane_can_be_allowed(
+    override: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["admin", "--addr", "192.0.2.10:50051", "--token", "kwadm_x", "--timeout", "0.2"]
+    if override == "flag":
+        argv.append("--allow-insecure-remote")
+    else:
+        monkeypatch.setenv("KEYWAY_ALLOW_INSECURE_REMOTE", "1")
+    code = main([*argv, "provider-keys", "list"])
+    assert code == 1  # it tried: the address does not answer
+    assert "refusing" not in capsys.readouterr().err
 
 
 def test_console_script_reads_the_secret_from_stdin(control_plane: RunningControlPlane) -> None:

@@ -146,6 +146,48 @@ def test_any_admin_may_list_data_planes(cli: Cli, control_plane: RunningControlP
     assert ok(cli("data-planes", "list", "--json", token=control_plane.admin_token)).json() == []
 
 
+def test_account_admins_see_a_redacted_view(cli: Cli, control_plane: RunningControlPlane) -> None:
+    """Node ids, pools and NACK text reached every tenant: now only the states do."""
+    token = data_plane_token(control_plane)
+    with proxy(control_plane.address, token, "edge-7.internal.example:8080", pool="eu-secret"):
+        operator = wait_for_rows(cli, lambda rows: len(rows) == 1 and rows[0]["state"] == "IN_SYNC")
+        assert operator[0]["nodeId"] == "edge-7.internal.example:8080"
+        admin = ok(cli("data-planes", "list", "--json", token=control_plane.admin_token)).json()
+        [row] = admin
+        assert row["state"] == "IN_SYNC"
+        assert row["redacted"] is True
+        assert row["nodeId"].startswith("proxy-")
+        assert row["appliedVersion"] == operator[0]["appliedVersion"]
+        text = ok(cli("data-planes", "list", token=control_plane.admin_token)).out
+        for secret in ("edge-7", "internal.example", "eu-secret"):
+            assert secret not in text
+        # The same proxy keeps the same label.
+        again = ok(cli("data-planes", "list", "--json", token=control_plane.admin_token)).json()
+        assert again[0]["nodeId"] == row["nodeId"]
+
+
+def test_a_disconnected_proxy_can_be_forgotten(
+    cli: Cli, control_plane: RunningControlPlane
+) -> None:
+    token = data_plane_token(control_plane)
+    with proxy(control_plane.address, token, "retired-node"):
+        wait_for_rows(cli, lambda rows: [r["state"] for r in rows] == ["IN_SYNC"])
+        refused = cli("data-planes", "delete", "retired-node")
+        assert refused.code == 1
+        assert "DATA_PLANE_CONNECTED" in refused.err
+    wait_for_rows(cli, lambda rows: [r["state"] for r in rows] == ["DISCONNECTED"])
+    denied = cli("data-planes", "delete", "retired-node", token=control_plane.admin_token)
+    assert denied.code == 1
+    assert "PERMISSION_DENIED" in denied.err
+    assert (
+        ok(cli("data-planes", "delete", "retired-node")).out == "Forgot data plane retired-node.\n"
+    )
+    assert ok(cli("data-planes", "list", "--json")).json() == []
+    missing = cli("data-planes", "delete", "retired-node")
+    assert missing.code == 1
+    assert "NOT_FOUND" in missing.err
+
+
 # -- data-plane-credentials ----------------------------------------------------------------
 
 

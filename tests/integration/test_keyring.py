@@ -3,6 +3,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,17 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def write_keyring(path: Path, doc: object) -> Path:
-    path.write_text(json.dumps(doc))
+def write_private_file(path: Path, content: str | bytes) -> Path:
+    """A hand-written key file with the mode the keyring requires (0600)."""
+    if isinstance(content, str):
+        content = content.encode()
+    path.write_bytes(content)
+    path.chmod(0o600)
     return path
+
+
+def write_keyring(path: Path, doc: object) -> Path:
+    return write_private_file(path, json.dumps(doc))
 
 
 # --- file provider -----------------------------------------------------------------------
@@ -177,10 +186,8 @@ def test_missing_file_without_create(tmp_path: Path) -> None:
 )
 def test_invalid_keyring_file(tmp_path: Path, content: object, problem: str) -> None:
     path = tmp_path / "master.keys"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif isinstance(content, str):
-        path.write_text(content)
+    if isinstance(content, (bytes, str)):
+        write_private_file(path, content)
     else:
         write_keyring(path, content)
 
@@ -210,6 +217,69 @@ def test_accepts_a_valid_hand_written_file(tmp_path: Path) -> None:
     assert provider.current() == ("b", KEY_B)
     assert provider.ids() == ["b", "a"]
     assert provider.get("a") == KEY_A
+
+
+VALID = {"version": 1, "current": "a", "keys": {"a": B64_A}}
+
+
+@pytest.mark.parametrize("loose", [0o644, 0o640, 0o604, 0o660, 0o666])
+def test_a_key_file_others_can_read_is_refused(tmp_path: Path, loose: int) -> None:
+    path = write_keyring(tmp_path / "master.keys", VALID)
+    path.chmod(loose)
+    for attempt in (FileKeyProvider, FileKeyProvider.open_or_create):
+        with pytest.raises(SealError, match=f"mode {loose:04o}.*chmod 600") as info:
+            attempt(path)
+        assert B64_A not in str(info.value)
+    assert mode(path) == loose  # refused, not silently "fixed"
+
+
+def test_a_key_file_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    path = write_keyring(tmp_path / "master.keys", VALID)
+    os.chown(path, os.geteuid() + 4242, -1)
+    with pytest.raises(SealError, match="owned by uid"):
+        FileKeyProvider(path)
+
+
+def test_a_planted_symlink_as_key_file_is_refused(tmp_path: Path) -> None:
+    target = write_keyring(tmp_path / "attacker.keys", VALID)
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "master.keys").symlink_to(target)
+    with pytest.raises(SealError, match="symlink"):
+        FileKeyProvider.open_or_create(data / "master.keys")
+
+
+def test_a_symlink_planted_at_a_temp_name_is_never_written_through(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    victim = tmp_path / "attacker-readable"
+    victim.write_text("")
+    victim.chmod(0o644)
+    for name in ("master.keys.tmp", ".master.keys.tmp", "master.keys.new"):
+        (data / name).symlink_to(victim)
+    provider = FileKeyProvider.open_or_create(data / "master.keys")
+    provider.create()
+    assert victim.read_text() == ""
+    assert mode(data / "master.keys") == 0o600
+
+
+@pytest.mark.parametrize(
+    ("setup", "problem"),
+    [
+        (lambda d: d.chmod(0o777), "writable by group or others"),
+        (lambda d: d.chmod(0o770), "writable by group or others"),
+        (lambda d: os.chown(d, os.geteuid() + 4242, -1), "owned by uid"),
+    ],
+)
+def test_an_unsafe_data_directory_is_refused(
+    tmp_path: Path, setup: Callable[[Path], None], problem: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    setup(data)
+    with pytest.raises(SealError, match=problem):
+        FileKeyProvider.open_or_create(data / "master.keys")
+    assert not (data / "master.keys").exists()
 
 
 # --- environment provider ----------------------------------------------------------------

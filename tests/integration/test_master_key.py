@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 from keyway.v1 import master_keys_pb2 as mk
+from keyway.v1 import provider_keys_pb2 as pk
 
 from control_plane.secrets.keyring import ENV_VAR, FileKeyProvider
 from control_plane.server import Settings
 from control_plane.store.store import PROVIDER_KEYS
 
-from .conftest import RunningControlPlane
+from .conftest import (
+    RunningControlPlane,
+    connected,
+    start_control_plane,
+    stop_control_plane,
+)
 from .rpc_helpers import ANTHROPIC_VALUE, OPENAI_VALUE, OPENAI_VALUE_2, Api, expect_error, running
 
 VALUES = (OPENAI_VALUE, OPENAI_VALUE_2, ANTHROPIC_VALUE)
@@ -150,3 +160,81 @@ def test_environment_keys_are_used_and_rotated_outside_keyway(
     with running(control_plane_settings) as cp:
         assert stored(cp) == {key_id: ("env-2", value) for key_id, value in values.items()}
     assert not (data_dir / "master.keys").exists()
+
+
+class GatedKeys(FileKeyProvider):
+    """The key file, except that opening anything sealed by `gated` waits for `release`."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gated = ""
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def get(self, kek_id: str) -> bytes:
+        if kek_id == self.gated:
+            self.entered.set()
+            assert self.release.wait(timeout=30), "the test never released the gate"
+        return super().get(kek_id)
+
+
+def test_rotation_runs_beside_other_rpcs_and_the_health_check(
+    control_plane_settings: Settings,
+) -> None:
+    data_dir = control_plane_settings.data_dir
+    with running(control_plane_settings):
+        pass  # creates the data directory and its first master key
+    keys = GatedKeys(data_dir / "master.keys")
+    server, loop = start_control_plane(control_plane_settings, keys)
+    try:
+        with connected(server, data_dir) as cp:
+            values = populate(cp)
+            keys.gated = keyring(data_dir)[0]
+            op = Api(cp.channel, cp.operator)
+            pending = op.master_keys.RotateMasterKey.future(
+                mk.RotateMasterKeyRequest(), metadata=op.md, timeout=60
+            )
+            assert keys.entered.wait(timeout=30), "the rotation never reached the old key"
+            # The rotation is stuck inside the old key, yet everything else is answered.
+            check = cp.channel.unary_unary(
+                "/grpc.health.v1.Health/Check",
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
+            answer = check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            a = Api(cp.channel, cp.admin)
+            listed = a.provider_keys.ListProviderKeys(
+                pk.ListProviderKeysRequest(), metadata=a.md, timeout=5
+            )
+            assert len(listed.provider_keys) == 2
+            added = a.provider_key("groq", "gsk_" + "Qa7Ws2Ed4" * 4)
+            assert not pending.done()
+            keys.release.set()
+            response = pending.result(timeout=60)
+        assert response.rewrapped == len(values)
+        assert list(response.retired_key_ids) == [keys.gated]
+        assert list(response.unreadable_key_ids) == []
+        with connected(server, data_dir) as cp:
+            after = stored(cp)
+        assert after[added.id][0] == response.key_id
+        assert {kek for kek, _ in after.values()} == {response.key_id}
+    finally:
+        keys.release.set()
+        stop_control_plane(server, loop)
+
+
+def test_a_row_that_cannot_be_opened_is_reported_and_keeps_its_key(
+    control_plane: RunningControlPlane,
+) -> None:
+    values = populate(control_plane)
+    first, _ = keyring(control_plane.data_dir)
+    broken = next(iter(values))
+    with closing(sqlite3.connect(control_plane.data_dir / "keyway.db")) as conn, conn:
+        conn.execute("UPDATE provider_keys SET wrapped_key = zeroblob(60) WHERE id = ?", [broken])
+    response = rotate(control_plane)
+    assert list(response.unreadable_key_ids) == [broken]
+    assert response.rewrapped == len(values) - 1
+    # The old key stays: without it the broken row could never be repaired from backup.
+    assert list(response.retired_key_ids) == []
+    assert set(keyring(control_plane.data_dir)[1]) == {first, response.key_id}

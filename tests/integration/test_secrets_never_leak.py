@@ -93,11 +93,11 @@ def exercise_everything(cp: RunningControlPlane, a: Api, op: Api, b: Api) -> dic
     Returns the access/admin tokens minted on the way (they must not reach the disk).
     """
     md = a.md
-    a.custom_provider("acme")
+    a.custom_provider("x-acme")
     keys = {
         "openai": a.provider_key("openai", VALUES["openai"], "primary"),
         "anthropic": a.provider_key("anthropic", VALUES["anthropic"], "claude"),
-        "custom": a.provider_key("acme", VALUES["custom"], "acme"),
+        "custom": a.provider_key("x-acme", VALUES["custom"], "acme"),
         "short": a.provider_key("openai", VALUES["short"], "short"),
     }
     foreign = b.provider_key("openai", "sk-proj-OtherTenant0Zz9Yy8Xx7Ww6Vv5Uu4")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import os
 import queue
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from keyway.v1 import access_key_configurations_pb2 as cpb
 from keyway.v1 import data_planes_pb2 as dp
@@ -29,16 +33,21 @@ from control_plane.snapshots.compiler import (
     compile_snapshot,
     serialise,
 )
+from data_plane.app import create_app
+from data_plane.http.proxy import Gateway
 from data_plane.runner import ProxySettings
 from data_plane.snapshot.cache import SnapshotCache
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
 from data_plane.state import ProxyState
+from data_plane.upstream.client import Upstream
+from data_plane.usage import UsageRecorder
 
 from .conftest import BackgroundLoop, RunningControlPlane
 from .proxies import (
     Admin,
     ControlPlaneProcess,
     RawDiscovery,
+    asgi_get,
     assert_no_secret,
     data_plane_token,
     free_port,
@@ -287,8 +296,89 @@ def test_proxy_nacks_bad_snapshots_with_field_paths_and_keeps_the_good_one(
     assert state.metrics.rejections == len(BAD_UPDATES)
 
     said = [str(n) for n in nacks] + [r.getMessage() for r in caplog.records]
-    assert any("rejected snapshot 3" in line for line in said)
+    assert any("snapshot 3 rejected" in line for line in said)
     assert_no_secret("\n".join(said), SECRET)
+
+
+def test_a_proxy_that_cannot_apply_updates_says_so_loudly(
+    fake_control_plane: FakeControlPlane,
+    client_of_fake: RunningClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rejections used to be logged at WARNING with /readyz still plainly "ready": now
+    an ERROR line, a gauge and a counter, and the reason on /readyz."""
+    fake, state = fake_control_plane, client_of_fake.state
+    fake.reply("hello")
+    good, _ = _good("n1", 1)
+    fake.send(good)
+    fake.reply("ack")
+    assert not state.metrics.updates_failing
+    assert state.metrics.stale_since is None
+
+    fake.send(_unknown_key("n2", 2))
+    fake.reply("nack")
+    assert state.metrics.updates_failing
+    assert state.metrics.update_failures == 1
+    assert "snapshot 2 rejected" in state.metrics.last_update_error
+    assert state.metrics.stale_since is not None
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("snapshot 2 rejected" in r.getMessage() for r in errors)
+
+    app = create_app(state, Gateway(state, Upstream(), UsageRecorder()))
+    ready = asgi_get(app, "/readyz")
+    assert ready.status_code == 200  # it still serves its previous snapshot
+    assert ready.json()["updates"] == "failing"
+    assert "snapshot 2 rejected" in ready.json()["last_error"]
+    metrics = asgi_get(app, "/metrics").text
+    assert "keyway_snapshot_updates_failing 1" in metrics
+    assert "keyway_snapshot_update_failures_total 1" in metrics
+
+    # A good snapshot clears the alarm (the counter keeps the history).
+    good, _ = _good("n3", 3)
+    fake.send(good)
+    fake.reply("ack")
+    assert not state.metrics.updates_failing
+    assert state.metrics.stale_since is None
+    assert asgi_get(app, "/readyz").json()["updates"] == "ok"
+    assert "keyway_snapshot_update_failures_total 1" in asgi_get(app, "/metrics").text
+
+
+def test_an_update_larger_than_the_proxy_accepts_is_an_error_not_a_quiet_loop(
+    fake_control_plane: FakeControlPlane,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A snapshot past the receive limit made every stream fail at INFO, forever."""
+    monkeypatch.setattr(
+        "data_plane.snapshot.client._CHANNEL_OPTIONS",
+        [("grpc.max_receive_message_length", 4096)],
+    )
+    fake = fake_control_plane
+    background = BackgroundLoop("snapshot-client")
+    state = ProxyState()
+
+    async def start() -> asyncio.Task[None]:
+        client = SnapshotClient(
+            fake.address, "kwdp_any", Identity(node_id="small"), state, backoff=RecordingBackoff()
+        )
+        return asyncio.create_task(client.run())
+
+    task = background.run(start())
+    try:
+        fake.reply("hello")
+        fake.send(_update("big", 5, b"\x00" * 8192, sha256="0" * 64))
+        wait_until(lambda: state.metrics.updates_failing, what="the failure to be noticed")
+        assert "RESOURCE_EXHAUSTED" in state.metrics.last_update_error
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert any("cannot get snapshot updates" in m and "RESOURCE_EXHAUSTED" in m for m in errors)
+    finally:
+
+        async def stop() -> None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        background.run(stop())
+        background.close()
 
 
 def test_a_current_reply_is_not_acknowledged(
@@ -412,6 +502,77 @@ def test_proxy_serves_through_a_control_plane_restart(tmp_path: Path) -> None:
             assert proxy.metric("keyway_snapshot_connected") == 1
     finally:
         process.stop()
+
+
+def test_max_snapshot_age_stops_serving_a_snapshot_that_can_no_longer_be_confirmed(
+    tmp_path: Path,
+) -> None:
+    """Without the control plane a proxy cannot learn of revocations: with
+    --max-snapshot-age it stops serving once that has lasted too long, and serves again
+    as soon as the control plane confirms its snapshot."""
+    process = ControlPlaneProcess(
+        Settings(listen=f"127.0.0.1:{free_port()}", data_dir=tmp_path / "data")
+    )
+    try:
+        cp = process.start()
+        admin = Admin(cp)
+        _, access_token = admin.access_key()
+        admin.provider_key(SECRET)
+        settings = proxy_settings(
+            cp.address, data_plane_token(cp.data_dir), "aging", max_snapshot_age=0.5
+        )
+        headers = {"authorization": f"Bearer {access_token}"}
+        with proxy_running(settings) as proxy:
+            wait_until(lambda: admin.in_sync("aging"), what="IN_SYNC")
+            ready = proxy.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json()["unconfirmed_seconds"] == 0
+            assert proxy.metric("keyway_snapshot_unconfirmed_seconds") == 0
+            process.stop()
+
+            wait_until(lambda: proxy.get("/readyz").status_code == 503, what="expiry")
+            detail = proxy.get("/readyz").json()
+            assert detail["status"] == "snapshot too old"
+            assert detail["max_snapshot_age"] == 0.5
+            assert detail["unconfirmed_seconds"] > 0.5
+            refused = httpx.get(f"{proxy.url}/v1/models", headers=headers, timeout=5)
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "snapshot_expired"
+            assert proxy.metric("keyway_snapshot_unconfirmed_seconds") > 0.5
+
+            cp = process.start()
+            admin = Admin(cp)
+            wait_until(lambda: proxy.get("/readyz").status_code == 200, what="confirmation")
+            served = httpx.get(f"{proxy.url}/v1/models", headers=headers, timeout=5)
+            assert served.status_code == 200
+    finally:
+        process.stop()
+
+
+def test_a_cached_snapshot_counts_its_age_from_when_it_was_written(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    process = ControlPlaneProcess(
+        Settings(listen=f"127.0.0.1:{free_port()}", data_dir=tmp_path / "data")
+    )
+    try:
+        cp = process.start()
+        admin = Admin(cp)
+        admin.access_key()
+        token = data_plane_token(cp.data_dir)
+        with proxy_running(proxy_settings(cp.address, token, "cached", cache_dir=cache_dir)):
+            wait_until(lambda: admin.in_sync("cached"), what="IN_SYNC")
+        process.stop()
+    finally:
+        process.stop()
+    hour_ago = time.time() - 3600
+    os.utime(cache_dir / "snapshot.bin", (hour_ago, hour_ago))
+    lenient = proxy_settings(cp.address, token, "lenient", cache_dir=cache_dir)
+    with proxy_running(lenient) as proxy:
+        assert proxy.get("/readyz").status_code == 200  # no maximum: serves it
+        assert proxy.get("/readyz").json()["unconfirmed_seconds"] >= 3600
+    strict = dataclasses.replace(lenient, node_id="strict", max_snapshot_age=600.0)
+    with proxy_running(strict) as proxy:
+        assert proxy.get("/readyz").status_code == 503
 
 
 # -- 7. a proxy restarted while the control plane is down serves from its cache --------------

@@ -20,8 +20,8 @@ from control_plane.secrets.keyring import load_key_provider
 from control_plane.secrets.sealing import Sealer
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
-from control_plane.snapshots.publisher import Published, build
-from control_plane.snapshots.source import StateReader
+from control_plane.snapshots.publisher import build
+from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.apply import Applied, apply
 from data_plane.snapshot.cache import SnapshotCache
 
@@ -30,8 +30,10 @@ from .proxies import (
     Admin,
     RawDiscovery,
     assert_no_secret,
+    caught_up,
     control_plane_at,
     data_plane_token,
+    full_state,
     proxy_running,
     proxy_settings,
     store_revision,
@@ -46,16 +48,7 @@ SECRET_B = "sk-ant-api03-Yt6Rv2Mx9Qw4Zk8Ub1Nh5Lc3Fj7Gd0"
 SECRET_C = "sk-proj-Pe4Sa0Gd6Jf2Hc8Nm5Vb1Tx7Zr9Wq3Lk"
 
 
-def latest(cp: RunningControlPlane) -> Published:
-    """The latest published snapshot, once it has caught up with the store."""
-
-    def caught_up() -> Published | None:
-        published = cp.server.publisher.latest
-        if published is not None and published.compiled.version == store_revision(cp.data_dir):
-            return published
-        return None
-
-    return wait_until(caught_up, what="the publisher to catch up with the store")
+latest = caught_up
 
 
 # -- 1. a proxy follows the control plane ----------------------------------------------------
@@ -409,10 +402,10 @@ def test_provider_key_values_never_leak(
 
 
 @pytest.fixture
-def reader(control_plane: RunningControlPlane) -> Iterator[StateReader]:
+def reader(control_plane: RunningControlPlane) -> Iterator[SnapshotReader]:
     data_dir = control_plane.data_dir
     sealer = Sealer(load_key_provider(data_dir, os.environ))
-    state_reader = StateReader(data_dir / "keyway.db", sealer, {})
+    state_reader = SnapshotReader(data_dir / "keyway.db", sealer)
     try:
         yield state_reader
     finally:
@@ -436,7 +429,7 @@ def _reordered(state: StoreState) -> StoreState:
 
 
 def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
-    control_plane: RunningControlPlane, reader: StateReader
+    control_plane: RunningControlPlane, reader: SnapshotReader
 ) -> None:
     admin = Admin(control_plane)
     key_a = admin.provider_key(SECRET_A)
@@ -454,7 +447,7 @@ def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
     )
 
     published = latest(control_plane)
-    first, second = build(reader.read()), build(reader.read())
+    first, second = build(full_state(reader)), build(full_state(reader))
     assert first.payload == second.payload
     assert first.sha256 == second.sha256
     assert first.version == store_revision(control_plane.data_dir) == reader.revision()
@@ -465,7 +458,7 @@ def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
     )
     assert published.compiled.payload == first.payload
 
-    state = reader.read()
+    state = full_state(reader)
     assert len(state.accounts) == 2
     assert sum(len(a.configurations) for a in state.accounts) == 2
     assert sum(len(a.access_keys) for a in state.accounts) == 3

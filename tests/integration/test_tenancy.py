@@ -18,7 +18,9 @@ from keyway.v1 import (
     access_keys_pb2,
     accounts_pb2,
     admin_api_keys_pb2,
+    data_planes_pb2,
     master_keys_pb2,
+    operator_credentials_pb2,
     provider_keys_pb2,
     providers_pb2,
 )
@@ -57,6 +59,8 @@ METHODS: list[MethodDescriptor] = [
         access_key_configurations_pb2,
         providers_pb2,
         master_keys_pb2,
+        operator_credentials_pb2,
+        data_planes_pb2,
     )
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
@@ -69,6 +73,11 @@ OPERATOR_ONLY = {
     "AccountService.UpdateAccount",
     "AccountService.DeleteAccount",
     "MasterKeyService.RotateMasterKey",
+    *(f"OperatorCredentialService.{m}OperatorCredential" for m in ("Create", "Rotate", "Delete")),
+    "OperatorCredentialService.ListOperatorCredentials",
+    *(f"DataPlaneService.{m}DataPlaneCredential" for m in ("Create", "Delete")),
+    "DataPlaneService.DeleteDataPlane",
+    "DataPlaneService.ListDataPlaneCredentials",
 }
 ACCOUNT_ONLY = {
     *(
@@ -98,6 +107,8 @@ EITHER = {
     *(f"AdminApiKeyService.{m}AdminApiKey" for m in ("Create", "Get", "Update", "Delete")),
     "AdminApiKeyService.ListAdminApiKeys",
     "ProviderService.ListProviders",
+    # Operators see every proxy; admins a redacted view (is my change live?).
+    "DataPlaneService.ListDataPlanes",
 }
 
 
@@ -252,7 +263,11 @@ def test_operator_manages_admin_keys_of_any_account(control_plane: RunningContro
     )
     assert [k.name for k in listed.admin_api_keys] == ["Tenant B admin", "second"]
     got = op.accounts.GetAccount(acc.GetAccountRequest(id=account.id), metadata=op.md)
-    assert got.account == account
+    assert (got.account.id, got.account.display_name, got.account.etag) == (
+        account.id,
+        account.display_name,
+        account.etag,
+    )
     op.admin_keys.UpdateAdminApiKey(
         adk.UpdateAdminApiKeyRequest(
             admin_api_key=adk.AdminApiKey(id=created.id, description="by operator")
@@ -287,7 +302,10 @@ def test_each_account_sees_only_its_own_resources(control_plane: RunningControlP
         }
 
     # The same custom provider id may exist in both accounts: ids are per tenant.
-    mine = {"a": populate(a, OPENAI_VALUE_2, "shared"), "b": populate(b, OPENAI_VALUE_2, "shared")}
+    mine = {
+        "a": populate(a, OPENAI_VALUE_2, "x-shared"),
+        "b": populate(b, OPENAI_VALUE_2, "x-shared"),
+    }
 
     def visible(api: Api) -> dict[str, list[str]]:
         md = api.md
@@ -338,17 +356,17 @@ def test_each_account_sees_only_its_own_resources(control_plane: RunningControlP
     assert answers[0][0] == grpc.StatusCode.INVALID_ARGUMENT
 
     # The catalog shows each tenant only its own custom providers.
-    b.custom_provider("only-b")
+    b.custom_provider("x-only-b")
     catalog_a = a.providers.ListProviders(prov.ListProvidersRequest(), metadata=a.md)
     catalog_b = b.providers.ListProviders(prov.ListProvidersRequest(), metadata=b.md)
     custom_a = [p.id for p in catalog_a.providers if not p.built_in]
     custom_b = [p.id for p in catalog_b.providers if not p.built_in]
-    assert custom_a == ["shared"]
-    assert custom_b == ["shared", "only-b"]
+    assert custom_a == ["x-shared"]
+    assert custom_b == ["x-shared", "x-only-b"]
 
     # A configuration may not route to, or allow, another tenant's custom provider.
     error = expect_error(
         grpc.StatusCode.INVALID_ARGUMENT,
-        lambda: a.configuration({"name": "x", "access": {"providers": {"allow": ["only-b"]}}}),
+        lambda: a.configuration({"name": "x", "access": {"providers": {"allow": ["x-only-b"]}}}),
     )
     assert error.fields == ("access.providers.allow[0]",)

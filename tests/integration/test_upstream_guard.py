@@ -53,7 +53,7 @@ def test_a_private_custom_provider_stops_working_when_the_operator_disallows_it(
         providers_pb2_grpc.ProviderServiceStub(cp.channel).CreateCustomProvider(
             ppb.CreateCustomProviderRequest(
                 custom_provider=ppb.CustomProvider(
-                    provider_id="inhouse",
+                    provider_id="x-inhouse",
                     name="in-house",
                     base_url=mock.base_url,
                     formats=[ppb.API_FORMAT_OPENAI],
@@ -62,7 +62,7 @@ def test_a_private_custom_provider_stops_working_when_the_operator_disallows_it(
             ),
             metadata=cp.admin,
         )
-        admin.provider_key("sk-mock-ok-inhouse", provider_id="inhouse")
+        admin.provider_key("sk-mock-ok-inhouse", provider_id="x-inhouse")
         _, token = admin.access_key()
         headers = {"authorization": f"Bearer {token}"}
         body = {"model": "house-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -85,7 +85,7 @@ def test_a_private_custom_provider_stops_working_when_the_operator_disallows_it(
                         p.public_only
                         for a in t.accounts.values()
                         for p in a.providers.values()
-                        if p.id == "inhouse"
+                        if p.id == "x-inhouse"
                     )
                 ),
                 what="the stricter snapshot",

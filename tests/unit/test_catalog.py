@@ -3,6 +3,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from control_plane.domain import catalog
+from control_plane.domain.upstreams import CUSTOM_PREFIX
 
 EXPECTED = [
     "openai",
@@ -96,3 +97,10 @@ def test_overrides_apply_only_to_the_named_provider() -> None:
 def test_overrides_for_unknown_providers_change_nothing() -> None:
     assert catalog.with_overrides({"nope": "https://example.com"}) == catalog.BUILT_IN
     assert catalog.with_overrides({}) == catalog.BUILT_IN
+
+
+def test_no_built_in_id_is_in_the_custom_namespace() -> None:
+    """The promise that lets custom providers never collide with a catalog release: a
+    provider added to catalog.json must not start with the custom prefix."""
+    assert CUSTOM_PREFIX == "x-"
+    assert [p for p in catalog.BUILT_IN_IDS if p.startswith(CUSTOM_PREFIX)] == []

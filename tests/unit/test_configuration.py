@@ -11,6 +11,7 @@ from keyway.v1 import access_key_configurations_pb2 as pb
 from control_plane.domain import configuration as cfg
 from control_plane.domain.configuration import AccountView, normalise, split_model_ref
 from control_plane.domain.errors import FieldViolation, InvalidArgument, Violations
+from data_plane.shared import limits as shared
 
 KEYS = {
     "pk_oa1": "openai",
@@ -212,8 +213,8 @@ def test_only_access_router_and_limits_are_returned() -> None:
     ("limits", "stored"),
     [
         ({"requestsPerMinute": 1, "concurrency": 1}, {"requests_per_minute": 1, "concurrency": 1}),
-        ({"requestsPerMinute": cfg.MAX_REQUESTS_PER_MINUTE}, {"requests_per_minute": 1_000_000}),
-        ({"concurrency": cfg.MAX_CONCURRENCY}, {"concurrency": 100_000}),
+        ({"requestsPerMinute": shared.MAX_REQUESTS_PER_MINUTE}, {"requests_per_minute": 1_000_000}),
+        ({"concurrency": shared.MAX_CONCURRENCY}, {"concurrency": 100_000}),
         ({}, None),  # an empty object is no limit: stored as absent
     ],
 )

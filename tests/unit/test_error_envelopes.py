@@ -16,6 +16,7 @@ STATUS = {
     "invalid_access_key": 401,
     "access_key_disabled": 401,
     "not_ready": 503,
+    "snapshot_expired": 503,
     "invalid_json": 400,
     "request_too_large": 413,
     "missing_model": 400,

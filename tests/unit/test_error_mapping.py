@@ -4,7 +4,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from control_plane.api.errors import DOMAIN, internal_status, to_status, trailing_metadata
-from control_plane.domain import errors
+from control_plane.domain import errors, quotas
 from control_plane.domain.errors import FieldViolation, Violations
 
 
@@ -15,6 +15,7 @@ def _details(status: status_pb2.Status) -> list[Message]:
             error_details_pb2.ErrorInfo,
             error_details_pb2.BadRequest,
             error_details_pb2.PreconditionFailure,
+            error_details_pb2.QuotaFailure,
         ):
             if packed.Is(cls.DESCRIPTOR):
                 message = cls()
@@ -68,6 +69,23 @@ def test_every_domain_error_subclass_is_mapped_explicitly() -> None:
     for cls in errors.DomainError.__subclasses__():
         code, _ = to_status(cls("x"))
         assert code != grpc.StatusCode.INTERNAL, cls
+
+
+def test_a_quota_names_itself_its_limit_and_its_flag() -> None:
+    error = quotas.exceeded("provider_keys", 3, "accounts/acct_1", "account acct_1 has 3 keys")
+    code, status = to_status(error)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    info, failure = _details(status)
+    assert info == error_details_pb2.ErrorInfo(
+        reason="QUOTA_EXCEEDED",
+        domain=DOMAIN,
+        metadata={"quota": "provider_keys", "limit": "3", "flag": "--max-provider-keys"},
+    )
+    assert isinstance(failure, error_details_pb2.QuotaFailure)
+    [violation] = failure.violations
+    assert violation.subject == "accounts/acct_1"
+    assert "--max-provider-keys" in status.message
+    assert "provider_keys" in status.message
 
 
 def test_invalid_argument_carries_bad_request_field_violations() -> None:
@@ -169,3 +187,23 @@ def test_several_violations_summarise_the_first_and_count_the_rest(count: int, s
     assert caught.value.message == "invalid request: f0: problem 0" + suffix
     assert [x.field for x in caught.value.violations] == [f"f{i}" for i in range(count)]
     assert caught.value.reason == "CONFIG_INVALID"
+
+
+def test_a_status_stays_far_below_the_clients_metadata_cap() -> None:
+    """Clients refuse trailers past 8 KiB: the caller would get a transport error
+    instead of the answer. Quoted input, long lists and non-ASCII text are all cut."""
+    quoted = "ü" * 10_000
+    error = errors.InvalidArgument(
+        f"bad {quoted}",
+        [FieldViolation(f"router.rules[{i}].{quoted}", quoted) for i in range(10_000)],
+    )
+    _, status = to_status(error)
+    assert len(status.SerializeToString()) < 4096
+    assert len(status.message.encode()) <= 300
+    assert status.message.endswith("…")
+    (_, bad) = _details(status)
+    assert isinstance(bad, error_details_pb2.BadRequest)
+    assert len(bad.field_violations) == 10
+    blocked = errors.FailedPrecondition(quoted, [f"ak_{i:016d}" for i in range(10_000)])
+    _, status = to_status(blocked)
+    assert len(status.SerializeToString()) < 4096

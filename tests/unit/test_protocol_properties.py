@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keyway.v1 import snapshot_pb2 as spb
 
+from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
 from control_plane.snapshots.stream import Reply, Revision, StreamState
+from control_plane.store.records import AccountData, StoreDelta
 from data_plane.routing.apply import Applied, Rejected, apply
 from data_plane.routing.validate import validate
 
@@ -357,3 +359,94 @@ def test_late_ack_over_the_wire_does_not_overwrite_the_applied_revision() -> Non
     assert conn.stream.rejected == {second.revision}
     assert sim.proxies[0].applied == first.revision  # the proxy kept the one it could apply
     sim.check_converged()
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=store_states(), after=store_states(), data=st.data())
+def test_applying_on_top_of_a_served_table_equals_a_build_from_scratch(
+    before: StoreState, after: StoreState, data: st.DataObject
+) -> None:
+    """Accounts whose bytes did not change are reused, and nothing else differs."""
+    # Keep some accounts of `before` unchanged in `after`, as most snapshots do.
+    keep = data.draw(st.lists(st.booleans(), min_size=len(before.accounts)))
+    kept = [a for a, chosen in zip(before.accounts, keep, strict=False) if chosen]
+    ids = {a.id for a in kept}
+    merged = replace(
+        after,
+        revision=9,
+        base_url_overrides=data.draw(
+            st.sampled_from([before.base_url_overrides, after.base_url_overrides])
+        ),
+        accounts=(*kept, *(a for a in after.accounts if a.id not in ids)),
+    )
+    first = publication(replace(before, revision=8))
+    served = apply(8, first.revision.sha256, first.payload)
+    assert isinstance(served, Applied)
+    p = publication(merged)
+    on_top = apply(9, p.revision.sha256, p.payload, served.table)
+    fresh = apply(9, p.revision.sha256, p.payload)
+    if not isinstance(fresh, Applied):
+        assert isinstance(on_top, Rejected)
+        assert on_top.violations == fresh.violations
+        return
+    assert isinstance(on_top, Applied)
+    assert on_top.table == fresh.table == fresh_table(p)
+    if merged.base_url_overrides == before.base_url_overrides and (
+        merged.allow_private_upstreams == before.allow_private_upstreams
+    ):
+        for account in kept:  # same built-ins, same bytes: the very same objects
+            assert on_top.table.accounts[account.id] is served.table.accounts[account.id]
+
+
+@settings(max_examples=60, deadline=None)
+@given(state=store_states(), corruption=st.sampled_from(INVALID))
+def test_a_spoiled_account_is_refused_even_on_top_of_a_served_table(
+    state: StoreState, corruption: Corruption
+) -> None:
+    good = publication(replace(state, revision=3))
+    served = apply(3, good.revision.sha256, good.payload)
+    assert isinstance(served, Applied)
+    bad = publication(replace(state, revision=4), corruption)
+    on_top = apply(4, bad.revision.sha256, bad.payload, served.table)
+    fresh = apply(4, bad.revision.sha256, bad.payload)
+    assert isinstance(on_top, Rejected)
+    assert isinstance(fresh, Rejected)
+    assert (on_top.message, on_top.violations) == (fresh.message, fresh.violations)
+
+
+def _delta(state: StoreState, revisions: dict[str, int]) -> StoreDelta:
+    accounts = sorted(state.accounts, key=lambda a: a.id)
+    return StoreDelta(
+        revision=state.revision,
+        account_ids=tuple(a.id for a in accounts),
+        changed=tuple(
+            AccountData(
+                a.id,
+                revisions.get(a.id, 1),
+                a,
+                None,
+                frozenset(k.token_sha256 for k in a.access_keys),
+            )
+            for a in accounts
+        ),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(state=store_states(), later=store_states())
+def test_assembling_accounts_one_by_one_gives_the_whole_snapshots_bytes(
+    state: StoreState, later: StoreState
+) -> None:
+    assembly = Assembly(state.base_url_overrides, state.allow_private_upstreams, 1 << 30)
+    assembled = assembly.update(_delta(state, {}), now_us=1)
+    assert assembled.payload == serialise(compile_snapshot(state)).payload
+    assert assembly.quarantined == {}
+    # A later revision where only some accounts changed: the rest is reused as bytes.
+    moved = replace(later, revision=state.revision + 1, base_url_overrides=state.base_url_overrides)
+    moved = replace(moved, allow_private_upstreams=state.allow_private_upstreams)
+    changed = {a.id for a in moved.accounts}
+    delta = _delta(moved, {a: 2 for a in changed})
+    merged = {a.id: a for a in (*state.accounts, *moved.accounts)}
+    expected = replace(moved, accounts=tuple(merged.values()))
+    delta = replace(delta, account_ids=tuple(sorted(merged)))
+    assert assembly.update(delta, now_us=2).payload == serialise(compile_snapshot(expected)).payload

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
-from control_plane.snapshots.compiler import StoreState
+import pytest
+
+from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import NodeStatus, State
 from control_plane.snapshots.stream import Rejection, Revision
+from control_plane.store.records import StoreDelta
 
 
 def node(**changes: object) -> NodeStatus:
@@ -39,17 +44,30 @@ def test_states() -> None:
     assert node(connected=False, applied=LATEST).state(LATEST) is State.DISCONNECTED
 
 
-async def test_a_failed_compile_is_retried_without_a_new_write() -> None:
-    attempts = 0
+class FlakySource:
+    """A store whose first `failures` reads fail."""
 
-    def read_state() -> StoreState:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 1:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts = 0
+
+    def read(self, known: Mapping[str, int]) -> StoreDelta:
+        self.attempts += 1
+        if self.attempts <= self.failures:
             raise OSError("database is locked")
-        return StoreState(revision=3, accounts=(), base_url_overrides={})
+        return StoreDelta(revision=3, account_ids=(), changed=())
 
-    publisher = Publisher(read_state, lambda: 3, retry_after=0.01)
+    def revision(self) -> int:
+        return 3
+
+
+def assembly() -> Assembly:
+    return Assembly({}, allow_private_upstreams=False, account_budget=1 << 20)
+
+
+async def test_a_failed_compile_is_retried_without_a_new_write() -> None:
+    source = FlakySource(failures=1)
+    publisher = Publisher(source, assembly(), retry_after=0.01)
     published = publisher.subscribe()
     runner = asyncio.create_task(publisher.run())
     try:
@@ -59,4 +77,49 @@ async def test_a_failed_compile_is_retried_without_a_new_write() -> None:
         runner.cancel()
     assert publisher.latest is not None
     assert publisher.latest.compiled.version == 3
-    assert attempts == 2
+    assert source.attempts == 2
+
+
+async def test_many_failed_compiles_share_one_retry_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each failure used to schedule a retry of its own: 30 failing writes, 30 timers."""
+    loop = asyncio.get_running_loop()
+    timers: list[asyncio.TimerHandle] = []
+    real_call_later = loop.call_later
+
+    def counting_call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        handle = real_call_later(delay, callback, *args)
+        timers.append(handle)
+        return handle
+
+    monkeypatch.setattr(loop, "call_later", counting_call_later)
+    source = FlakySource(failures=1_000)
+    publisher = Publisher(source, assembly(), retry_after=60.0)
+    try:
+        for _ in range(30):
+            publisher.notify()
+            await publisher.publish_now()
+        assert source.attempts == 30
+        assert publisher.failed_count == 30
+        assert len([t for t in timers if not t.cancelled()]) == 1
+    finally:
+        publisher.close()
+    assert all(t.cancelled() for t in timers)
+
+
+async def test_retries_back_off_while_the_store_stays_unreadable() -> None:
+    source = FlakySource(failures=1_000)
+    publisher = Publisher(source, assembly(), retry_after=1.0, retry_max=8.0)
+    delays = []
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(6):
+            await publisher.publish_now()
+            handle = publisher._retry
+            assert handle is not None
+            delays.append(round(handle.when() - loop.time()))
+            publisher.close()
+    finally:
+        publisher.close()
+    assert delays == [1, 2, 4, 8, 8, 8]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from control_plane.secrets.errors import SealError, UnknownKeyError
 from control_plane.secrets.keyring import FileKeyProvider
-from control_plane.secrets.sealing import SealedSecret, Sealer
+from control_plane.secrets.sealing import SealedSecret, Sealer, legacy_row_aad, row_aad
 from control_plane.secrets.secret import Secret
 
 VALUE = "sk-proj-abcdefghijklmnopqrstuvwxyz0123"
@@ -201,3 +201,25 @@ def test_injected_randomness_is_used() -> None:
     sealer = Sealer(MemoryKeys(), token_bytes=token_bytes)
     sealer.seal(Secret(VALUE), AAD)
     assert sorted(calls) == [12, 12, 32]
+
+
+def test_the_row_aad_binds_owner_provider_row_and_version() -> None:
+    sealer = Sealer(MemoryKeys())
+    aad = row_aad("acct_a", "openai", "pk_1", 1)
+    sealed = sealer.seal(Secret(VALUE), aad)
+    assert sealer.open(sealed, aad).reveal() == VALUE
+    for moved in (
+        row_aad("acct_b", "openai", "pk_1", 1),  # another tenant
+        row_aad("acct_a", "groq", "pk_1", 1),  # another upstream
+        row_aad("acct_a", "openai", "pk_2", 1),  # another row
+        row_aad("acct_a", "openai", "pk_1", 2),  # replayed from before a rotation
+        legacy_row_aad("pk_1", 1),  # downgraded to the format without the owner
+    ):
+        with pytest.raises(SealError):
+            sealer.open(sealed, moved)
+
+
+def test_row_aad_fields_cannot_run_into_each_other() -> None:
+    # With plain concatenation ("a:b" + "c") these would collide.
+    assert row_aad("acct:x", "y", "pk", 1) != row_aad("acct", "x:y", "pk", 1)
+    assert row_aad("a", "b", "c", 12) != row_aad("a", "b", "c1", 2)

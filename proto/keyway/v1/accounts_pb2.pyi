@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,40 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AccountSnapshotState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccountSnapshotStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccountSnapshotState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCOUNT_SNAPSHOT_STATE_UNSPECIFIED: _AccountSnapshotState.ValueType  # 0
+    """Not set."""
+    ACCOUNT_SNAPSHOT_STATE_PUBLISHED: _AccountSnapshotState.ValueType  # 1
+    """The latest published snapshot holds the account's current data."""
+    ACCOUNT_SNAPSHOT_STATE_PENDING: _AccountSnapshotState.ValueType  # 2
+    """A write to the account is on its way into the next snapshot."""
+    ACCOUNT_SNAPSHOT_STATE_QUARANTINED: _AccountSnapshotState.ValueType  # 3
+    """The account's data cannot be compiled (see reason and problems). Other
+    accounts publish as usual; this one's writes do not reach the proxies
+    until one fixes it, except that deleted access keys always stop working.
+    """
+
+class AccountSnapshotState(_AccountSnapshotState, metaclass=_AccountSnapshotStateEnumTypeWrapper):
+    """Where an account's routing data stands in the snapshot proxies serve."""
+
+ACCOUNT_SNAPSHOT_STATE_UNSPECIFIED: AccountSnapshotState.ValueType  # 0
+"""Not set."""
+ACCOUNT_SNAPSHOT_STATE_PUBLISHED: AccountSnapshotState.ValueType  # 1
+"""The latest published snapshot holds the account's current data."""
+ACCOUNT_SNAPSHOT_STATE_PENDING: AccountSnapshotState.ValueType  # 2
+"""A write to the account is on its way into the next snapshot."""
+ACCOUNT_SNAPSHOT_STATE_QUARANTINED: AccountSnapshotState.ValueType  # 3
+"""The account's data cannot be compiled (see reason and problems). Other
+accounts publish as usual; this one's writes do not reach the proxies
+until one fixes it, except that deleted access keys always stop working.
+"""
+Global___AccountSnapshotState: _TypeAlias = AccountSnapshotState  # noqa: Y015
 
 @_typing.final
 class Account(_message.Message):
@@ -33,6 +68,7 @@ class Account(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id, prefixed `acct_`. Output only."""
     display_name: _builtins.str
@@ -51,6 +87,10 @@ class Account(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the account was last changed. Output only."""
 
+    @_builtins.property
+    def snapshot_status(self) -> Global___AccountSnapshotStatus:
+        """Whether the account's routing data reaches the proxies. Output only."""
+
     def __init__(
         self,
         *,
@@ -61,14 +101,101 @@ class Account(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        snapshot_status: Global___AccountSnapshotStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "snapshot_status", b"snapshot_status", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "display_name", b"display_name", "etag", b"etag", "id", b"id", "metadata", b"metadata", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "display_name", b"display_name", "etag", b"etag", "id", b"id", "metadata", b"metadata", "snapshot_status", b"snapshot_status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015
+
+@_typing.final
+class AccountSnapshotProblem(_message.Message):
+    """One problem in an account's compiled routing data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """Field path inside the account's compiled data, e.g.
+    `account.provider_keys[0].provider_id`.
+    """
+    description: _builtins.str
+    """What is wrong; names ids and paths only."""
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "field", b"field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountSnapshotProblem: _TypeAlias = AccountSnapshotProblem  # noqa: Y015
+
+@_typing.final
+class AccountSnapshotStatus(_message.Message):
+    """How an account's routing data stands in the published snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    QUARANTINED_VERSION_FIELD_NUMBER: _builtins.int
+    QUARANTINE_TIME_FIELD_NUMBER: _builtins.int
+    SERVING_PREVIOUS_FIELD_NUMBER: _builtins.int
+    PUBLISHED_VERSION_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_BYTES_FIELD_NUMBER: _builtins.int
+    state: Global___AccountSnapshotState.ValueType
+    """Published, pending or quarantined."""
+    reason: _builtins.str
+    """Why the account is quarantined; empty otherwise."""
+    quarantined_version: _builtins.int
+    """Snapshot version at which the account was quarantined."""
+    serving_previous: _builtins.bool
+    """While quarantined: true if proxies still serve the account's last good
+    data (minus deleted access keys), false if none of it is served.
+    """
+    published_version: _builtins.int
+    """Latest snapshot version the control plane has published."""
+    snapshot_bytes: _builtins.int
+    """Estimated size of the account's routing data in bytes, counted against
+    the control plane's --max-account-snapshot-bytes.
+    """
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountSnapshotProblem]:
+        """The validation problems behind a quarantine, when there are any."""
+
+    @_builtins.property
+    def quarantine_time(self) -> _timestamp_pb2.Timestamp:
+        """When the account was quarantined."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___AccountSnapshotState.ValueType = ...,
+        reason: _builtins.str = ...,
+        problems: _abc.Iterable[Global___AccountSnapshotProblem] | None = ...,
+        quarantined_version: _builtins.int = ...,
+        quarantine_time: _timestamp_pb2.Timestamp | None = ...,
+        serving_previous: _builtins.bool = ...,
+        published_version: _builtins.int = ...,
+        snapshot_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quarantine_time", b"quarantine_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems", "published_version", b"published_version", "quarantine_time", b"quarantine_time", "quarantined_version", b"quarantined_version", "reason", b"reason", "serving_previous", b"serving_previous", "snapshot_bytes", b"snapshot_bytes", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountSnapshotStatus: _TypeAlias = AccountSnapshotStatus  # noqa: Y015
 
 @_typing.final
 class CreateAccountRequest(_message.Message):

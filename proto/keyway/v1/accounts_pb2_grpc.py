@@ -80,7 +80,8 @@ class AccountServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAccount(self, request, context):
-        """Returns one account.
+        """Returns one account, with whether its routing data reaches the proxies
+        (snapshot_status: why it is quarantined, if it is).
         Errors: UNAUTHENTICATED, NOT_FOUND (unknown id, or another tenant's
         account), INVALID_ARGUMENT (malformed id).
         """

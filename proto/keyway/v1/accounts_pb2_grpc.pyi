@@ -42,7 +42,8 @@ class AccountServiceStub:
     (not the operator token), INVALID_ARGUMENT (bad field, see BadRequest).
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]
-    """Returns one account.
+    """Returns one account, with whether its routing data reaches the proxies
+    (snapshot_status: why it is quarantined, if it is).
     Errors: UNAUTHENTICATED, NOT_FOUND (unknown id, or another tenant's
     account), INVALID_ARGUMENT (malformed id).
     """
@@ -77,7 +78,8 @@ class AccountServiceAsyncStub(AccountServiceStub):
     (not the operator token), INVALID_ARGUMENT (bad field, see BadRequest).
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]  # type: ignore[assignment]
-    """Returns one account.
+    """Returns one account, with whether its routing data reaches the proxies
+    (snapshot_status: why it is quarantined, if it is).
     Errors: UNAUTHENTICATED, NOT_FOUND (unknown id, or another tenant's
     account), INVALID_ARGUMENT (malformed id).
     """
@@ -121,7 +123,8 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.GetAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.GetAccountResponse, _abc.Awaitable[_accounts_pb2.GetAccountResponse]]:
-        """Returns one account.
+        """Returns one account, with whether its routing data reaches the proxies
+        (snapshot_status: why it is quarantined, if it is).
         Errors: UNAUTHENTICATED, NOT_FOUND (unknown id, or another tenant's
         account), INVALID_ARGUMENT (malformed id).
         """

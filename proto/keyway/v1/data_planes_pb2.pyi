@@ -101,6 +101,7 @@ class DataPlane(_message.Message):
     APPLIED_HASH_FIELD_NUMBER: _builtins.int
     LAST_REJECTION_FIELD_NUMBER: _builtins.int
     LATEST_VERSION_FIELD_NUMBER: _builtins.int
+    REDACTED_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Node id the proxy reported."""
     pool: _builtins.str
@@ -117,6 +118,10 @@ class DataPlane(_message.Message):
     """Content hash it last acknowledged."""
     latest_version: _builtins.int
     """Latest version the control plane has published."""
+    redacted: _builtins.bool
+    """True in an account admin's view: node_id is an opaque label and pool,
+    build_version and the rejection message are left out.
+    """
     @_builtins.property
     def connect_time(self) -> _timestamp_pb2.Timestamp:
         """When the current (or last) stream was opened."""
@@ -143,10 +148,11 @@ class DataPlane(_message.Message):
         applied_hash: _builtins.str = ...,
         last_rejection: Global___SnapshotRejection | None = ...,
         latest_version: _builtins.int = ...,
+        redacted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["connect_time", b"connect_time", "last_rejection", b"last_rejection", "last_seen_time", b"last_seen_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_hash", b"applied_hash", "applied_version", b"applied_version", "build_version", b"build_version", "connect_time", b"connect_time", "last_rejection", b"last_rejection", "last_seen_time", b"last_seen_time", "latest_version", b"latest_version", "node_id", b"node_id", "pool", b"pool", "sent_version", b"sent_version", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_hash", b"applied_hash", "applied_version", b"applied_version", "build_version", b"build_version", "connect_time", b"connect_time", "last_rejection", b"last_rejection", "last_seen_time", b"last_seen_time", "latest_version", b"latest_version", "node_id", b"node_id", "pool", b"pool", "redacted", b"redacted", "sent_version", b"sent_version", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -158,12 +164,21 @@ class ListDataPlanesRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of results, 1 to 1000; 0 means the default of 50."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token."""
     def __init__(
         self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -176,22 +191,65 @@ class ListDataPlanesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DATA_PLANES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
     @_builtins.property
     def data_planes(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataPlane]:
-        """Proxies ordered by node id."""
+        """Proxies ordered by node id (by label in a redacted view)."""
 
     def __init__(
         self,
         *,
         data_planes: _abc.Iterable[Global___DataPlane] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_planes", b"data_planes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_planes", b"data_planes", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDataPlanesResponse: _TypeAlias = ListDataPlanesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteDataPlaneRequest(_message.Message):
+    """Request for DeleteDataPlane."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """Node id of the proxy to forget."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDataPlaneRequest: _TypeAlias = DeleteDataPlaneRequest  # noqa: Y015
+
+@_typing.final
+class DeleteDataPlaneResponse(_message.Message):
+    """Response for DeleteDataPlane."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDataPlaneResponse: _TypeAlias = DeleteDataPlaneResponse  # noqa: Y015
 
 @_typing.final
 class DataPlaneCredential(_message.Message):

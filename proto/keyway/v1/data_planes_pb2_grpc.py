@@ -41,6 +41,11 @@ class DataPlaneServiceStub:
                 request_serializer=keyway_dot_v1_dot_data__planes__pb2.ListDataPlanesRequest.SerializeToString,
                 response_deserializer=keyway_dot_v1_dot_data__planes__pb2.ListDataPlanesResponse.FromString,
                 _registered_method=True)
+        self.DeleteDataPlane = channel.unary_unary(
+                '/keyway.v1.DataPlaneService/DeleteDataPlane',
+                request_serializer=keyway_dot_v1_dot_data__planes__pb2.DeleteDataPlaneRequest.SerializeToString,
+                response_deserializer=keyway_dot_v1_dot_data__planes__pb2.DeleteDataPlaneResponse.FromString,
+                _registered_method=True)
         self.CreateDataPlaneCredential = channel.unary_unary(
                 '/keyway.v1.DataPlaneService/CreateDataPlaneCredential',
                 request_serializer=keyway_dot_v1_dot_data__planes__pb2.CreateDataPlaneCredentialRequest.SerializeToString,
@@ -64,10 +69,23 @@ class DataPlaneServiceServicer:
     """
 
     def ListDataPlanes(self, request, context):
-        """Lists every proxy the control plane has seen, ordered by node id. Holds
-        no tenant data, so the operator token and any account admin token may
-        read it (tenants check whether their change is live).
-        Errors: UNAUTHENTICATED.
+        """Lists the proxies the control plane has seen, paginated. The operator
+        sees everything, ordered by node id. An account admin sees a redacted
+        view, enough to tell whether a change is live: each node under an opaque
+        stable label (ordered by label), without pool, build or rejection text
+        (which can name other tenants' resources). Disconnected proxies are
+        forgotten after the control plane's --forget-disconnected-after.
+        Errors: UNAUTHENTICATED, INVALID_ARGUMENT (bad page_size or page_token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataPlane(self, request, context):
+        """Forgets a disconnected proxy's status row (a retired node).
+        Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
+        INVALID_ARGUMENT (no node_id), NOT_FOUND, FAILED_PRECONDITION (it is
+        connected now: stop it, or revoke its credential, first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +123,11 @@ def add_DataPlaneServiceServicer_to_server(servicer, server):
                     servicer.ListDataPlanes,
                     request_deserializer=keyway_dot_v1_dot_data__planes__pb2.ListDataPlanesRequest.FromString,
                     response_serializer=keyway_dot_v1_dot_data__planes__pb2.ListDataPlanesResponse.SerializeToString,
+            ),
+            'DeleteDataPlane': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataPlane,
+                    request_deserializer=keyway_dot_v1_dot_data__planes__pb2.DeleteDataPlaneRequest.FromString,
+                    response_serializer=keyway_dot_v1_dot_data__planes__pb2.DeleteDataPlaneResponse.SerializeToString,
             ),
             'CreateDataPlaneCredential': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDataPlaneCredential,
@@ -151,6 +174,33 @@ class DataPlaneService:
             '/keyway.v1.DataPlaneService/ListDataPlanes',
             keyway_dot_v1_dot_data__planes__pb2.ListDataPlanesRequest.SerializeToString,
             keyway_dot_v1_dot_data__planes__pb2.ListDataPlanesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataPlane(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyway.v1.DataPlaneService/DeleteDataPlane',
+            keyway_dot_v1_dot_data__planes__pb2.DeleteDataPlaneRequest.SerializeToString,
+            keyway_dot_v1_dot_data__planes__pb2.DeleteDataPlaneResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,10 +36,19 @@ class DataPlaneServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DataPlaneServiceAsyncStub: ...
     ListDataPlanes: _grpc.UnaryUnaryMultiCallable[_data_planes_pb2.ListDataPlanesRequest, _data_planes_pb2.ListDataPlanesResponse]
-    """Lists every proxy the control plane has seen, ordered by node id. Holds
-    no tenant data, so the operator token and any account admin token may
-    read it (tenants check whether their change is live).
-    Errors: UNAUTHENTICATED.
+    """Lists the proxies the control plane has seen, paginated. The operator
+    sees everything, ordered by node id. An account admin sees a redacted
+    view, enough to tell whether a change is live: each node under an opaque
+    stable label (ordered by label), without pool, build or rejection text
+    (which can name other tenants' resources). Disconnected proxies are
+    forgotten after the control plane's --forget-disconnected-after.
+    Errors: UNAUTHENTICATED, INVALID_ARGUMENT (bad page_size or page_token).
+    """
+    DeleteDataPlane: _grpc.UnaryUnaryMultiCallable[_data_planes_pb2.DeleteDataPlaneRequest, _data_planes_pb2.DeleteDataPlaneResponse]
+    """Forgets a disconnected proxy's status row (a retired node).
+    Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
+    INVALID_ARGUMENT (no node_id), NOT_FOUND, FAILED_PRECONDITION (it is
+    connected now: stop it, or revoke its credential, first).
     """
     CreateDataPlaneCredential: _grpc.UnaryUnaryMultiCallable[_data_planes_pb2.CreateDataPlaneCredentialRequest, _data_planes_pb2.CreateDataPlaneCredentialResponse]
     """Creates a data-plane credential. The token is returned once.
@@ -63,10 +72,19 @@ class DataPlaneServiceAsyncStub(DataPlaneServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListDataPlanes: _aio.UnaryUnaryMultiCallable[_data_planes_pb2.ListDataPlanesRequest, _data_planes_pb2.ListDataPlanesResponse]  # type: ignore[assignment]
-    """Lists every proxy the control plane has seen, ordered by node id. Holds
-    no tenant data, so the operator token and any account admin token may
-    read it (tenants check whether their change is live).
-    Errors: UNAUTHENTICATED.
+    """Lists the proxies the control plane has seen, paginated. The operator
+    sees everything, ordered by node id. An account admin sees a redacted
+    view, enough to tell whether a change is live: each node under an opaque
+    stable label (ordered by label), without pool, build or rejection text
+    (which can name other tenants' resources). Disconnected proxies are
+    forgotten after the control plane's --forget-disconnected-after.
+    Errors: UNAUTHENTICATED, INVALID_ARGUMENT (bad page_size or page_token).
+    """
+    DeleteDataPlane: _aio.UnaryUnaryMultiCallable[_data_planes_pb2.DeleteDataPlaneRequest, _data_planes_pb2.DeleteDataPlaneResponse]  # type: ignore[assignment]
+    """Forgets a disconnected proxy's status row (a retired node).
+    Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
+    INVALID_ARGUMENT (no node_id), NOT_FOUND, FAILED_PRECONDITION (it is
+    connected now: stop it, or revoke its credential, first).
     """
     CreateDataPlaneCredential: _aio.UnaryUnaryMultiCallable[_data_planes_pb2.CreateDataPlaneCredentialRequest, _data_planes_pb2.CreateDataPlaneCredentialResponse]  # type: ignore[assignment]
     """Creates a data-plane credential. The token is returned once.
@@ -93,10 +111,25 @@ class DataPlaneServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _data_planes_pb2.ListDataPlanesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_data_planes_pb2.ListDataPlanesResponse, _abc.Awaitable[_data_planes_pb2.ListDataPlanesResponse]]:
-        """Lists every proxy the control plane has seen, ordered by node id. Holds
-        no tenant data, so the operator token and any account admin token may
-        read it (tenants check whether their change is live).
-        Errors: UNAUTHENTICATED.
+        """Lists the proxies the control plane has seen, paginated. The operator
+        sees everything, ordered by node id. An account admin sees a redacted
+        view, enough to tell whether a change is live: each node under an opaque
+        stable label (ordered by label), without pool, build or rejection text
+        (which can name other tenants' resources). Disconnected proxies are
+        forgotten after the control plane's --forget-disconnected-after.
+        Errors: UNAUTHENTICATED, INVALID_ARGUMENT (bad page_size or page_token).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteDataPlane(
+        self,
+        request: _data_planes_pb2.DeleteDataPlaneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_data_planes_pb2.DeleteDataPlaneResponse, _abc.Awaitable[_data_planes_pb2.DeleteDataPlaneResponse]]:
+        """Forgets a disconnected proxy's status row (a retired node).
+        Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
+        INVALID_ARGUMENT (no node_id), NOT_FOUND, FAILED_PRECONDITION (it is
+        connected now: stop it, or revoke its credential, first).
         """
 
     @_abc_1.abstractmethod

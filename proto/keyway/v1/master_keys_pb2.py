@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/master_keys.proto\x12\tkeyway.v1\"-\n\x16RotateMasterKeyRequest\x12\x13\n\x0bresume_only\x18\x01 \x01(\x08\"U\n\x17RotateMasterKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\trewrapped\x18\x02 \x01(\x05\x12\x17\n\x0fretired_key_ids\x18\x03 \x03(\t2l\n\x10MasterKeyService\x12X\n\x0fRotateMasterKey\x12!.keyway.v1.RotateMasterKeyRequest\x1a\".keyway.v1.RotateMasterKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/master_keys.proto\x12\tkeyway.v1\"-\n\x16RotateMasterKeyRequest\x12\x13\n\x0bresume_only\x18\x01 \x01(\x08\"q\n\x17RotateMasterKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\trewrapped\x18\x02 \x01(\x05\x12\x17\n\x0fretired_key_ids\x18\x03 \x03(\t\x12\x1a\n\x12unreadable_key_ids\x18\x04 \x03(\t2l\n\x10MasterKeyService\x12X\n\x0fRotateMasterKey\x12!.keyway.v1.RotateMasterKeyRequest\x1a\".keyway.v1.RotateMasterKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROTATEMASTERKEYREQUEST']._serialized_start=42
   _globals['_ROTATEMASTERKEYREQUEST']._serialized_end=87
   _globals['_ROTATEMASTERKEYRESPONSE']._serialized_start=89
-  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_end=174
-  _globals['_MASTERKEYSERVICE']._serialized_start=176
-  _globals['_MASTERKEYSERVICE']._serialized_end=284
+  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_end=202
+  _globals['_MASTERKEYSERVICE']._serialized_start=204
+  _globals['_MASTERKEYSERVICE']._serialized_end=312
 # @@protoc_insertion_point(module_scope)

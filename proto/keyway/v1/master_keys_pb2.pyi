@@ -51,6 +51,7 @@ class RotateMasterKeyResponse(_message.Message):
     KEY_ID_FIELD_NUMBER: _builtins.int
     REWRAPPED_FIELD_NUMBER: _builtins.int
     RETIRED_KEY_IDS_FIELD_NUMBER: _builtins.int
+    UNREADABLE_KEY_IDS_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """Id of the key-encryption key now current."""
     rewrapped: _builtins.int
@@ -61,16 +62,24 @@ class RotateMasterKeyResponse(_message.Message):
         key is wrapped by them any more (key-file provider only).
         """
 
+    @_builtins.property
+    def unreadable_key_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Provider keys whose data key could not be opened (tampered with, or sealed
+        by a key the provider no longer has). They are left as they are, and the
+        key-encryption key they still need is not retired.
+        """
+
     def __init__(
         self,
         *,
         key_id: _builtins.str = ...,
         rewrapped: _builtins.int = ...,
         retired_key_ids: _abc.Iterable[_builtins.str] | None = ...,
+        unreadable_key_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "retired_key_ids", b"retired_key_ids", "rewrapped", b"rewrapped"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "retired_key_ids", b"retired_key_ids", "rewrapped", b"rewrapped", "unreadable_key_ids", b"unreadable_key_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,8 +50,10 @@ class MasterKeyServiceServicer:
 
     def RotateMasterKey(self, request, context):
         """Makes a new key-encryption key current (when the key provider can create
-        one) and re-wraps every data key still wrapped by an older one. Safe to
-        run again after an interruption: it resumes where it stopped.
+        one) and re-wraps every data key still wrapped by an older one. Runs beside
+        the other RPCs and the snapshot streams (never blocking them), in batches
+        that each commit alone: safe to run again after an interruption, it resumes
+        where it stopped.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
         FAILED_PRECONDITION (the key provider cannot create keys and has no newer
         key configured).

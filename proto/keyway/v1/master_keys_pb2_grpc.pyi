@@ -37,8 +37,10 @@ class MasterKeyServiceStub:
     def __new__(cls, channel: _aio.Channel) -> MasterKeyServiceAsyncStub: ...
     RotateMasterKey: _grpc.UnaryUnaryMultiCallable[_master_keys_pb2.RotateMasterKeyRequest, _master_keys_pb2.RotateMasterKeyResponse]
     """Makes a new key-encryption key current (when the key provider can create
-    one) and re-wraps every data key still wrapped by an older one. Safe to
-    run again after an interruption: it resumes where it stopped.
+    one) and re-wraps every data key still wrapped by an older one. Runs beside
+    the other RPCs and the snapshot streams (never blocking them), in batches
+    that each commit alone: safe to run again after an interruption, it resumes
+    where it stopped.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
     FAILED_PRECONDITION (the key provider cannot create keys and has no newer
     key configured).
@@ -53,8 +55,10 @@ class MasterKeyServiceAsyncStub(MasterKeyServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RotateMasterKey: _aio.UnaryUnaryMultiCallable[_master_keys_pb2.RotateMasterKeyRequest, _master_keys_pb2.RotateMasterKeyResponse]  # type: ignore[assignment]
     """Makes a new key-encryption key current (when the key provider can create
-    one) and re-wraps every data key still wrapped by an older one. Safe to
-    run again after an interruption: it resumes where it stopped.
+    one) and re-wraps every data key still wrapped by an older one. Runs beside
+    the other RPCs and the snapshot streams (never blocking them), in batches
+    that each commit alone: safe to run again after an interruption, it resumes
+    where it stopped.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
     FAILED_PRECONDITION (the key provider cannot create keys and has no newer
     key configured).
@@ -72,8 +76,10 @@ class MasterKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_master_keys_pb2.RotateMasterKeyResponse, _abc.Awaitable[_master_keys_pb2.RotateMasterKeyResponse]]:
         """Makes a new key-encryption key current (when the key provider can create
-        one) and re-wraps every data key still wrapped by an older one. Safe to
-        run again after an interruption: it resumes where it stopped.
+        one) and re-wraps every data key still wrapped by an older one. Runs beside
+        the other RPCs and the snapshot streams (never blocking them), in batches
+        that each commit alone: safe to run again after an interruption, it resumes
+        where it stopped.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED (not the operator token),
         FAILED_PRECONDITION (the key provider cannot create keys and has no newer
         key configured).
