@@ -2,7 +2,7 @@
 
 The prefix lets secret scanners find leaked tokens; the checksum lets a proxy
 reject a mistyped or truncated token without any lookup. The format itself
-lives in `data_plane.routing.tokens`, shared with the proxies. Only a SHA-256
+lives in `data_plane.shared.tokens`, shared with the proxies. Only a SHA-256
 of a token is stored: the body carries ~190 bits of entropy, so a fast hash
 is sufficient (no password-style stretching needed).
 """
@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from enum import Enum
 
-from data_plane.routing import tokens as wire
+from data_plane.shared import tokens as wire
 
 
 class TokenKind(Enum):

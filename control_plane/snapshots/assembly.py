@@ -23,7 +23,7 @@ from types import MappingProxyType
 from keyway.v1 import snapshot_pb2 as spb
 
 from control_plane.store.records import AccountData, StoreDelta
-from data_plane.routing.validate import Violation, validate_account, validate_header
+from data_plane.shared.validate import Violation, validate_account, validate_header
 
 from .compiler import Compiled, assemble, compile_account, frame_account, header
 

@@ -24,7 +24,7 @@ from control_plane.domain import catalog
 from control_plane.store.records import AccessKeyRecord as AccessKeyRecord
 from control_plane.store.records import AccountRecord as AccountRecord
 from control_plane.store.records import KeyRecord as KeyRecord
-from data_plane.routing.validate import SCHEMA_VERSION
+from data_plane.shared.validate import SCHEMA_VERSION
 
 _FORMATS = {
     catalog.FORMAT_OPENAI: spb.SNAPSHOT_FORMAT_OPENAI,

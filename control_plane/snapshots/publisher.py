@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from control_plane.store.records import StoreDelta
-from data_plane.routing.validate import validate
+from data_plane.shared.validate import validate
 
 from .assembly import AccountStatus, Assembly
 from .compiler import Compiled, StoreState, compile_snapshot, serialise

@@ -22,7 +22,7 @@ from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wa
 from data_plane.routing.outcome import Outcome, OutcomeKind, classify
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.routing.table import Caller, Provider, RoutingTable
-from data_plane.routing.tokens import ACCESS_PREFIX, is_well_formed, token_sha256
+from data_plane.shared.tokens import ACCESS_PREFIX, is_well_formed, token_sha256
 from data_plane.state import ProxyState
 from data_plane.upstream.client import Opened, Upstream, outcome_of
 from data_plane.usage import UsageRecorder

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from keyway.v1 import snapshot_pb2 as spb
 
-from .table import AccountPart, BuiltIn, Parts, RoutingTable, assemble, build_account
-from .validate import (
+from data_plane.shared.validate import (
     SCHEMA_VERSION,
     CrossAccountCheck,
     Violation,
     validate_account,
     validate_header,
 )
+
+from .table import AccountPart, BuiltIn, Parts, RoutingTable, assemble, build_account
 
 _ACCOUNTS_FIELD = spb.Snapshot.DESCRIPTOR.fields_by_name["accounts"].number
 _LENGTH_DELIMITED = 2

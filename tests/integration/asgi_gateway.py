@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 from data_plane.app import create_app
 from data_plane.http.proxy import Gateway, ProxyOptions
 from data_plane.mock_upstream.server import MockServer
-from data_plane.routing.tokens import ACCESS_PREFIX, BODY_LEN, checksum
+from data_plane.shared.tokens import ACCESS_PREFIX, BODY_LEN, checksum
 from data_plane.state import ProxyState
 from data_plane.upstream.client import Upstream
 from data_plane.usage import UsageRecorder

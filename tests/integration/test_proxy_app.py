@@ -23,7 +23,7 @@ from keyway.v1 import provider_keys_pb2 as pk
 from data_plane.http.proxy import ProxyOptions
 from data_plane.mock_upstream.app import Outcome
 from data_plane.routing.policy import FailoverPolicy
-from data_plane.routing.tokens import ACCESS_PREFIX, BODY_LEN, checksum, token_sha256
+from data_plane.shared.tokens import ACCESS_PREFIX, BODY_LEN, checksum, token_sha256
 
 from .gateway_fixture import (
     SHORT_OPTIONS,

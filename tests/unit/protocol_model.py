@@ -40,7 +40,7 @@ from control_plane.snapshots.status import NodeStatus, State
 from control_plane.snapshots.stream import Reply, Revision, Send, StreamState
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import RoutingTable, build
-from data_plane.routing.validate import validate
+from data_plane.shared.validate import validate
 
 SECRET_PREFIX = "sk-secret-"
 """Every provider key value starts with it, so leaks are easy to look for."""

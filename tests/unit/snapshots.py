@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from keyway.v1 import snapshot_pb2 as spb
 
 from data_plane.routing.table import Caller, RoutingTable, build
-from data_plane.routing.tokens import token_sha256
-from data_plane.routing.validate import SCHEMA_VERSION, validate
+from data_plane.shared.tokens import token_sha256
+from data_plane.shared.validate import SCHEMA_VERSION, validate
 
 OPENAI_FMT = spb.SNAPSHOT_FORMAT_OPENAI
 ANTHROPIC_FMT = spb.SNAPSHOT_FORMAT_ANTHROPIC

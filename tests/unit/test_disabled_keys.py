@@ -12,7 +12,7 @@ from control_plane.snapshots.compiler import (
     StoreState,
     compile_snapshot,
 )
-from data_plane.routing.validate import validate
+from data_plane.shared.validate import validate
 from tests.unit.snapshots import (
     access_key,
     account,

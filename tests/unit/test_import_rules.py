@@ -38,8 +38,8 @@ SHARED = "data_plane.shared"
 # snapshot validator and token format (shared contract that has yet to move), and the CLI
 # entry points that start a proxy or the mock upstream.
 CONTROL_PLANE_MAY_IMPORT = {
-    "data_plane.routing.validate",
-    "data_plane.routing",  # `from data_plane.routing import tokens`
+    "data_plane.shared.validate",
+    "data_plane.routing",  # `from data_plane.shared import tokens`
     "data_plane.http.proxy",
     "data_plane.http.connections",
     "data_plane.routing.policy",

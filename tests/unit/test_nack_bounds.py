@@ -7,7 +7,7 @@ the rejection was never recorded, and the same snapshot was offered on every rec
 from __future__ import annotations
 
 from data_plane.routing.apply import Rejected
-from data_plane.routing.validate import Violation
+from data_plane.shared.validate import Violation
 from data_plane.snapshot.client import nack
 
 

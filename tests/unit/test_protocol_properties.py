@@ -15,7 +15,7 @@ from control_plane.snapshots.compiler import StoreState, compile_snapshot, seria
 from control_plane.snapshots.stream import Reply, Revision, StreamState
 from control_plane.store.records import AccountData, StoreDelta
 from data_plane.routing.apply import Applied, Rejected, apply
-from data_plane.routing.validate import validate
+from data_plane.shared.validate import validate
 
 from .protocol_model import (
     INVALID,

@@ -17,8 +17,8 @@ from data_plane.routing.table import (
     RoutingTable,
     rotated_keys,
 )
-from data_plane.routing.tokens import token_sha256
-from data_plane.routing.validate import validate
+from data_plane.shared.tokens import token_sha256
+from data_plane.shared.validate import validate
 from tests.unit.snapshots import (
     ANTHROPIC_FMT,
     GPT_4O_UPSTREAM,

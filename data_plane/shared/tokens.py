@@ -1,14 +1,14 @@
-"""The bearer-token format shared by both halves: prefix, base62 body, CRC32.
+"""The bearer-token format both planes share: prefix, base62 body, CRC32. Pure.
 
 Proxies check the checksum before any lookup, so a mistyped or truncated
 access key is rejected without touching the routing table. The control
-plane mints tokens with the same functions.
+plane mints tokens with the same functions (it brings the randomness).
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
+import hmac
 import string
 import zlib
 
@@ -38,7 +38,7 @@ def is_well_formed(token: str, prefix: str) -> bool:
     if not _ALPHABET_SET.issuperset(token[len(prefix) :]):
         return False
     head, check = token[:-CHECK_LEN], token[-CHECK_LEN:]
-    return secrets.compare_digest(checksum(head), check)
+    return hmac.compare_digest(checksum(head), check)
 
 
 def token_sha256(token: str) -> str:
