@@ -31,7 +31,9 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .errors import Format, KeywayError, envelope
+from data_plane.formats import ApiFormat
+
+from .errors import KeywayError, envelope
 from .headers import CORS, new_request_id
 
 
@@ -62,7 +64,7 @@ class ConnectionLimits:
 def raw_error(code: str, message: str, path: bytes = b"") -> bytes:
     """A whole `connection: close` HTTP/1.1 response carrying a Keyway error."""
     error = KeywayError(code, message)
-    fmt = Format.ANTHROPIC if path.startswith(b"/v1/messages") else Format.OPENAI
+    fmt = ApiFormat.ANTHROPIC if path.startswith(b"/v1/messages") else ApiFormat.OPENAI
     body = envelope(error, fmt)
     head = [
         f"HTTP/1.1 {error.status} {_REASONS[error.status]}".encode(),

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
 
-
-class Format(Enum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
+from data_plane.formats import ApiFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +206,9 @@ class KeywayError(Exception):
         return CATALOG[self.code].status
 
 
-def envelope(error: KeywayError, fmt: Format) -> bytes:
+def envelope(error: KeywayError, fmt: ApiFormat) -> bytes:
     status = error.status
-    if fmt is Format.ANTHROPIC:
+    if fmt is ApiFormat.ANTHROPIC:
         body: dict[str, object] = {
             "type": _ANTHROPIC_TYPES.get(status, "api_error"),
             "message": error.message,

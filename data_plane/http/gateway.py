@@ -14,7 +14,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import Format, KeywayError, envelope
+from data_plane.formats import ApiFormat
+
+from .errors import KeywayError, envelope
 from .headers import CORS, PREFLIGHT, new_request_id
 from .models import anthropic_list, callable_models, openai_list
 from .proxy import (
@@ -31,10 +33,10 @@ from .proxy import (
 from .surfaces import SURFACES
 
 
-def _format_for(path: str, headers: list[tuple[bytes, bytes]]) -> Format:
+def _format_for(path: str, headers: list[tuple[bytes, bytes]]) -> ApiFormat:
     if path.startswith("/v1/messages") or any(n == b"anthropic-version" for n, _ in headers):
-        return Format.ANTHROPIC
-    return Format.OPENAI
+        return ApiFormat.ANTHROPIC
+    return ApiFormat.OPENAI
 
 
 def _request_id() -> tuple[bytes, bytes]:
@@ -98,7 +100,7 @@ class KeywayApp:
             await send_error(send, error, fmt, headers)
             return
         models = callable_models(caller)
-        body = anthropic_list(models) if fmt is Format.ANTHROPIC else openai_list(models)
+        body = anthropic_list(models) if fmt is ApiFormat.ANTHROPIC else openai_list(models)
         await send(
             {
                 "type": "http.response.start",
@@ -110,5 +112,5 @@ class KeywayApp:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    body = envelope(KeywayError("not_found", f"no endpoint {request.url.path}"), Format.OPENAI)
+    body = envelope(KeywayError("not_found", f"no endpoint {request.url.path}"), ApiFormat.OPENAI)
     return Response(body, status_code=404, media_type="application/json")

@@ -14,7 +14,8 @@ import secrets
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode
 
-from data_plane.routing.table import X_API_KEY, Provider, ProviderKey
+from data_plane.formats import AuthStyle
+from data_plane.routing.table import Provider, ProviderKey
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -126,7 +127,7 @@ def forwarded_query(query: bytes, allowed: frozenset[str]) -> str:
 def with_credentials(base: dict[str, str], provider: Provider, key: ProviderKey) -> dict[str, str]:
     """`base` plus the provider key in the provider's auth style (a new dict)."""
     out = dict(base)
-    if provider.auth_style == X_API_KEY:
+    if provider.auth_style is AuthStyle.X_API_KEY:
         out["x-api-key"] = key.value
         out.setdefault("anthropic-version", ANTHROPIC_VERSION)
     else:

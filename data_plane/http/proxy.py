@@ -16,6 +16,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from data_plane.formats import ApiFormat
 from data_plane.routing.admission import Admission, AdmissionLimits, Refusal, Ticket
 from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.engine import Attempt, Decision, Exhausted, Failover, Wait, attributed
@@ -28,7 +29,7 @@ from data_plane.upstream.client import Opened, Upstream, outcome_of
 from data_plane.usage import UsageRecorder
 
 from .body import RequestFields, needs_worker, read_fields, rewrite
-from .errors import Format, KeywayError, envelope
+from .errors import KeywayError, envelope
 from .headers import CORS, forwarded, forwarded_query, new_request_id, relayed, with_credentials
 from .resolve import Resolution, resolve
 from .sse import EventFramer, stream_error_event
@@ -163,7 +164,7 @@ def authenticate(table: RoutingTable | None, headers: list[tuple[bytes, bytes]])
 
 
 async def send_error(
-    send: Send, error: KeywayError, fmt: Format, headers: list[tuple[bytes, bytes]]
+    send: Send, error: KeywayError, fmt: ApiFormat, headers: list[tuple[bytes, bytes]]
 ) -> None:
     body = envelope(error, fmt)
     await send(
@@ -293,9 +294,7 @@ class ModelCall:
             fields = (
                 await g.off_loop(body, read_fields) if needs_worker(body) else read_fields(body)
             )
-            resolution = resolve(
-                caller, (fields.model, *fields.fallbacks), self.surface.provider_format
-            )
+            resolution = resolve(caller, (fields.model, *fields.fallbacks), self.surface.format)
             if resolution.rejected:
                 out.append((b"x-keyway-rejected-models", ", ".join(resolution.rejected).encode()))
             g.usage.access_key(caller.access_key_id, g.wall())

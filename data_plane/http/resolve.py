@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from data_plane.formats import ApiFormat
 from data_plane.routing.engine import Candidate
 from data_plane.routing.table import Caller, Provider
 
@@ -53,7 +54,7 @@ def _target(caller: Caller, name: str) -> _Target:
     raise KeywayError("unknown_model", _suggest(caller, name), "model")
 
 
-def _bare_target(caller: Caller, name: str, fmt: str) -> _Target | None:
+def _bare_target(caller: Caller, name: str, fmt: ApiFormat) -> _Target | None:
     """A bare id listed by several providers goes to the first speaking `fmt`."""
     listed = caller.account.bare_models.get(name.lower(), ())
     for provider_id in listed:
@@ -63,7 +64,7 @@ def _bare_target(caller: Caller, name: str, fmt: str) -> _Target | None:
     return None
 
 
-def resolve(caller: Caller, names: tuple[str, ...], fmt: str) -> Resolution:
+def resolve(caller: Caller, names: tuple[str, ...], fmt: ApiFormat) -> Resolution:
     """Candidates in request order; raises KeywayError when none is usable."""
     policy = caller.policy
     candidates: list[Candidate] = []
@@ -113,6 +114,6 @@ def resolve(caller: Caller, names: tuple[str, ...], fmt: str) -> Resolution:
         raise denial
     raise KeywayError(
         "unsupported_format",
-        f"no candidate speaks the {fmt} API format: {', '.join(wrong_format)}",
+        f"no candidate speaks the {fmt.value} API format: {', '.join(wrong_format)}",
         "model",
     )

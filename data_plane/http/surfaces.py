@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data_plane.routing.table import ANTHROPIC, OPENAI
+from data_plane.formats import ApiFormat
 
-from .errors import Format
 from .sse import EventStyle
 
 
@@ -15,26 +14,22 @@ class Surface:
     path: str
     upstream_suffix: str
     """Appended to the provider's base URL (which ends in its version segment)."""
-    format: Format
+    format: ApiFormat
     events: EventStyle
     """How a stream on this surface reports an error."""
     query: frozenset[str] = frozenset()
     """Query parameters the provider API defines for this call; others are dropped."""
 
-    @property
-    def provider_format(self) -> str:
-        return ANTHROPIC if self.format is Format.ANTHROPIC else OPENAI
-
 
 SURFACES = (
-    Surface("/v1/chat/completions", "/chat/completions", Format.OPENAI, EventStyle.CHAT),
-    Surface("/v1/responses", "/responses", Format.OPENAI, EventStyle.RESPONSES),
-    Surface("/v1/embeddings", "/embeddings", Format.OPENAI, EventStyle.CHAT),
+    Surface("/v1/chat/completions", "/chat/completions", ApiFormat.OPENAI, EventStyle.CHAT),
+    Surface("/v1/responses", "/responses", ApiFormat.OPENAI, EventStyle.RESPONSES),
+    Surface("/v1/embeddings", "/embeddings", ApiFormat.OPENAI, EventStyle.CHAT),
     # The Anthropic SDK's beta client posts to `/v1/messages?beta=true`.
     Surface(
         "/v1/messages",
         "/messages",
-        Format.ANTHROPIC,
+        ApiFormat.ANTHROPIC,
         EventStyle.MESSAGES,
         frozenset({"beta"}),
     ),
@@ -42,7 +37,7 @@ SURFACES = (
     Surface(
         "/v1/messages/count_tokens",
         "/messages/count_tokens",
-        Format.ANTHROPIC,
+        ApiFormat.ANTHROPIC,
         EventStyle.MESSAGES,
         frozenset({"beta"}),
     ),

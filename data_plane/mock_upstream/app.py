@@ -20,6 +20,8 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from data_plane.formats import ApiFormat
+
 from . import payloads as p
 from . import sse
 from .behaviours import FAILURES, RATE_LIMITS, Behaviour, Failure, Kind, parse_key
@@ -221,7 +223,7 @@ class _Exchange:
         anthropic = path.startswith("/v1/messages") or (
             path == "/v1/models" and self.version is not None
         )
-        self.api = p.Api.ANTHROPIC if anthropic else p.Api.OPENAI
+        self.api = ApiFormat.ANTHROPIC if anthropic else ApiFormat.OPENAI
         # Anthropic takes `x-api-key`, and recent SDKs send the key as a bearer token.
         self.key = (x_api_key or bearer) if anthropic else bearer
         self.behaviour = parse_key(self.key) if self.key else None
@@ -251,7 +253,7 @@ class _Exchange:
             await self.fail(_NOT_FOUND, message)
         elif behaviour is None:
             await self.fail(_MISSING_KEY, _missing_key_message(self.api))
-        elif self.api is p.Api.ANTHROPIC and not self.version:
+        elif self.api is ApiFormat.ANTHROPIC and not self.version:
             await self.fail(_INVALID_REQUEST, "anthropic-version: header is required")
         elif self.fields is None:
             await self.fail(_INVALID_REQUEST, "The request body is not a valid JSON object.")
@@ -276,7 +278,9 @@ class _Exchange:
             retry_after = behaviour.param if kind in RATE_LIMITS else None
             await self.fail(FAILURES[kind], retry_after=retry_after)
         elif surface is _Surface.MODELS:
-            await self.reply(p.ANTHROPIC_MODELS if self.api is p.Api.ANTHROPIC else p.OPENAI_MODELS)
+            await self.reply(
+                p.ANTHROPIC_MODELS if self.api is ApiFormat.ANTHROPIC else p.OPENAI_MODELS
+            )
         elif surface is _Surface.EMBEDDINGS:
             await self._embeddings(model, fields)
         elif surface is _Surface.COUNT_TOKENS:
@@ -466,8 +470,8 @@ class _Exchange:
 _HINTS = {Kind.RATE_LIMITED_DATE: "date", Kind.RATE_LIMITED_RESET: "reset"}
 
 
-def _missing_key_message(api: p.Api) -> str:
-    if api is p.Api.ANTHROPIC:
+def _missing_key_message(api: ApiFormat) -> str:
+    if api is ApiFormat.ANTHROPIC:
         return "x-api-key header is required"
     return "You didn't provide an API key (Authorization: Bearer <key>)."
 

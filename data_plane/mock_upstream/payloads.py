@@ -15,19 +15,15 @@ import random
 import struct
 import time
 from email.utils import formatdate
-from enum import Enum
 from typing import Any
+
+from data_plane.formats import ApiFormat
 
 from .behaviours import Failure
 
 JsonObject = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
 FINGERPRINT = "fp_mock"
-
-
-class Api(Enum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
 
 
 def dumps(value: object) -> bytes:
@@ -267,9 +263,11 @@ ANTHROPIC_MODELS = dumps(
 # --- Errors ----------------------------------------------------------------------------------
 
 
-def error_body(api: Api, failure: Failure, request_id: str, message: str | None = None) -> bytes:
+def error_body(
+    api: ApiFormat, failure: Failure, request_id: str, message: str | None = None
+) -> bytes:
     text = message or failure.message
-    if api is Api.ANTHROPIC:
+    if api is ApiFormat.ANTHROPIC:
         return dumps(
             {
                 "type": "error",
@@ -325,7 +323,7 @@ def _timestamp(at: float) -> bytes:
 
 
 def limit_headers(
-    api: Api, request_id: str, now: float, retry_after: float | None, hint: str = "seconds"
+    api: ApiFormat, request_id: str, now: float, retry_after: float | None, hint: str = "seconds"
 ) -> Headers:
     """Request id and rate-limit headers; ``retry_after`` set means this is a 429.
 
@@ -335,7 +333,7 @@ def limit_headers(
     """
     limited = retry_after is not None
     wait = retry_after or 0.0
-    if api is Api.ANTHROPIC:
+    if api is ApiFormat.ANTHROPIC:
         headers = [(b"request-id", request_id.encode()), *_ANTHROPIC_LIMITS]
         headers.append((b"anthropic-ratelimit-requests-remaining", b"0" if limited else b"3999"))
         # Reset is an RFC 3339 instant; round up so it is never before the wait ends.

@@ -12,21 +12,25 @@ from types import MappingProxyType
 
 from keyway.v1 import snapshot_pb2 as spb
 
-OPENAI = "openai"
-ANTHROPIC = "anthropic"
-BEARER = "bearer"
-X_API_KEY = "x-api-key"
+from data_plane.formats import ApiFormat, AuthStyle
 
-_FORMATS = {spb.SNAPSHOT_FORMAT_OPENAI: OPENAI, spb.SNAPSHOT_FORMAT_ANTHROPIC: ANTHROPIC}
-_AUTH = {spb.SNAPSHOT_AUTH_STYLE_BEARER: BEARER, spb.SNAPSHOT_AUTH_STYLE_X_API_KEY: X_API_KEY}
+# The contract's enums in the data plane's vocabulary: translated here, and only here.
+_FORMATS = {
+    spb.SNAPSHOT_FORMAT_OPENAI: ApiFormat.OPENAI,
+    spb.SNAPSHOT_FORMAT_ANTHROPIC: ApiFormat.ANTHROPIC,
+}
+_AUTH = {
+    spb.SNAPSHOT_AUTH_STYLE_BEARER: AuthStyle.BEARER,
+    spb.SNAPSHOT_AUTH_STYLE_X_API_KEY: AuthStyle.X_API_KEY,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Provider:
     id: str
     base_url: str
-    formats: frozenset[str]
-    auth_style: str
+    formats: frozenset[ApiFormat]
+    auth_style: AuthStyle
     models: Mapping[str, str]
     """Lowercased catalog model id -> upstream model id."""
     listed: tuple[str, ...] = ()

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from data_plane.http.errors import CATALOG, Format, KeywayError, envelope
+from data_plane.formats import ApiFormat
+from data_plane.http.errors import CATALOG, KeywayError, envelope
 from data_plane.http.sse import EventStyle, stream_error_event
 
 STATUS = {
@@ -90,7 +91,7 @@ def test_catalog_entries_are_documented(code: str) -> None:
 @pytest.mark.parametrize("code", CODES)
 def test_openai_envelope(code: str, param: str | None) -> None:
     error = KeywayError(code, f"message for {code}", param)
-    doc = json.loads(envelope(error, Format.OPENAI))
+    doc = json.loads(envelope(error, ApiFormat.OPENAI))
     assert doc == {
         "error": {
             "message": f"message for {code}",
@@ -104,7 +105,7 @@ def test_openai_envelope(code: str, param: str | None) -> None:
 @pytest.mark.parametrize("code", CODES)
 def test_anthropic_envelope(code: str) -> None:
     error = KeywayError(code, f"message for {code}", "model")
-    doc = json.loads(envelope(error, Format.ANTHROPIC))
+    doc = json.loads(envelope(error, ApiFormat.ANTHROPIC))
     assert set(doc) == {"type", "error"}
     assert doc["type"] == "error"
     inner = doc["error"]
@@ -126,8 +127,8 @@ ATTEMPTS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize("fmt", list(Format))
-def test_extra_members_appear_in_the_error_object(fmt: Format) -> None:
+@pytest.mark.parametrize("fmt", list(ApiFormat))
+def test_extra_members_appear_in_the_error_object(fmt: ApiFormat) -> None:
     error = KeywayError(
         "all_rate_limited", "every key was rate-limited", extra={"attempts": ATTEMPTS}
     )
@@ -138,8 +139,8 @@ def test_extra_members_appear_in_the_error_object(fmt: Format) -> None:
     assert inner["code"] == "all_rate_limited"
 
 
-@pytest.mark.parametrize("fmt", list(Format))
-def test_envelope_is_utf8_json_and_escapes_anything(fmt: Format) -> None:
+@pytest.mark.parametrize("fmt", list(ApiFormat))
+def test_envelope_is_utf8_json_and_escapes_anything(fmt: ApiFormat) -> None:
     message = "unknown model 'gp\"t\u00e9'\n</script>\\"
     body = envelope(KeywayError("unknown_model", message, "model"), fmt)
     assert body.decode("ascii")  # json.dumps escapes non-ASCII

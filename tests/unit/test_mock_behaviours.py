@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from data_plane.formats import ApiFormat
 from data_plane.mock_upstream import payloads, sse
 from data_plane.mock_upstream.behaviours import (
     FAILURES,
@@ -89,23 +90,23 @@ def test_reset_and_retry_after_formats(seconds: float, duration: str, retry_afte
 
 
 def test_rate_limited_headers_carry_every_hint_a_client_might_read() -> None:
-    openai = dict(payloads.limit_headers(payloads.Api.OPENAI, "req_1", 0.0, 2.0))
+    openai = dict(payloads.limit_headers(ApiFormat.OPENAI, "req_1", 0.0, 2.0))
     assert openai[b"retry-after"] == b"2"
     assert openai[b"retry-after-ms"] == b"2000"
     assert openai[b"x-ratelimit-reset-requests"] == b"2s"
     assert openai[b"x-ratelimit-remaining-requests"] == b"0"
     assert openai[b"x-request-id"] == b"req_1"
-    anthropic = dict(payloads.limit_headers(payloads.Api.ANTHROPIC, "req_2", 0.0, 2.0))
+    anthropic = dict(payloads.limit_headers(ApiFormat.ANTHROPIC, "req_2", 0.0, 2.0))
     assert anthropic[b"anthropic-ratelimit-requests-reset"] == b"1970-01-01T00:00:02Z"
     assert anthropic[b"retry-after-ms"] == b"2000"
     assert anthropic[b"request-id"] == b"req_2"
 
 
 def test_a_429_can_name_its_time_as_a_date_or_only_by_reset_headers() -> None:
-    dated = dict(payloads.limit_headers(payloads.Api.OPENAI, "r", 100.2, 2.0, "date"))
+    dated = dict(payloads.limit_headers(ApiFormat.OPENAI, "r", 100.2, 2.0, "date"))
     assert dated[b"retry-after"] == b"Thu, 01 Jan 1970 00:01:43 GMT"  # ceil(102.2)
     assert b"retry-after-ms" not in dated
-    reset = dict(payloads.limit_headers(payloads.Api.ANTHROPIC, "r", 0.0, 2.0, "reset"))
+    reset = dict(payloads.limit_headers(ApiFormat.ANTHROPIC, "r", 0.0, 2.0, "reset"))
     assert b"retry-after" not in reset
     assert b"retry-after-ms" not in reset
     assert reset[b"anthropic-ratelimit-requests-remaining"] == b"0"
@@ -113,17 +114,17 @@ def test_a_429_can_name_its_time_as_a_date_or_only_by_reset_headers() -> None:
 
 
 def test_successful_responses_have_no_retry_hints() -> None:
-    headers = dict(payloads.limit_headers(payloads.Api.OPENAI, "req_1", 0.0, None))
+    headers = dict(payloads.limit_headers(ApiFormat.OPENAI, "req_1", 0.0, None))
     assert b"retry-after" not in headers
     assert headers[b"x-ratelimit-remaining-requests"] == b"9999"
 
 
 def test_error_bodies_use_each_providers_format() -> None:
     failure = FAILURES[Kind.RATE_LIMITED]
-    openai = json.loads(payloads.error_body(payloads.Api.OPENAI, failure, "req_1"))
+    openai = json.loads(payloads.error_body(ApiFormat.OPENAI, failure, "req_1"))
     assert openai["error"]["code"] == "rate_limit_exceeded"
     assert set(openai["error"]) == {"message", "type", "param", "code"}
-    anthropic = json.loads(payloads.error_body(payloads.Api.ANTHROPIC, failure, "req_1"))
+    anthropic = json.loads(payloads.error_body(ApiFormat.ANTHROPIC, failure, "req_1"))
     assert anthropic["type"] == "error"
     assert anthropic["error"] == {"type": "rate_limit_error", "message": failure.message}
 

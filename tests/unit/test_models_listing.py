@@ -7,9 +7,10 @@ import json
 import pytest
 from keyway.v1 import snapshot_pb2 as spb
 
+from data_plane.formats import ApiFormat
 from data_plane.http.models import anthropic_list, callable_models, openai_list
 from data_plane.http.resolve import resolve
-from data_plane.routing.table import ANTHROPIC, Caller
+from data_plane.routing.table import Caller
 from tests.unit.snapshots import (
     ANTHROPIC_FMT,
     configuration,
@@ -36,6 +37,9 @@ GATEWAY_MODELS = [
     ("llama-3", "gateway"),
 ]
 ALL_KEYS = [key("pk_o1", "openai"), key("pk_a1", "anthropic"), key("pk_g1", "gateway")]
+
+OPENAI = ApiFormat.OPENAI
+ANTHROPIC = ApiFormat.ANTHROPIC
 
 
 def _caller(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from keyway.v1.snapshot_pb2 import SnapshotConfiguration
 
+from data_plane.formats import ApiFormat
 from data_plane.http.errors import KeywayError
 from data_plane.http.resolve import Resolution, resolve
 from data_plane.routing.engine import Candidate
-from data_plane.routing.table import ANTHROPIC, OPENAI, Caller
+from data_plane.routing.table import Caller
 from tests.unit.snapshots import (
     ANTHROPIC_FMT,
     GPT_4O_UPSTREAM,
@@ -31,6 +32,9 @@ GATEWAY = provider(
 )
 BOTH_FORMATS = provider("both", formats=(OPENAI_FMT, ANTHROPIC_FMT), models=["dual-model"])
 
+OPENAI = ApiFormat.OPENAI
+ANTHROPIC = ApiFormat.ANTHROPIC
+
 
 def _caller(config: SnapshotConfiguration | None = None) -> Caller:
     keys = [*openai_and_anthropic_keys(), key("pk_g1", "gateway"), key("pk_b1", "both")]
@@ -44,13 +48,13 @@ def _scoped(providers: list[str] | None = None, models: list[str] | None = None)
     return _caller(config=configuration("cfg_1", providers=providers, models=models))
 
 
-def _error(caller: Caller, names: tuple[str, ...], fmt: str = OPENAI) -> KeywayError:
+def _error(caller: Caller, names: tuple[str, ...], fmt: ApiFormat = OPENAI) -> KeywayError:
     with pytest.raises(KeywayError) as caught:
         resolve(caller, names, fmt)
     return caught.value
 
 
-def _one(caller: Caller, name: str, fmt: str = OPENAI) -> Candidate:
+def _one(caller: Caller, name: str, fmt: ApiFormat = OPENAI) -> Candidate:
     resolution = resolve(caller, (name,), fmt)
     assert resolution.rejected == ()
     (candidate,) = resolution.candidates
@@ -66,7 +70,11 @@ def _one(caller: Caller, name: str, fmt: str = OPENAI) -> Candidate:
         # Bare catalog ids: the listing provider, upstream id from the catalog, any case.
         ("gpt-4o", OPENAI, Candidate("openai", "gpt-4o", GPT_4O_UPSTREAM, OPENAI_KEYS)),
         ("GPT-4O", OPENAI, Candidate("openai", "GPT-4O", GPT_4O_UPSTREAM, OPENAI_KEYS)),
-        ("gpt-4o-mini", OPENAI, Candidate("openai", "gpt-4o-mini", "gpt-4o-mini", OPENAI_KEYS)),
+        (
+            "gpt-4o-mini",
+            OPENAI,
+            Candidate("openai", "gpt-4o-mini", "gpt-4o-mini", OPENAI_KEYS),
+        ),
         (
             "text-embedding-3-small",
             OPENAI,
@@ -77,10 +85,22 @@ def _one(caller: Caller, name: str, fmt: str = OPENAI) -> Candidate:
             ANTHROPIC,
             Candidate("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5", ANTHROPIC_KEYS),
         ),
-        ("llama-3.1-8b", OPENAI, Candidate("gateway", "llama-3.1-8b", "Llama-3.1-8B", ("pk_g1",))),
+        (
+            "llama-3.1-8b",
+            OPENAI,
+            Candidate("gateway", "llama-3.1-8b", "Llama-3.1-8B", ("pk_g1",)),
+        ),
         # provider:model is explicit; listed ids map to upstream ids, unlisted pass through.
-        ("openai:gpt-4o", OPENAI, Candidate("openai", "gpt-4o", GPT_4O_UPSTREAM, OPENAI_KEYS)),
-        ("openai:GPT-4o", OPENAI, Candidate("openai", "GPT-4o", GPT_4O_UPSTREAM, OPENAI_KEYS)),
+        (
+            "openai:gpt-4o",
+            OPENAI,
+            Candidate("openai", "gpt-4o", GPT_4O_UPSTREAM, OPENAI_KEYS),
+        ),
+        (
+            "openai:GPT-4o",
+            OPENAI,
+            Candidate("openai", "GPT-4o", GPT_4O_UPSTREAM, OPENAI_KEYS),
+        ),
         (
             "openai:gpt-5-preview",
             OPENAI,
@@ -111,10 +131,14 @@ def _one(caller: Caller, name: str, fmt: str = OPENAI) -> Candidate:
         ),
         # A provider speaking both formats serves both surfaces.
         ("dual-model", OPENAI, Candidate("both", "dual-model", "dual-model", ("pk_b1",))),
-        ("dual-model", ANTHROPIC, Candidate("both", "dual-model", "dual-model", ("pk_b1",))),
+        (
+            "dual-model",
+            ANTHROPIC,
+            Candidate("both", "dual-model", "dual-model", ("pk_b1",)),
+        ),
     ],
 )
-def test_name_resolves_to_candidate(name: str, fmt: str, expected: Candidate) -> None:
+def test_name_resolves_to_candidate(name: str, fmt: ApiFormat, expected: Candidate) -> None:
     assert _one(CALLER, name, fmt) == expected
 
 
@@ -182,14 +206,22 @@ def test_fallbacks_follow_in_request_order(
 @pytest.mark.parametrize(
     ("names", "fmt", "fragments"),
     [
-        (("anthropic:claude-sonnet-4-5",), OPENAI, ("openai", "anthropic:claude-sonnet-4-5")),
-        (("anthropic:claude-opus-9", "anthropic:claude-x"), OPENAI, ("anthropic:claude-x",)),
+        (
+            ("anthropic:claude-sonnet-4-5",),
+            OPENAI,
+            ("openai", "anthropic:claude-sonnet-4-5"),
+        ),
+        (
+            ("anthropic:claude-opus-9", "anthropic:claude-x"),
+            OPENAI,
+            ("anthropic:claude-x",),
+        ),
         (("gpt-4o",), ANTHROPIC, ("anthropic", "gpt-4o (openai)")),
         (("openai:gpt-4o", "gateway:llama-3.1-8b"), ANTHROPIC, ("gateway:llama-3.1-8b",)),
     ],
 )
 def test_no_candidate_in_the_surface_format(
-    names: tuple[str, ...], fmt: str, fragments: tuple[str, ...]
+    names: tuple[str, ...], fmt: ApiFormat, fragments: tuple[str, ...]
 ) -> None:
     error = _error(CALLER, names, fmt)
     assert (error.code, error.status) == ("unsupported_format", 400)
@@ -288,7 +320,7 @@ ROUTED = configuration(
         (True, "claude-sonnet-4-5", ANTHROPIC, ("pk_a1",)),  # no rule: account default
     ],
 )
-def test_key_order(routed: bool, name: str, fmt: str, keys: tuple[str, ...]) -> None:
+def test_key_order(routed: bool, name: str, fmt: ApiFormat, keys: tuple[str, ...]) -> None:
     caller = single_caller(keys=openai_and_anthropic_keys(), config=ROUTED if routed else None)
     assert _one(caller, name, fmt).keys == keys
 

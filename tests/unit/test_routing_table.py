@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 from keyway.v1 import snapshot_pb2 as spb
 
+from data_plane.formats import ApiFormat, AuthStyle
 from data_plane.routing.table import (
     ALLOW_ALL,
-    ANTHROPIC,
-    BEARER,
-    OPENAI,
-    X_API_KEY,
     Caller,
     Policy,
     ProviderKey,
@@ -168,8 +165,8 @@ def test_providers_are_compiled() -> None:
     openai, anthropic, local = (a.providers[p] for p in ("openai", "anthropic", "local"))
     assert (openai.base_url, openai.formats, openai.auth_style) == (
         "https://api.openai.com/v1",
-        frozenset({OPENAI}),
-        BEARER,
+        frozenset({ApiFormat.OPENAI}),
+        AuthStyle.BEARER,
     )
     assert dict(openai.models) == {
         "gpt-4o": GPT_4O_UPSTREAM,
@@ -177,9 +174,12 @@ def test_providers_are_compiled() -> None:
         "text-embedding-3-small": "text-embedding-3-small",
     }
     assert openai.listed == ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
-    assert (anthropic.formats, anthropic.auth_style) == (frozenset({ANTHROPIC}), X_API_KEY)
+    assert (anthropic.formats, anthropic.auth_style) == (
+        frozenset({ApiFormat.ANTHROPIC}),
+        AuthStyle.X_API_KEY,
+    )
     assert local.base_url == "http://10.0.0.5:8000/v1"  # trailing slash dropped
-    assert local.formats == frozenset({OPENAI, ANTHROPIC})
+    assert local.formats == frozenset({ApiFormat.OPENAI, ApiFormat.ANTHROPIC})
     assert dict(local.models) == {
         "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
         "gpt-4o": "gpt-4o",
