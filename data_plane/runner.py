@@ -1,4 +1,8 @@
-"""Runs one proxy process: the HTTP server plus the snapshot client."""
+"""Runs one proxy process: the HTTP server, the snapshot client and the usage reporter.
+
+The entry point the CLI starts (`keyway proxy`, `keyway up`, `keyway demo`): it takes a
+`ProxySettings` and the option groups it is made of, all importable from here.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +19,19 @@ from pathlib import Path
 import grpc
 import uvicorn
 
-from .app import create_app
-from .http.connections import ConnectionLimits, protocol_class
-from .http.proxy import Gateway, ProxyOptions
-from .routing.table import RoutingTable, rotated_keys
+from .http.app import create_app
+from .http.connections import ConnectionLimits as ConnectionLimits
+from .http.connections import protocol_class
+from .http.context import ProxyContext
+from .http.context import ProxyOptions as ProxyOptions
+from .routing.admission import AdmissionLimits as AdmissionLimits
+from .routing.policy import FailoverPolicy as FailoverPolicy
 from .shared.addresses import is_loopback
 from .shared.startup import StartupError, bind, read_file
 from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
-from .state import ProxyState
-from .upstream.client import Upstream, UpstreamSettings
+from .snapshot.state import SnapshotState
+from .upstream.client import AiohttpTransport, UpstreamSettings
 from .usage import UsageRecorder, report_forever
 
 log = logging.getLogger("keyway.data_plane")
@@ -118,11 +125,11 @@ def _credentials(s: ProxySettings) -> grpc.ChannelCredentials | None:
     )
 
 
-class Proxy:
+class ProxyRunner:
     def __init__(self, settings: ProxySettings) -> None:
         check_transport(settings)
         self.settings = settings
-        self.state = ProxyState(max_age=settings.max_snapshot_age)
+        self.state = SnapshotState(max_age=settings.max_snapshot_age)
         credentials = _credentials(settings)
         self._socket = bind(settings.listen, "proxy")
         self.port: int = self._socket.getsockname()[1]
@@ -143,25 +150,17 @@ class Proxy:
         # connections, and each holds one upstream connection at a time. Per-tenant caps
         # (ProxyOptions) keep any one tenant to a share of them.
         limits = settings.limits
-        self.upstream = Upstream(UpstreamSettings(pool_limit=limits.max_connections))
+        self.upstream = AiohttpTransport(UpstreamSettings(pool_limit=limits.max_connections))
         raise_open_files_limit(3 * limits.max_connections + 256)
         self.usage = UsageRecorder()
-        self.gateway = Gateway(self.state, self.upstream, self.usage, settings.options)
-        cooldowns = self.gateway.cooldowns
-
-        def release_rotated(old: RoutingTable | None, new: RoutingTable) -> None:
-            # A rotated key is a new credential: its old failures say nothing.
-            for key_id in rotated_keys(old, new):
-                cooldowns.release(key_id)
-
-        self.state.listeners.append(release_rotated)
+        self.context = ProxyContext(self.state, self.upstream, self.usage, settings.options)
         self._usage_channel = (
             grpc.aio.secure_channel(settings.control_plane, credentials)
             if credentials is not None
             else grpc.aio.insecure_channel(settings.control_plane)
         )
         config = uvicorn.Config(
-            create_app(self.state, self.gateway),
+            create_app(self.context),
             lifespan="off",
             access_log=False,
             log_config=None,
@@ -215,4 +214,4 @@ class Proxy:
                 await task
         await self.upstream.close()
         await self._usage_channel.close()
-        self.gateway.body_worker.shutdown(wait=False, cancel_futures=True)
+        self.context.body_worker.shutdown(wait=False, cancel_futures=True)

@@ -27,7 +27,7 @@ from keyway.v1 import (
 from control_plane.bootstrap import ADMIN_FILE
 from control_plane.server import ControlPlane, Settings
 from data_plane.mock_upstream.server import MockServer
-from data_plane.runner import Proxy, ProxySettings
+from data_plane.runner import ProxyRunner, ProxySettings
 
 _KEYS = (
     ("openai", "primary (rate-limited)", "sk-mock-429-30-primary"),
@@ -72,7 +72,7 @@ async def run_demo(proxy_listen: str, cp_listen: str) -> None:
         running.push_async_callback(cp.stop)
         await cp.start()
         address = f"{cp_listen.rpartition(':')[0]}:{cp.port}"
-        proxy = Proxy(
+        proxy = ProxyRunner(
             ProxySettings(
                 listen=proxy_listen,
                 control_plane=address,
@@ -85,7 +85,7 @@ async def run_demo(proxy_listen: str, cp_listen: str) -> None:
         await stopping.wait()
 
 
-async def _show(proxy: Proxy, address: str, data_dir: Path) -> None:
+async def _show(proxy: ProxyRunner, address: str, data_dir: Path) -> None:
     url = f"http://{proxy.settings.listen.rpartition(':')[0]}:{proxy.port}"
     print(f"\nkeyway demo: mock upstream, control plane {address}, proxy {url}")
     admin_token = (data_dir / ADMIN_FILE).read_text(encoding="utf-8").strip()

@@ -32,9 +32,7 @@ from .admin import add_admin_parser
 from .parsing import Parser
 
 if TYPE_CHECKING:
-    from data_plane.http.connections import ConnectionLimits
-    from data_plane.http.proxy import ProxyOptions
-    from data_plane.runner import ProxySettings
+    from data_plane.runner import ConnectionLimits, ProxyOptions, ProxySettings
 
 T = TypeVar("T")
 
@@ -306,9 +304,7 @@ def _checked(build: Callable[[], T]) -> T:
 def proxy_options(args: argparse.Namespace) -> ProxyOptions:
     """The proxy flags of `keyway proxy` or `keyway up`, as the proxy's options."""
     # Imported here so `keyway admin` does not load the proxy's HTTP stack.
-    from data_plane.http.proxy import ProxyOptions
-    from data_plane.routing.admission import AdmissionLimits
-    from data_plane.routing.policy import FailoverPolicy
+    from data_plane.runner import AdmissionLimits, FailoverPolicy, ProxyOptions
 
     return _checked(
         lambda: ProxyOptions(
@@ -334,7 +330,7 @@ def proxy_options(args: argparse.Namespace) -> ProxyOptions:
 
 def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
     """The limits on the proxy's client connections."""
-    from data_plane.http.connections import ConnectionLimits
+    from data_plane.runner import ConnectionLimits
 
     return _checked(
         lambda: ConnectionLimits(
@@ -538,7 +534,7 @@ def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettin
 async def _serve(args: argparse.Namespace) -> None:
     from control_plane.server import ControlPlane, Settings
     from data_plane.mock_upstream.server import MockServer
-    from data_plane.runner import Proxy
+    from data_plane.runner import ProxyRunner
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -582,7 +578,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
         if args.proxy:
             proxy_settings = _proxy_settings(args, control_plane)
-            proxy = Proxy(proxy_settings)
+            proxy = ProxyRunner(proxy_settings)
             running.push_async_callback(proxy.stop)
             await proxy.start()
             host = proxy_settings.listen.rpartition(":")[0]

@@ -20,8 +20,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from data_plane.routing.errors import KeywayError
+
 from . import jsonscan
-from .errors import KeywayError
 from .jsonscan import JSONError, Member
 
 MAX_FALLBACKS = 10

@@ -32,9 +32,11 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from data_plane.formats import ApiFormat
+from data_plane.routing.errors import KeywayError
 
-from .errors import KeywayError, envelope
-from .headers import CORS, new_request_id
+from .errors import envelope
+from .headers import CORS
+from .request_id import HEADER, new_request_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ def raw_error(code: str, message: str, path: bytes = b"") -> bytes:
         b"content-type: application/json",
         b"content-length: %d" % len(body),
         b"connection: close",
-        b"x-keyway-request-id: " + new_request_id().encode(),
+        HEADER + b": " + new_request_id().encode(),
         *(name + b": " + value for name, value in CORS),
     ]
     return b"\r\n".join(head) + b"\r\n\r\n" + body

@@ -10,7 +10,7 @@ the app.
 
 from __future__ import annotations
 
-import secrets
+import math
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode
 
@@ -92,8 +92,9 @@ PREFLIGHT = (
 )
 
 
-def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+def retry_after_header(seconds: float) -> tuple[bytes, bytes]:
+    """`Retry-After` in whole seconds, at least 1 (what SDKs wait for before retrying)."""
+    return (b"retry-after", str(max(1, math.ceil(seconds))).encode())
 
 
 def forwarded(client: Iterable[tuple[bytes, bytes]], forward_organization: bool) -> dict[str, str]:

@@ -1,35 +1,18 @@
-"""`GET /v1/models`: what this access key may call, in the caller's SDK's shape."""
+"""`GET /v1/models`: the models an access key may call, in the caller's SDK's shape."""
 
 from __future__ import annotations
 
 import json
+import time
 
-from data_plane.routing.table import Caller
+from data_plane.formats import ApiFormat
+from data_plane.routing.authenticate import authenticate
+from data_plane.routing.errors import KeywayError
+from data_plane.routing.models import callable_models
 
-
-def callable_models(caller: Caller) -> list[tuple[str, str]]:
-    """(listed id, provider id) for each model in scope that has a key to use.
-
-    A model is listed by its bare id when a bare request would reach this
-    provider, else as `provider:model`.
-    """
-    policy = caller.policy
-    found: list[tuple[str, str]] = []
-    for provider in caller.account.providers.values():
-        if policy.allowed_providers is not None and provider.id not in policy.allowed_providers:
-            continue
-        for model in provider.listed:
-            lowered = model.lower()
-            if policy.allowed_models is not None and (
-                f"{provider.id}/{lowered}" not in policy.allowed_models
-            ):
-                continue
-            if not caller.key_ids(provider.id, model):
-                continue
-            owners = caller.account.bare_models.get(lowered, ())
-            listed = model if owners and owners[0] == provider.id else f"{provider.id}:{model}"
-            found.append((listed, provider.id))
-    return found
+from .context import ProxyContext
+from .errors import send_error
+from .types import Headers, Scope, Send
 
 
 def openai_list(models: list[tuple[str, str]]) -> bytes:
@@ -50,3 +33,23 @@ def anthropic_list(models: list[tuple[str, str]]) -> bytes:
             "last_id": data[-1]["id"] if data else None,
         }
     ).encode()
+
+
+async def list_models(
+    ctx: ProxyContext, scope: Scope, send: Send, fmt: ApiFormat, headers: Headers
+) -> None:
+    try:
+        caller = authenticate(ctx.state.serving(time.monotonic()), scope["headers"])
+    except KeywayError as error:
+        await send_error(send, error, fmt, headers)
+        return
+    models = callable_models(caller)
+    body = anthropic_list(models) if fmt is ApiFormat.ANTHROPIC else openai_list(models)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*headers, (b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,13 +1,17 @@
 """Provider keys held back after failing, shared by every request in one proxy process.
 
 A hold only reorders keys (held ones are tried last), so losing one is harmless; that is why the
-table may forget entries to stay bounded.
+table may forget entries to stay bounded. A key whose value was rotated is released when the
+snapshot carrying the new value is swapped in (`release_rotated`, a swap listener): its old
+failures say nothing about the new credential.
 """
 
 from __future__ import annotations
 
 import heapq
 from operator import itemgetter
+
+from .table import RoutingTable, rotated_keys
 
 
 class Cooldowns:
@@ -29,6 +33,11 @@ class Cooldowns:
     def release(self, key_id: str) -> None:
         """Forget a hold, e.g. once the key has answered successfully or its value was rotated."""
         self._until.pop(key_id, None)
+
+    def release_rotated(self, old: RoutingTable | None, new: RoutingTable) -> None:
+        """Releases every key whose value differs between the `old` and `new` tables."""
+        for key_id in rotated_keys(old, new):
+            self.release(key_id)
 
     def is_held(self, key_id: str, now: float) -> bool:
         until = self._until.get(key_id)

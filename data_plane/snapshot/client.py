@@ -8,7 +8,7 @@ A proxy that cannot take updates says so loudly: an ERROR log line, the
 `keyway_snapshot_updates_failing` and `keyway_snapshot_update_failures_total`
 metrics, and the detail on `/readyz`. How long its snapshot has gone
 unconfirmed is tracked from the moment the stream broke or an update failed
-(`ProxyState.stale_seconds`), which `--max-snapshot-age` turns into a refusal
+(`SnapshotState.stale_seconds`), which `--max-snapshot-age` turns into a refusal
 to serve.
 """
 
@@ -27,7 +27,7 @@ from keyway.v1 import discovery_pb2_grpc
 
 from data_plane.routing.apply import Applied, Rejected, apply
 from data_plane.shared.limits import SNAPSHOT_RECEIVE_LIMIT
-from data_plane.state import ProxyState
+from data_plane.snapshot.state import SnapshotState
 
 from .cache import SnapshotCache
 
@@ -77,7 +77,7 @@ class Backoff:
         return ceiling * (0.5 + rand() / 2)
 
 
-def restore_from_cache(state: ProxyState, cache: SnapshotCache) -> bool:
+def restore_from_cache(state: SnapshotState, cache: SnapshotCache) -> bool:
     """Loads the newest cached snapshot that still validates.
 
     It was last known current when it was written, so its age counts from then.
@@ -100,7 +100,7 @@ class SnapshotClient:
         target: str,
         token: str,
         identity: Identity,
-        state: ProxyState,
+        state: SnapshotState,
         *,
         cache: SnapshotCache | None = None,
         credentials: grpc.ChannelCredentials | None = None,

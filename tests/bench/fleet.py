@@ -1,7 +1,7 @@
 """N proxies' snapshot clients on one background event loop, with apply times recorded.
 
 Each proxy is a real `SnapshotClient` (its own channel and discovery stream) feeding a
-`ProxyState` that notes when each version was swapped in. They share one process and one
+`SnapshotState` that notes when each version was swapped in. They share one process and one
 GIL, so N proxies cost N applies of CPU here where a real fleet spreads them over machines.
 """
 
@@ -14,12 +14,12 @@ import time
 
 from data_plane.routing.table import RoutingTable
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
-from data_plane.state import ProxyState
+from data_plane.snapshot.state import SnapshotState
 from tests.integration.conftest import BackgroundLoop
 
 
-class TimedState(ProxyState):
-    """A ProxyState that records the wall-clock time each version was first served."""
+class TimedState(SnapshotState):
+    """A SnapshotState that records the wall-clock time each version was first served."""
 
     def __init__(self) -> None:
         super().__init__()

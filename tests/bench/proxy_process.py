@@ -27,7 +27,7 @@ from typing import Any
 
 import data_plane.runner  # noqa: F401 - the whole proxy: uvicorn, starlette, aiohttp, grpc
 from data_plane.routing.apply import Applied, apply
-from data_plane.state import ProxyState
+from data_plane.snapshot.state import SnapshotState
 
 from .report import percentile
 
@@ -57,7 +57,7 @@ class _Snapshot:
 def memory(snapshot: _Snapshot) -> dict[str, Any]:
     gc.collect()
     baseline = _status_bytes("VmRSS")
-    state = ProxyState()
+    state = SnapshotState()
     state.swap(snapshot.apply().table, generated_at=0.0, now=time.time())
     gc.collect()
     serving = _status_bytes("VmRSS")
@@ -78,7 +78,7 @@ def memory(snapshot: _Snapshot) -> dict[str, Any]:
     }
 
 
-def _lookups(state: ProxyState, tokens: list[str], until: Callable[[], bool]) -> dict[str, Any]:
+def _lookups(state: SnapshotState, tokens: list[str], until: Callable[[], bool]) -> dict[str, Any]:
     samples: list[int] = []
     clock = time.perf_counter_ns
     started = time.perf_counter()
@@ -107,7 +107,7 @@ def _lookups(state: ProxyState, tokens: list[str], until: Callable[[], bool]) ->
 
 
 def swap(snapshot: _Snapshot, tokens: list[str]) -> dict[str, Any]:
-    state = ProxyState()
+    state = SnapshotState()
     state.swap(snapshot.apply().table, generated_at=0.0, now=time.time())
     gc.collect()
 

@@ -20,12 +20,12 @@ import httpx
 from keyway.v1 import snapshot_pb2 as spb
 from starlette.types import ASGIApp
 
-from data_plane.app import create_app
-from data_plane.http.proxy import Gateway, ProxyOptions
+from data_plane.http.app import create_app
+from data_plane.http.context import ProxyContext, ProxyOptions
 from data_plane.mock_upstream.server import MockServer
 from data_plane.shared.tokens import ACCESS_PREFIX, BODY_LEN, checksum
-from data_plane.state import ProxyState
-from data_plane.upstream.client import Upstream
+from data_plane.snapshot.state import SnapshotState
+from data_plane.upstream.client import AiohttpTransport
 from data_plane.usage import UsageRecorder
 from tests.unit import snapshots as s
 
@@ -35,7 +35,7 @@ class Harness:
     app: ASGIApp
     http: httpx.AsyncClient
     mock: MockServer
-    gateway: Gateway
+    gateway: ProxyContext
 
     async def raw(
         self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
@@ -121,14 +121,14 @@ async def asgi_gateway(
     tenants: Iterable[Tenant], options: ProxyOptions | None = None
 ) -> AsyncIterator[Harness]:
     async with MockServer(chunk_delay_ms=0) as mock:
-        state = ProxyState()
+        state = SnapshotState()
         state.swap(
             s.table(gateway_snapshot(mock.base_url, tenants)), generated_at=0.0, now=time.time()
         )
-        upstream = Upstream()
+        upstream = AiohttpTransport()
         await upstream.start()
-        gateway = Gateway(state, upstream, UsageRecorder(), options or ProxyOptions())
-        app = create_app(state, gateway)
+        gateway = ProxyContext(state, upstream, UsageRecorder(), options or ProxyOptions())
+        app = create_app(gateway)
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:

@@ -25,7 +25,7 @@ from keyway.v1 import admin_api_keys_pb2_grpc as adk_grpc
 from keyway.v1 import provider_keys_pb2 as pk
 
 from control_plane.server import Settings
-from data_plane.http.proxy import ProxyOptions
+from data_plane.http.context import ProxyOptions
 from data_plane.mock_upstream.app import Outcome, RecordedRequest
 from data_plane.mock_upstream.server import MockServer
 from data_plane.routing.policy import FailoverPolicy

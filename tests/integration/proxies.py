@@ -3,7 +3,7 @@
 - `wait_until`: polls a condition against a deadline (never a sleep-then-assert).
 - `control_plane_at`: a real control plane outside the function fixture, e.g. on a fixed
   port so a test can stop it and start it again where proxies expect it.
-- `start_proxy`: a real `Proxy` (HTTP surface + snapshot client) on its own event loop.
+- `start_proxy`: a real `ProxyRunner` (HTTP surface + snapshot client) on its own event loop.
 - `RawDiscovery`: speaks the discovery protocol by hand on a synchronous channel, so a test
   decides exactly what the "proxy" sends, and whether it reads at all.
 - `Admin`: the few admin calls these tests make.
@@ -46,8 +46,8 @@ from control_plane.snapshots.compiler import StoreState
 from control_plane.snapshots.publisher import Published
 from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.table import RoutingTable
-from data_plane.runner import Proxy, ProxySettings
-from data_plane.state import ProxyState
+from data_plane.runner import ProxyRunner, ProxySettings
+from data_plane.snapshot.state import SnapshotState
 
 from .conftest import (
     BackgroundLoop,
@@ -277,11 +277,11 @@ class Admin:
 
 @dataclass
 class RunningProxy:
-    proxy: Proxy
+    proxy: ProxyRunner
     background: BackgroundLoop
 
     @property
-    def state(self) -> ProxyState:
+    def state(self) -> SnapshotState:
         return self.proxy.state
 
     @property
@@ -317,8 +317,8 @@ class RunningProxy:
 def start_proxy(settings: ProxySettings) -> RunningProxy:
     background = BackgroundLoop("proxy")
 
-    async def make() -> Proxy:
-        proxy = Proxy(settings)
+    async def make() -> ProxyRunner:
+        proxy = ProxyRunner(settings)
         await proxy.start()
         return proxy
 

@@ -13,7 +13,7 @@ import pytest
 
 from control_plane.domain import tokens
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
-from data_plane.state import ProxyState
+from data_plane.snapshot.state import SnapshotState
 
 from .cli_runner import TOKEN_LINE, Cli, ok, runner
 from .conftest import BackgroundLoop, RunningControlPlane
@@ -28,9 +28,9 @@ def cli(control_plane: RunningControlPlane, capsys: pytest.CaptureFixture[str]) 
 
 
 @contextlib.contextmanager
-def proxy(address: str, token: str, node_id: str, pool: str = "default") -> Iterator[ProxyState]:
+def proxy(address: str, token: str, node_id: str, pool: str = "default") -> Iterator[SnapshotState]:
     """A proxy's snapshot client on its own event loop; stopped (disconnected) on exit."""
-    state = ProxyState()
+    state = SnapshotState()
     client = SnapshotClient(
         address,
         token,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from data_plane.http.proxy import ProxyOptions
+from data_plane.http.context import ProxyOptions
 from data_plane.routing.policy import FailoverPolicy
 
 from .gateway_fixture import SHORT_POLICY, Gateway, Route, client, running_gateway, wait_for_route

@@ -14,7 +14,7 @@ import pytest
 
 from control_plane.server import ControlPlane, Settings
 from data_plane.mock_upstream.server import MockServer
-from data_plane.runner import Proxy, ProxySettings
+from data_plane.runner import ProxyRunner, ProxySettings
 from data_plane.shared.startup import ListenError, StartupError, bind, check_free
 from tests.sockets import shareable_port
 
@@ -80,7 +80,7 @@ def test_the_control_plane_does_not_share_with_a_reusing_holder(held: str, tmp_p
 
 def test_proxy_and_mock_refuse_a_port_in_use(held: str) -> None:
     with pytest.raises(ListenError, match=f"for the proxy: {IN_USE}"):
-        Proxy(ProxySettings(listen=held, token="unused"))
+        ProxyRunner(ProxySettings(listen=held, token="unused"))
     with pytest.raises(ListenError, match=f"for the mock upstream: {IN_USE}"):
         MockServer(held)
 
@@ -94,7 +94,7 @@ def test_missing_tls_files_name_their_flag(tmp_path: Path) -> None:
         ControlPlane(settings)
     assert not (tmp_path / "data").exists()
     with pytest.raises(StartupError, match=f"cannot read --tls-ca {missing}: no such file"):
-        Proxy(ProxySettings(listen="127.0.0.1:0", token="unused", tls_ca=missing))
+        ProxyRunner(ProxySettings(listen="127.0.0.1:0", token="unused", tls_ca=missing))
 
 
 def test_an_address_of_another_machine_says_what_to_use_instead() -> None:

@@ -20,7 +20,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from keyway.v1 import access_keys_pb2 as ak
 from keyway.v1 import provider_keys_pb2 as pk
 
-from data_plane.http.proxy import ProxyOptions
+from data_plane.http.context import ProxyOptions
 from data_plane.mock_upstream.app import Outcome
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.shared.tokens import ACCESS_PREFIX, BODY_LEN, checksum, token_sha256

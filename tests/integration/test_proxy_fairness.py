@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from keyway.v1 import access_key_configurations_pb2 as cfg
 
 from data_plane.http.connections import ConnectionLimits
-from data_plane.http.proxy import ProxyOptions
+from data_plane.http.context import ProxyOptions
 from data_plane.mock_upstream.app import Outcome
 from data_plane.routing.admission import AdmissionLimits
 
@@ -48,7 +48,7 @@ def capped(gw: Gateway) -> Iterator[RunningProxy]:
 
 
 def in_flight(proxy: RunningProxy, access_key_id: str) -> int:
-    return proxy.proxy.gateway.admission.in_flight(access_key_id)
+    return proxy.proxy.context.admission.in_flight(access_key_id)
 
 
 def body(path: str = CHAT) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_plane.http.errors import CATALOG
+from data_plane.routing.errors import CATALOG
 from tests.unit import snapshots as s
 
 from .asgi_gateway import Harness, Tenant, access_token, asgi_gateway

@@ -33,13 +33,13 @@ from control_plane.snapshots.compiler import (
     compile_snapshot,
     serialise,
 )
-from data_plane.app import create_app
-from data_plane.http.proxy import Gateway
+from data_plane.http.app import create_app
+from data_plane.http.context import ProxyContext
 from data_plane.runner import ProxySettings
 from data_plane.snapshot.cache import SnapshotCache
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
-from data_plane.state import ProxyState
-from data_plane.upstream.client import Upstream
+from data_plane.snapshot.state import SnapshotState
+from data_plane.upstream.client import AiohttpTransport
 from data_plane.usage import UsageRecorder
 
 from .conftest import BackgroundLoop, RunningControlPlane
@@ -181,7 +181,7 @@ class RecordingBackoff(Backoff):
 
 @dataclass
 class RunningClient:
-    state: ProxyState
+    state: SnapshotState
     backoff: RecordingBackoff
 
 
@@ -189,7 +189,7 @@ class RunningClient:
 def client_of_fake(fake_control_plane: FakeControlPlane) -> Iterator[RunningClient]:
     """A real SnapshotClient (no HTTP surface) following the fake control plane."""
     background = BackgroundLoop("snapshot-client")
-    state = ProxyState()
+    state = SnapshotState()
     backoff = RecordingBackoff()
 
     async def start() -> asyncio.Task[None]:
@@ -324,7 +324,7 @@ def test_a_proxy_that_cannot_apply_updates_says_so_loudly(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("snapshot 2 rejected" in r.getMessage() for r in errors)
 
-    app = create_app(state, Gateway(state, Upstream(), UsageRecorder()))
+    app = create_app(ProxyContext(state, AiohttpTransport(), UsageRecorder()))
     ready = asgi_get(app, "/readyz")
     assert ready.status_code == 200  # it still serves its previous snapshot
     assert ready.json()["updates"] == "failing"
@@ -355,7 +355,7 @@ def test_an_update_larger_than_the_proxy_accepts_is_an_error_not_a_quiet_loop(
     )
     fake = fake_control_plane
     background = BackgroundLoop("snapshot-client")
-    state = ProxyState()
+    state = SnapshotState()
 
     async def start() -> asyncio.Task[None]:
         client = SnapshotClient(

@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from control_plane.cli.main import main as cli_main
 from control_plane.server import ControlPlane, InsecureListenError, Settings
-from data_plane.runner import InsecureSettingsError, Proxy
+from data_plane.runner import InsecureSettingsError, ProxyRunner
 
 from .conftest import start_control_plane, stop_control_plane
 from .proxies import (
@@ -340,14 +340,14 @@ def test_the_proxy_refuses_half_a_tls_listener(pki: Pki, half: str) -> None:
     pair = {"tls_cert": pki.server.cert} if half == "cert" else {"tls_key": pki.server.key}
     settings = proxy_settings("127.0.0.1:1", "dp-token", "proxy-half", **pair)
     with pytest.raises(InsecureSettingsError, match="both --tls-cert and --tls-key"):
-        Proxy(settings)
+        ProxyRunner(settings)
 
 
 @pytest.mark.parametrize("target", ["10.1.2.3:50051", "cp.example.com:443", "0.0.0.0:50051"])
 def test_the_proxy_refuses_a_remote_control_plane_in_clear(target: str) -> None:
     # The snapshot stream carries provider keys and usage reports carry the token.
     with pytest.raises(InsecureSettingsError, match="--allow-insecure-control-plane"):
-        Proxy(proxy_settings(target, "dp-token", "proxy-clear"))
+        ProxyRunner(proxy_settings(target, "dp-token", "proxy-clear"))
 
 
 def test_the_proxy_follows_a_remote_control_plane_in_clear_only_when_told(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from data_plane.http import jsonscan
 from data_plane.http.body import MAX_FALLBACKS, RequestFields, read_fields, rewrite
-from data_plane.http.errors import KeywayError
+from data_plane.routing.errors import KeywayError
 
 
 @pytest.fixture(autouse=True, params=["parser", "scanner"])

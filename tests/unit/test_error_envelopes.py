@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from data_plane.formats import ApiFormat
-from data_plane.http.errors import CATALOG, KeywayError, envelope
+from data_plane.http.errors import envelope
 from data_plane.http.sse import EventStyle, stream_error_event
+from data_plane.routing.errors import CATALOG, KeywayError
 
 STATUS = {
     "missing_access_key": 401,

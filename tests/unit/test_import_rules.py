@@ -40,10 +40,6 @@ SHARED = "data_plane.shared"
 CONTROL_PLANE_MAY_IMPORT = {
     "data_plane.shared.validate",
     "data_plane.routing",  # `from data_plane.shared import tokens`
-    "data_plane.http.proxy",
-    "data_plane.http.connections",
-    "data_plane.routing.policy",
-    "data_plane.routing.admission",
     "data_plane.mock_upstream.server",
     "data_plane.runner",
 }

@@ -8,8 +8,9 @@ import pytest
 from keyway.v1 import snapshot_pb2 as spb
 
 from data_plane.formats import ApiFormat
-from data_plane.http.models import anthropic_list, callable_models, openai_list
-from data_plane.http.resolve import resolve
+from data_plane.http.models import anthropic_list, openai_list
+from data_plane.routing.models import callable_models
+from data_plane.routing.resolve import resolve
 from data_plane.routing.table import Caller
 from tests.unit.snapshots import (
     ANTHROPIC_FMT,

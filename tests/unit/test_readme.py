@@ -7,7 +7,7 @@ from pathlib import Path
 from control_plane.cli import reference
 from control_plane.cli.main import build_parser
 from control_plane.cli.parsing import subcommands
-from data_plane.http.errors import catalog_markdown
+from data_plane.routing.errors import catalog_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -17,7 +17,7 @@ def test_readme_error_table_matches_the_catalog() -> None:
     start = text.index("\n", text.index("<!-- error-catalog")) + 1
     end = text.index("<!-- /error-catalog -->")
     assert text[start:end].strip() == catalog_markdown(), (
-        "README error table is stale: paste data_plane.http.errors.catalog_markdown() into it"
+        "README error table is stale: paste data_plane.routing.errors.catalog_markdown() into it"
     )
 
 

@@ -6,9 +6,9 @@ import pytest
 from keyway.v1.snapshot_pb2 import SnapshotConfiguration
 
 from data_plane.formats import ApiFormat
-from data_plane.http.errors import KeywayError
-from data_plane.http.resolve import Resolution, resolve
 from data_plane.routing.engine import Candidate
+from data_plane.routing.errors import KeywayError
+from data_plane.routing.resolve import Resolution, resolve
 from data_plane.routing.table import Caller
 from tests.unit.snapshots import (
     ANTHROPIC_FMT,

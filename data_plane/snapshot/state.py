@@ -1,7 +1,8 @@
-"""What one proxy process serves right now, and how it got there.
+"""The snapshot one proxy process serves right now, and how fresh it is. Pure.
 
-Requests read `table` once and use that object to the end, so a swap is a
-single reference assignment: no locks on the request path.
+The snapshot client writes it (`swap`, `confirmed`, `unconfirmed`); requests read
+`serving(now)` once and use that table to the end, so a swap is a single reference
+assignment: no locks on the request path. Times are handed in.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from data_plane.routing.errors import KeywayError
 from data_plane.routing.table import RoutingTable
 
 SwapListener = Callable[[RoutingTable | None, RoutingTable], None]
@@ -39,10 +41,11 @@ class SnapshotMetrics:
 
 
 @dataclass(slots=True)
-class ProxyState:
+class SnapshotState:
     table: RoutingTable | None = None
     metrics: SnapshotMetrics = field(default_factory=SnapshotMetrics)
     listeners: list[SwapListener] = field(default_factory=list)
+    """Called with (previous, new) table on every swap, before requests see the new one."""
     max_age: float | None = None
     """Stop serving once the snapshot has not been known current for this many seconds."""
 
@@ -53,6 +56,17 @@ class ProxyState:
 
     def expired(self, now: float) -> bool:
         return self.max_age is not None and self.stale_seconds(now) > self.max_age
+
+    def serving(self, now: float) -> RoutingTable | None:
+        """The table requests may use (monotonic `now`): none once `--max-snapshot-age`
+        has passed unconfirmed, since revocations made since then may be missing from it."""
+        if self.max_age is not None and self.expired(now):
+            raise KeywayError(
+                "snapshot_expired",
+                f"the routing snapshot has not been confirmed for {self.stale_seconds(now):.0f} s "
+                f"(more than --max-snapshot-age {self.max_age:g} s)",
+            )
+        return self.table
 
     def confirmed(self) -> None:
         """The control plane says the served snapshot is its latest (or sent a newer one,

@@ -6,10 +6,10 @@ import difflib
 from dataclasses import dataclass
 
 from data_plane.formats import ApiFormat
-from data_plane.routing.engine import Candidate
-from data_plane.routing.table import Caller, Provider
 
+from .engine import Candidate
 from .errors import KeywayError
+from .table import Caller, Provider
 
 
 @dataclass(frozen=True, slots=True)

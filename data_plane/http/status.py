@@ -1,4 +1,8 @@
-"""The proxy's HTTP surface."""
+"""What operators ask a proxy: liveness (`/healthz`), readiness (`/readyz`), `/metrics`.
+
+A small Starlette app behind `app.ProxyApp`, which sends it every path that is not a
+model call; model calls never pass through Starlette's router.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
 
-from .http.gateway import KeywayApp, not_found
-from .http.proxy import Gateway
-from .state import ProxyState
+from data_plane.formats import ApiFormat
+from data_plane.routing.errors import KeywayError
+from data_plane.snapshot.state import SnapshotState
+
+from .errors import envelope
 
 
-def _metrics_text(state: ProxyState, now: float, monotonic: float) -> str:
+def _metrics_text(state: SnapshotState, now: float, monotonic: float) -> str:
     m = state.metrics
     age = now - m.generated_at if m.generated_at else (now - m.applied_at if m.applied_at else 0.0)
     rows = [
@@ -81,9 +86,12 @@ def _metrics_text(state: ProxyState, now: float, monotonic: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_app(state: ProxyState, gateway: Gateway) -> ASGIApp:
-    """Model calls through `gateway`; health, readiness and metrics beside them."""
+async def _not_found(request: Request, exc: Exception) -> Response:
+    body = envelope(KeywayError("not_found", f"no endpoint {request.url.path}"), ApiFormat.OPENAI)
+    return Response(body, status_code=404, media_type="application/json")
 
+
+def status_app(state: SnapshotState) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -110,12 +118,11 @@ def create_app(state: ProxyState, gateway: Gateway) -> ASGIApp:
             media_type="text/plain; version=0.0.4",
         )
 
-    admin = Starlette(
+    return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
         ],
-        exception_handlers={404: not_found},
+        exception_handlers={404: _not_found},
     )
-    return KeywayApp(gateway, admin)

@@ -1,0 +1,106 @@
+"""Relaying the response failover settled on, from the upstream to the client.
+
+SSE is relayed on event boundaries, so that if the upstream breaks or stalls
+mid-stream the client gets one clean error event in its API's shape, never half an
+event; a JSON body that breaks ends the connection early instead, so the client's
+parser fails rather than reading half an answer. Nothing is re-serialised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from data_plane.upstream.transport import Response
+
+from .context import ProxyContext
+from .headers import relayed
+from .sse import EventFramer, stream_error_event
+from .surfaces import Surface
+from .types import Headers, Send
+
+log = logging.getLogger("keyway.data_plane.proxy")
+
+_TOO_LONG = "ran too long"
+
+
+class _UpstreamBrokeError(Exception):
+    """The upstream broke or stalled after the response had started."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _pull(ctx: ProxyContext, opened: Response, deadline: float) -> bytes:
+    left = deadline - ctx.clock()
+    if left <= 0:
+        raise _UpstreamBrokeError(_TOO_LONG)
+    try:
+        return await opened.next_chunk(min(ctx.options.stream_idle_timeout, left))
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        if not isinstance(error, TimeoutError):
+            raise _UpstreamBrokeError("broke") from error
+        too_long = ctx.clock() >= deadline - 1e-3  # the timer may fire a hair early
+        raise _UpstreamBrokeError(_TOO_LONG if too_long else "stalled") from error
+
+
+async def relay(
+    ctx: ProxyContext,
+    surface: Surface,
+    send: Send,
+    opened: Response,
+    first: bytes,
+    out: Headers,
+    request_id: str,
+) -> None:
+    """Sends `opened` to the client: its status, its headers plus `out`, its body."""
+    headers = relayed(opened.raw_headers)
+    is_sse = opened.headers.get("content-type", "").startswith("text/event-stream")
+    framer = EventFramer() if is_sse else None
+    last = b""
+    deadline = ctx.clock() + ctx.options.max_stream_duration
+    try:
+        await send(
+            {"type": "http.response.start", "status": opened.status, "headers": headers + out}
+        )
+        # Only a served response has its first bytes read already; a
+        # fail-fast one is relayed from its beginning.
+        data = first or await _pull(ctx, opened, deadline)
+        while data:
+            if framer is not None:
+                data = framer.feed(data)
+            if opened.at_eof() and (framer is None or not framer.holding):
+                # The end has arrived too: these bytes go out with it, in
+                # one message (one write for a chunked body), below.
+                last = data
+                break
+            if data:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            data = await _pull(ctx, opened, deadline)
+        if framer is not None and framer.holding:
+            await send({"type": "http.response.body", "body": framer.rest(), "more_body": True})
+    except _UpstreamBrokeError as error:
+        opened.close()
+        log.warning("%s: upstream stream %s after the response started", request_id, error.reason)
+        if not is_sse:
+            raise
+        if error.reason == _TOO_LONG:
+            limit = ctx.options.max_stream_duration
+            message = f"the stream ran past the proxy's limit of {limit:g}s"
+            code = "stream_too_long"
+        else:
+            message, code = f"upstream stream {error.reason}", "upstream_stream_error"
+        event = stream_error_event(
+            surface.events, f"{message}; the answer is incomplete", request_id, code, framer
+        )
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    except BaseException:
+        # Cancelled (the client left) or the client side failed: stop the provider too.
+        opened.close()
+        raise
+    else:
+        opened.release()
+    await send({"type": "http.response.body", "body": last, "more_body": False})
