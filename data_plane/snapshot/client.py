@@ -1,8 +1,9 @@
 """Follows the control plane: one discovery stream, reconnecting forever.
 
-Each snapshot is verified, validated and compiled off the event loop, then
-swapped in with one assignment, persisted, and acknowledged. A bad snapshot
-is NACKed and the proxy keeps serving the previous one.
+Each message is decided off the event loop (`decide`: a snapshot is verified,
+validated and built, and the ACK or NACK is composed), then carried out here: a
+good snapshot is swapped in with one assignment, persisted, and acknowledged; a
+bad one is NACKed and the proxy keeps serving the previous one.
 
 A proxy that cannot take updates says so loudly: an ERROR log line, the
 `keyway_snapshot_updates_failing` and `keyway_snapshot_update_failures_total`
@@ -25,11 +26,12 @@ import grpc
 from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
-from data_plane.routing.apply import Applied, Rejected, apply
+from data_plane.routing.apply import Applied, apply
 from data_plane.shared.limits import SNAPSHOT_RECEIVE_LIMIT
 from data_plane.snapshot.state import SnapshotState
 
 from .cache import SnapshotCache
+from .decide import Confirm, Refuse, Swap, decide
 
 log = logging.getLogger("keyway.data_plane.snapshots")
 
@@ -46,9 +48,6 @@ _LOUD = frozenset(
     }
 )
 _QUIET_ATTEMPTS = 3
-_NACK_MESSAGE_MAX = 1024
-_NACK_VIOLATIONS_MAX = 20
-_NACK_DESCRIPTION_MAX = 256
 
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),
@@ -191,60 +190,32 @@ class SnapshotClient:
     async def _handle(
         self, response: pb.StreamSnapshotsResponse
     ) -> pb.StreamSnapshotsRequest | None:
-        if response.WhichOneof("message") != "update":
-            # "current": nothing to apply or acknowledge, but the snapshot is confirmed.
-            if self._state.table is not None:
-                self._state.confirmed()
-            return None
-        update = response.update
-        result = await asyncio.to_thread(
-            apply, update.version, update.hash, update.snapshot, self._state.table
-        )
-        if isinstance(result, Rejected):
-            self._state.metrics.rejections += 1
-            reason = f"snapshot {update.version} rejected: {result.message}"
-            self._state.unconfirmed(time.monotonic(), reason[:_NACK_MESSAGE_MAX], failing=True)
-            log.error("%s; keeps serving the previous snapshot", reason[:_NACK_MESSAGE_MAX])
-            return nack(response.nonce, result)
-        self._state.swap(
-            result.table,
-            generated_at=update.generate_time.ToMicroseconds() / 1e6,
-            now=time.time(),
-        )
-        self._state.metrics.loaded_from_cache = False
-        self._state.confirmed()
-        log.info("applied snapshot %d", update.version)
+        """Decides off the event loop (an update is verified and built there), then acts."""
+        decision = await asyncio.to_thread(decide, response, self._state.table)
+        await self._enact(decision)
+        return decision.reply
+
+    async def _enact(self, decision: Confirm | Swap | Refuse) -> None:
+        state = self._state
+        if isinstance(decision, Confirm):
+            # Nothing to apply or acknowledge, but the snapshot is confirmed.
+            if state.table is not None:
+                state.confirmed()
+            return
+        if isinstance(decision, Refuse):
+            state.metrics.rejections += 1
+            state.unconfirmed(time.monotonic(), decision.reason, failing=True)
+            log.error("%s; keeps serving the previous snapshot", decision.reason)
+            return
+        state.swap(decision.table, generated_at=decision.generated_at, now=time.time())
+        state.metrics.loaded_from_cache = False
+        state.confirmed()
+        log.info("applied snapshot %d", decision.version)
         if self._cache is not None:
             try:
                 await asyncio.to_thread(
-                    self._cache.save, update.version, update.hash, update.snapshot
+                    self._cache.save, decision.version, decision.sha256, decision.payload
                 )
             except OSError as error:
                 # Serving matters more than the cache; the next snapshot retries.
                 log.warning("could not write the snapshot cache: %s", error)
-        return pb.StreamSnapshotsRequest(
-            ack=pb.Ack(nonce=response.nonce, version=update.version, hash=update.hash)
-        )
-
-
-def nack(nonce: str, rejected: Rejected) -> pb.StreamSnapshotsRequest:
-    """The refusal of a snapshot, bounded: however broken the snapshot (a million field
-    violations, huge ids), the NACK stays far below what the control plane reads."""
-
-    def cut(text: str, limit: int) -> str:
-        return text if len(text) <= limit else text[: limit - 1] + "…"
-
-    return pb.StreamSnapshotsRequest(
-        nack=pb.Nack(
-            nonce=nonce,
-            version=rejected.version,
-            message=cut(rejected.message, _NACK_MESSAGE_MAX),
-            violations=[
-                pb.SnapshotViolation(
-                    field=cut(v.field, _NACK_DESCRIPTION_MAX),
-                    description=cut(v.description, _NACK_DESCRIPTION_MAX),
-                )
-                for v in rejected.violations[:_NACK_VIOLATIONS_MAX]
-            ],
-        )
-    )

@@ -1,13 +1,12 @@
 """An in-memory model of the snapshot protocol: one control plane, proxies, a faulty network.
 
-Pure and deterministic. The control-plane side of each stream is the real
-`StreamState`; each proxy decides with the real `apply`, the way
-`SnapshotClient` does; snapshots are real `compile_snapshot`/`serialise`
-output. Only the transport is modelled: every stream is a pair of FIFO queues
-of serialised messages (gRPC streams are reliable and ordered), a broken
-connection loses whatever is still queued, and the caller decides when each
-side acts. Every step checks what it can; `check_invariants` and
-`check_converged` check the rest.
+Pure and deterministic. The control-plane side of each stream is the real `StreamState`;
+each proxy decides with the real `decide`, as `SnapshotClient` does, and restarts
+through the real `apply`; snapshots are real `compile_snapshot`/`serialise` output. Only
+the transport is modelled: every stream is a pair of FIFO queues of serialised messages
+(gRPC streams are reliable and ordered), a broken connection loses whatever is still
+queued, and the caller decides when each side acts. Every step checks what it can;
+`check_invariants` and `check_converged` check the rest.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from control_plane.snapshots.stream import Reply, Revision, Send, StreamState
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import RoutingTable, build
 from data_plane.shared.validate import validate
+from data_plane.snapshot.decide import Swap, decide
 
 SECRET_PREFIX = "sk-secret-"
 """Every provider key value starts with it, so leaks are easy to look for."""
@@ -424,7 +424,8 @@ def response(send: Send, p: Publication) -> pb.StreamSnapshotsResponse:
 
 
 class Proxy:
-    """The decisions of `SnapshotClient`, with its stream and clock taken away."""
+    """`SnapshotClient` with its stream and clock taken away: the same `decide`, and
+    what carrying a decision out leaves behind (the served table, the cached copy)."""
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
@@ -447,29 +448,13 @@ class Proxy:
         )
 
     def handle(self, message: pb.StreamSnapshotsResponse) -> pb.StreamSnapshotsRequest | None:
-        if message.WhichOneof("message") != "update":
-            return None
-        update = message.update
-        # The table being served is reused where accounts did not change, as the real
-        # client does; the checks below compare it with a build from scratch.
-        result = apply(update.version, update.hash, update.snapshot, self.table)
-        if not isinstance(result, Applied):
-            return pb.StreamSnapshotsRequest(
-                nack=pb.Nack(
-                    nonce=message.nonce,
-                    version=update.version,
-                    message=result.message,
-                    violations=[
-                        pb.SnapshotViolation(field=v.field, description=v.description)
-                        for v in result.violations
-                    ],
-                )
-            )
-        self.table = result.table  # the one reference requests read
-        self.cache = (update.version, update.hash, update.snapshot)
-        return pb.StreamSnapshotsRequest(
-            ack=pb.Ack(nonce=message.nonce, version=update.version, hash=update.hash)
-        )
+        # The real client's decision, table reused where accounts did not change; the
+        # checks below compare the result with a build from scratch.
+        decision = decide(message, self.table)
+        if isinstance(decision, Swap):
+            self.table = decision.table  # the one reference requests read
+            self.cache = (decision.version, decision.sha256, decision.payload)
+        return decision.reply
 
     def restart(self, cache_intact: bool) -> None:
         """A new process: only the cached copy survives, through the same `apply`."""

@@ -1,6 +1,12 @@
 import pytest
+from keyway.v1 import snapshot_pb2 as spb
 
+from data_plane.http.context import ProxyContext
 from data_plane.routing.cooldowns import Cooldowns
+from data_plane.routing.outcome import Outcome
+from data_plane.snapshot.state import SnapshotState
+from data_plane.usage import UsageRecorder
+from tests.unit import snapshots as s
 
 
 def held_count(table: Cooldowns, keys: list[str]) -> int:
@@ -87,3 +93,31 @@ def test_single_entry_table_keeps_the_latest_hold() -> None:
 def test_max_entries_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_entries"):
         Cooldowns(max_entries=0)
+
+
+def test_a_swap_releases_the_keys_whose_value_was_rotated() -> None:
+    # Wired by ProxyContext: every swap of the served snapshot runs release_rotated.
+    state = SnapshotState()
+    cooldowns = Cooldowns()
+    ProxyContext(state, upstream=_NoTransport(), usage=UsageRecorder(), cooldowns=cooldowns)
+
+    def snap(version: int, value: str) -> spb.Snapshot:
+        keys = [s.key("pk_1", "openai", value), s.key("pk_2", "openai", "sk-same")]
+        return s.snapshot(s.account("acct_1", keys=keys), version=version)
+
+    state.swap(s.table(snap(1, "sk-old")), generated_at=0.0, now=0.0)
+    cooldowns.hold("pk_1", 100.0)
+    cooldowns.hold("pk_2", 100.0)
+    state.swap(s.table(snap(2, "sk-old")), generated_at=0.0, now=0.0)
+    assert cooldowns.is_held("pk_1", 0.0)  # same value: still held
+    state.swap(s.table(snap(3, "sk-rotated")), generated_at=0.0, now=0.0)
+    assert not cooldowns.is_held("pk_1", 0.0)
+    assert cooldowns.is_held("pk_2", 0.0)
+
+
+class _NoTransport:
+    async def open(self, *args: object, **kwargs: object) -> Outcome:
+        raise AssertionError("no request is made")
+
+    def outcome_of(self, error: Exception) -> Outcome:
+        raise AssertionError("no request is made")

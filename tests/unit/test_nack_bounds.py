@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from data_plane.routing.apply import Rejected
 from data_plane.shared.validate import Violation
-from data_plane.snapshot.client import nack
+from data_plane.snapshot.decide import nack
 
 
 def test_a_nack_is_bounded_however_many_and_long_the_violations() -> None:
