@@ -11,9 +11,8 @@ import base64
 import hashlib
 import json
 import math
-import random
 import struct
-import time
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
 
@@ -173,9 +172,9 @@ def embedding_inputs(value: object) -> list[str] | None:
 
 def embedding_vector(text: str, dimensions: int) -> list[float]:
     """A unit vector that depends only on the text and the size, as float32 values."""
-    seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-    rng = random.Random(seed)
-    raw = [rng.random() - 0.5 for _ in range(dimensions)]
+    # An extendable-output hash of the text, read as uniform values in [-0.5, 0.5).
+    stream = hashlib.shake_256(text.encode()).digest(4 * dimensions)
+    raw = [word / 2**32 - 0.5 for word in struct.unpack(f"<{dimensions}I", stream)]
     norm = sum(v * v for v in raw) ** 0.5 or 1.0
     # Round-trip through float32 so the float and base64 forms carry equal values.
     packed = struct.pack(f"<{dimensions}f", *(v / norm for v in raw))
@@ -319,7 +318,7 @@ def retry_after_value(seconds: float) -> str:
 
 
 def _timestamp(at: float) -> bytes:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)).encode()
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
 
 
 def limit_headers(
