@@ -9,7 +9,9 @@ they share the guarantees that matter against another local user:
 - a directory holding secrets is created 0700 and refused when another user owns it or
   when group or others may write to it (they could swap files in it);
 - an existing secret file is refused when it is a symlink, not a regular file, owned by
-  another user, or readable or writable by group or others.
+  another user, or readable or writable by group or others (also before it is renamed).
+
+A test checks that no other module of either plane writes, renames or creates files.
 
 Errors name the path and the problem, never file contents.
 """
@@ -73,6 +75,14 @@ def write_private(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def rename_private(source: Path, target: Path) -> None:
+    """Moves the secret file `source` over `target` (keeping a previous copy, say), once
+    `source` is checked to be a regular file private to this user; durably."""
+    _check_file(source, os.lstat(source))
+    os.replace(source, target)
+    fsync_dir(target.parent)
 
 
 def fsync_dir(directory: Path) -> None:

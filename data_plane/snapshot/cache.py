@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from data_plane.shared.private_files import (
     ensure_private_dir,
-    fsync_dir,
     read_private,
+    rename_private,
     write_private,
 )
 
@@ -95,8 +95,7 @@ class SnapshotCache:
         current = self._dir / _CURRENT
         if self._readable(current):
             # Only a good copy becomes the fallback; a corrupt one is replaced.
-            os.replace(current, self._dir / _PREVIOUS)
-            fsync_dir(self._dir)
+            rename_private(current, self._dir / _PREVIOUS)
         write_private(current, header + nonce + sealed)
 
     def _read(self, path: Path) -> Cached:
