@@ -15,7 +15,7 @@ import time
 from data_plane.routing.table import RoutingTable
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
 from data_plane.snapshot.state import SnapshotState
-from tests.integration.conftest import BackgroundLoop
+from tests.integration.control_planes import BackgroundLoop
 
 
 class TimedState(SnapshotState):

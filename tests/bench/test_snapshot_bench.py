@@ -37,7 +37,7 @@ from control_plane.store.store import Store
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import build
 from data_plane.shared.validate import validate
-from tests.integration.conftest import BackgroundLoop, start_control_plane, stop_control_plane
+from tests.integration.control_planes import BackgroundLoop, start_control_plane, stop_control_plane
 from tests.integration.proxies import full_state
 
 from . import report, scale

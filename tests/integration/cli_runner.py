@@ -14,7 +14,7 @@ import pytest
 
 from control_plane.cli.main import main
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 
 TOKEN_LINE = re.compile(r"^Token \(shown once, store it now\): (\S+)$", re.MULTILINE)
 

@@ -31,7 +31,7 @@ from data_plane.mock_upstream.server import MockServer
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.runner import ProxySettings
 
-from .conftest import (
+from .control_planes import (
     BackgroundLoop,
     RunningControlPlane,
     connected,

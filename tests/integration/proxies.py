@@ -49,7 +49,7 @@ from data_plane.routing.table import RoutingTable
 from data_plane.runner import ProxyRunner, ProxySettings
 from data_plane.snapshot.state import SnapshotState
 
-from .conftest import (
+from .control_planes import (
     BackgroundLoop,
     RunningControlPlane,
     start_control_plane,

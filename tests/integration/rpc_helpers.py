@@ -38,7 +38,7 @@ from keyway.v1 import providers_pb2_grpc as prov_grpc
 
 from control_plane.server import Settings
 
-from .conftest import RunningControlPlane, start_control_plane, stop_control_plane
+from .control_planes import RunningControlPlane, start_control_plane, stop_control_plane
 
 Metadata = tuple[tuple[str, str], ...]
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from keyway.v1 import providers_pb2 as prov
 from control_plane.server import Settings
 from control_plane.store.store import PROVIDER_KEYS
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .rpc_helpers import (
     ANTHROPIC_VALUE,
     OPENAI_VALUE,

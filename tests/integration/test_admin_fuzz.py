@@ -44,7 +44,7 @@ from keyway.v1 import provider_keys_pb2 as pk
 
 from control_plane.server import Settings
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .rpc_helpers import (
     ANTHROPIC_VALUE,
     OPENAI_VALUE,

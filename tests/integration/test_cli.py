@@ -20,7 +20,7 @@ from keyway.v1 import provider_keys_pb2, provider_keys_pb2_grpc
 from control_plane.cli.main import main
 
 from .cli_runner import TOKEN_LINE, Cli, Result, ok, runner
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .rpc_helpers import product_document
 
 OPENAI_SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz"

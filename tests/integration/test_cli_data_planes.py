@@ -16,7 +16,7 @@ from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
 from data_plane.snapshot.state import SnapshotState
 
 from .cli_runner import TOKEN_LINE, Cli, ok, runner
-from .conftest import BackgroundLoop, RunningControlPlane
+from .control_planes import BackgroundLoop, RunningControlPlane
 
 HEADER = ("NODE", "POOL", "STATE", "APPLIED", "LATEST", "LAST SEEN", "LAST REJECTION")
 

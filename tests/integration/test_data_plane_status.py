@@ -19,7 +19,7 @@ from control_plane.server import Settings
 from control_plane.snapshots.status import StatusBook
 from control_plane.store.database import open_database
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .proxies import Admin, RawDiscovery, data_plane_token, wait_until
 from .rpc_helpers import expect_error, running
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 
 SECOND = 1_000_000  # store times are microseconds
 

@@ -18,7 +18,7 @@ from data_plane.runner import ProxyRunner, ProxySettings
 from data_plane.shared.startup import ListenError, StartupError, bind, check_free
 from tests.sockets import shareable_port
 
-from .conftest import start_control_plane, stop_control_plane
+from .control_planes import start_control_plane, stop_control_plane
 
 IN_USE = "address already in use"
 

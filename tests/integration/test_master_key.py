@@ -20,7 +20,7 @@ from control_plane.secrets.keyring import ENV_VAR, FileKeyProvider
 from control_plane.server import Settings
 from control_plane.store.store import PROVIDER_KEYS
 
-from .conftest import (
+from .control_planes import (
     RunningControlPlane,
     connected,
     start_control_plane,

@@ -19,7 +19,7 @@ from keyway.v1 import operator_credentials_pb2 as opc
 from keyway.v1 import operator_credentials_pb2_grpc as opc_grpc
 
 from .cli_runner import TOKEN_LINE, Cli, ok, runner
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .proxies import store_revision
 from .rpc_helpers import Metadata, Recorder, auth, expect_error, leaks
 

@@ -20,7 +20,7 @@ from data_plane.routing.errors import CATALOG
 from tests.unit import snapshots as s
 
 from .asgi_gateway import Harness, Tenant, access_token, asgi_gateway
-from .conftest import BackgroundLoop
+from .control_planes import BackgroundLoop
 
 TOKEN = access_token("F")
 PATHS = [

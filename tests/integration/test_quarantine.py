@@ -26,7 +26,7 @@ from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import RoutingTable
 
 from .cli_runner import ok, runner
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .proxies import caught_up, token_sha256, wait_until
 from .rpc_helpers import OPENAI_VALUE, OPENAI_VALUE_2, Api, auth, running
 

@@ -27,7 +27,7 @@ from control_plane.server import Settings
 from data_plane.routing.apply import Applied, apply
 from data_plane.shared.startup import StartupError
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .proxies import caught_up, store_revision, token_sha256
 from .rpc_helpers import OPENAI_VALUE, Api, auth, running
 

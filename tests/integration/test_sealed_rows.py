@@ -18,7 +18,7 @@ from control_plane.server import Settings
 from control_plane.snapshots.stream import Revision
 from control_plane.store.store import PROVIDER_KEYS
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .proxies import caught_up, store_revision, wait_until
 from .rpc_helpers import ANTHROPIC_VALUE, OPENAI_VALUE, OPENAI_VALUE_2, Api, running
 

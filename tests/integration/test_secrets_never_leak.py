@@ -23,7 +23,7 @@ from keyway.v1 import providers_pb2 as prov
 
 from control_plane.store.store import PROVIDER_KEYS
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .rpc_helpers import Api, Metadata, Recorder, auth, database_bytes, leaks, router, rule, windows
 
 # Distinctive values: no 12-character window of one occurs anywhere by chance.

@@ -3,7 +3,7 @@ from __future__ import annotations
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import provider_keys_pb2_grpc
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 
 
 def test_create_and_list_provider_key(control_plane: RunningControlPlane) -> None:

@@ -42,7 +42,7 @@ from data_plane.snapshot.state import SnapshotState
 from data_plane.upstream.client import AiohttpTransport
 from data_plane.usage import UsageRecorder
 
-from .conftest import BackgroundLoop, RunningControlPlane
+from .control_planes import BackgroundLoop, RunningControlPlane
 from .proxies import (
     Admin,
     ControlPlaneProcess,

@@ -22,7 +22,7 @@ from control_plane.cli.main import main as cli_main
 from control_plane.server import ControlPlane, InsecureListenError, Settings
 from data_plane.runner import InsecureSettingsError, ProxyRunner
 
-from .conftest import start_control_plane, stop_control_plane
+from .control_planes import start_control_plane, stop_control_plane
 from .proxies import (
     Admin,
     RawDiscovery,

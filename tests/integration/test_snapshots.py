@@ -25,7 +25,7 @@ from control_plane.store.snapshot_reader import SnapshotReader
 from data_plane.routing.apply import Applied, apply
 from data_plane.snapshot.cache import SnapshotCache
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .proxies import (
     Admin,
     RawDiscovery,

@@ -33,7 +33,7 @@ from keyway.v1 import providers_pb2 as prov
 
 from control_plane.domain import tokens
 
-from .conftest import RunningControlPlane
+from .control_planes import RunningControlPlane
 from .rpc_helpers import (
     ANTHROPIC_VALUE,
     OPENAI_VALUE_2,

@@ -14,7 +14,7 @@ from keyway.v1 import providers_pb2_grpc
 from control_plane.server import Settings
 from data_plane.mock_upstream.server import MockServer
 
-from .conftest import BackgroundLoop
+from .control_planes import BackgroundLoop
 from .proxies import (
     Admin,
     ControlPlaneProcess,

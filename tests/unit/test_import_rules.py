@@ -226,3 +226,22 @@ def test_the_checkers_see_what_they_look_for() -> None:
     assert _control_plane_may_import(ROOT / "control_plane/cli/main.py", "data_plane.runner")
     assert _claims_purity(ROOT / "data_plane/routing/engine.py") is False
     assert _claims_purity(ROOT / "data_plane/routing/admission.py")
+
+
+def _imports_relative_conftest(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return any(
+        isinstance(node, ast.ImportFrom) and node.level and node.module == "conftest"
+        for node in ast.walk(tree)
+    )
+
+
+def test_tests_import_no_conftest() -> None:
+    # Fixtures come from conftest.py through pytest; helpers live in modules of their own.
+    offending = [
+        _relative(path)
+        for path in python_files("tests")
+        if any(m.split(".")[-1] == "conftest" for m in imported_modules(path))
+        or _imports_relative_conftest(path)
+    ]
+    assert not offending, offending
