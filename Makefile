@@ -72,8 +72,12 @@ lint: $(STAMP) $(BUF)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Line coverage of both planes is printed and must stay at or above COVERAGE_FLOOR (the
+# whole) and tests.pure.FLOOR (each pure module, checked by `python -m tests.pure`).
+COVERAGE_FLOOR ?= 94
 test: $(STAMP) proto-check lint
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
+	$(BIN)/python -m tests.pure
 
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pure import NOT_PURE, pure_modules
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SHARED = "data_plane.shared"
@@ -27,34 +29,6 @@ ENTRY_POINTS = {"data_plane.runner", "data_plane.mock_upstream.server"}
 the settings it takes) and the mock upstream's server, which `keyway proxy`, `up`,
 `demo` and `mock-upstream` start."""
 
-# Packages whose every module is pure, less the named exceptions; then single modules.
-PURE_PACKAGES = ("control_plane/domain", "data_plane/routing")
-NOT_PURE = {
-    "control_plane/domain/catalog.py": "reads its packaged catalog.json once, at import",
-    "control_plane/domain/ids.py": "mints ids from `secrets` unless randomness is passed in",
-    "control_plane/domain/tokens.py": "mints tokens from `secrets` unless randomness is passed in",
-}
-PURE_MODULES = (
-    "control_plane/snapshots/compiler.py",
-    "control_plane/snapshots/assembly.py",
-    "control_plane/cli/edits.py",
-    "data_plane/formats.py",
-    "data_plane/shared/addresses.py",
-    "data_plane/shared/limits.py",
-    "data_plane/shared/tokens.py",
-    "data_plane/shared/validate.py",
-    "data_plane/snapshot/decide.py",
-    "data_plane/snapshot/state.py",
-    "data_plane/http/body.py",
-    "data_plane/http/headers.py",
-    "data_plane/http/jsonscan.py",
-    "data_plane/http/sse.py",
-    "data_plane/http/surfaces.py",
-    "data_plane/http/types.py",
-    "data_plane/mock_upstream/behaviours.py",
-    "data_plane/mock_upstream/payloads.py",
-    "data_plane/mock_upstream/sse.py",
-)
 IMPURE_IMPORTS = {
     # network, processes, threads, event loops
     "asyncio",
@@ -138,16 +112,6 @@ def python_files(package: str) -> list[Path]:
 
 def _relative(path: Path) -> str:
     return str(path.relative_to(ROOT))
-
-
-def pure_modules() -> list[Path]:
-    found = [
-        path
-        for package in PURE_PACKAGES
-        for path in python_files(package)
-        if _relative(path) not in NOT_PURE
-    ]
-    return found + [ROOT / module for module in PURE_MODULES]
 
 
 def test_there_is_code_to_check() -> None:
