@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("keyway.data_plane.usage")
 
 
-# A relayed answer (a 4xx the client caused), or an attempt the request's own deadline cut short.
-_NOT_THE_KEYS_FAULT = frozenset({OutcomeKind.FAIL_FAST, OutcomeKind.DEADLINE})
-
-
 @dataclass(slots=True)
 class _KeyUse:
     last_used: float = 0.0
@@ -52,13 +48,16 @@ class UsageRecorder:
         self._access: dict[str, float] = {}
 
     def provider_key(self, key_id: str, outcome: Outcome, now: float) -> None:
+        """Records an attempt's outcome; a relayed answer (a 4xx the client caused) and an
+        attempt the request's own deadline cut short are not the key's fault."""
         use = self._keys.get(key_id)
         if use is None:
             use = self._keys[key_id] = _KeyUse()
         use.last_used = now
-        if outcome.kind is OutcomeKind.SUCCESS:
+        kind = outcome.kind
+        if kind is OutcomeKind.SUCCESS:
             use.success_time = now
-        elif outcome.kind not in _NOT_THE_KEYS_FAULT:
+        elif kind is not OutcomeKind.FAIL_FAST and kind is not OutcomeKind.DEADLINE:
             use.error_status = outcome.status or 0
             use.error_reason = outcome.reason
             use.error_time = now

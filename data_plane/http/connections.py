@@ -21,6 +21,11 @@ read. So the protocol is subclassed and enforces:
 
 Answers written here use the surface's error envelope; the protocol knows the path once
 the request line has been parsed.
+
+Response cycles write through `_OneWriteHead`: uvicorn writes a response's head and its
+body in two `transport.write` calls, i.e. two `send()` system calls and two packets for
+every whole response; the head is held until the body's first bytes (or the end of the
+loop iteration) so that both go out in one.
 """
 
 from __future__ import annotations
@@ -86,6 +91,63 @@ _REASONS = {
 }
 
 
+_MERGE_MAX = 64 * 1024
+"""Larger first bodies go out in a write of their own rather than be copied to join the head."""
+
+
+class _OneWriteHead:
+    """The connection's transport as uvicorn's response cycles see it.
+
+    A response head (the one write that starts with the status line) is held, and goes out
+    joined to the next write, the first body bytes, which a whole response sends in the
+    same loop iteration; a head with no body bytes then (a stream still waiting for its
+    upstream) goes out at the end of the iteration. Everything else passes straight through.
+    """
+
+    __slots__ = ("_flush", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._flush: asyncio.Handle | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            if data.startswith(b"HTTP/"):
+                self._held = data
+                self._flush = self._loop.call_soon(self.flush)
+            else:
+                self._transport.write(data)
+            return
+        self._held = None
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if len(data) <= _MERGE_MAX:
+            self._transport.write(held + data)
+        else:
+            self._transport.write(held)
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        """Writes a held head now (before anything else is written or the connection ends)."""
+        held, self._held = self._held, None
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with `limits` enforced (see the module docstring)."""
 
@@ -101,6 +163,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        self._writes: _OneWriteHead | None = None
 
     # -- connection ---------------------------------------------------------------------
 
@@ -112,6 +175,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
+        self._writes = _OneWriteHead(transport, self.loop)
         self._arm_header_timer(self.limits.header_read_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -123,6 +187,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused or self.transport.is_closing():
             return
+        if self._writes is not None:
+            self._writes.flush()  # uvicorn may answer a bad request by writing directly
         if self._in_headers:
             room = self.limits.max_header_bytes - self._header_bytes
             if len(data) > room:
@@ -135,9 +201,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                     self._answer("headers_too_large", "request headers are too large")
                 elif rest and not self.transport.is_closing():
                     self.data_received(rest)
+                else:
+                    self._arm_body_timer()
                 return
             self._header_bytes += len(data)
         super().data_received(data)
+        self._arm_body_timer()
+
+    def _arm_body_timer(self) -> None:
         # Armed only for a body still arriving after this packet: most requests come whole.
         if self._awaiting_body and self._body_timer is None:
             self._body_timer = self.loop.call_later(
@@ -158,9 +229,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel(self._header_timer)
         self._header_timer = None
         super().on_headers_complete()
-        self._body_timer = self.loop.call_later(self.limits.body_read_timeout, self._body_timed_out)
+        if self.cycle is not None and self._writes is not None:
+            self.cycle.transport = self._writes  # type: ignore[assignment]
+        # The body timer starts once this packet is handled, if the body is still arriving.
+        self._awaiting_body = True
 
     def on_message_complete(self) -> None:
+        self._awaiting_body = False
         self._cancel(self._body_timer)
         self._body_timer = None
         # Whatever comes next is the next request's headers (or idle keep-alive bytes).
@@ -217,7 +292,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if not self._request_started:
-            self.transport.close()  # an idle connection: nothing to answer
+            self._close()  # an idle connection: nothing to answer
             return
         self._answer("request_timeout", "the request headers took too long to arrive")
 
@@ -230,6 +305,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._answer("request_timeout", "the request body took too long to arrive")
             return
         self._drop(cycle)
+        self._close()
+
+    def _close(self) -> None:
+        if self._writes is not None:
+            self._writes.flush()  # a held response head goes before the end
         self.transport.close()
 
     def _answer(self, code: str, message: str) -> None:
@@ -239,8 +319,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             self._drop(cycle)
         self._cancel_timers()
+        if self._writes is not None:
+            self._writes.flush()
         self.transport.write(raw_error(code, message, path))
-        self.transport.close()
+        self._close()
 
     @staticmethod
     def _drop(cycle: Any) -> None:

@@ -70,8 +70,6 @@ class Decision(enum.Enum):
     CONTINUE = "continue"  # ask next_attempt
 
 
-_DECISIONS = {OutcomeKind.SUCCESS: Decision.SERVE, OutcomeKind.FAIL_FAST: Decision.FAIL_FAST}
-
 _Option = tuple[int, str]  # (candidate index, key id)
 
 
@@ -154,8 +152,14 @@ class Failover:
             self._cooldowns.release(key_id)
         if outcome.kind is not OutcomeKind.RATE_LIMITED:
             self._all_rate_limited = False
-        decision = _DECISIONS.get(outcome.kind, Decision.CONTINUE)
-        self._answered = decision is not Decision.CONTINUE
+        # Compared by identity: an Enum's hash is computed in Python, on every request.
+        if outcome.kind is OutcomeKind.SUCCESS:
+            decision = Decision.SERVE
+        elif outcome.kind is OutcomeKind.FAIL_FAST:
+            decision = Decision.FAIL_FAST
+        else:
+            return Decision.CONTINUE
+        self._answered = True
         return decision
 
     def _untried(self, now: float) -> _Option | None:

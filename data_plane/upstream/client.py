@@ -175,9 +175,10 @@ class AiohttpTransport:
         """POSTs and waits for the status line and headers, within `timeout_s`."""
         session = self._public_only if public_only else self._session
         assert session is not None, "AiohttpTransport.start() was not awaited"
-        host = urlsplit(url).hostname or ""
-        if public_only and literal_host_refused(host):
-            return connect_error(f"at {host}: {PRIVATE_REFUSED}")
+        if public_only:
+            host = urlsplit(url).hostname or ""
+            if literal_host_refused(host):
+                return connect_error(f"at {host}: {PRIVATE_REFUSED}")
         try:
             async with asyncio.timeout(timeout_s):
                 response = await session.post(
