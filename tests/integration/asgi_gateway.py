@@ -35,7 +35,7 @@ class Harness:
     app: ASGIApp
     http: httpx.AsyncClient
     mock: MockServer
-    gateway: ProxyContext
+    ctx: ProxyContext
 
     async def raw(
         self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
@@ -127,12 +127,12 @@ async def asgi_gateway(
         )
         upstream = AiohttpTransport()
         await upstream.start()
-        gateway = ProxyContext(state, upstream, UsageRecorder(), options or ProxyOptions())
-        app = create_app(gateway)
+        ctx = ProxyContext(state, upstream, UsageRecorder(), options or ProxyOptions())
+        app = create_app(ctx)
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
-                yield Harness(app, http, mock, gateway)
+                yield Harness(app, http, mock, ctx)
         finally:
             await upstream.close()
-            gateway.body_worker.shutdown(wait=False, cancel_futures=True)
+            ctx.body_worker.shutdown(wait=False, cancel_futures=True)
