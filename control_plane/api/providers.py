@@ -8,20 +8,15 @@ from typing import Any
 from keyway.v1 import providers_pb2 as pb
 from keyway.v1 import providers_pb2_grpc
 
-from control_plane.domain import catalog, quotas
+from control_plane.domain import catalog, formats, quotas
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import require_id
-from control_plane.domain.upstreams import check_custom_provider, effective_auth_style
+from control_plane.domain.upstreams import check_custom_provider
 from control_plane.store.store import CUSTOM_PROVIDERS
 
 from .auth import Principal
 from .base import Servicer, account_rpc, changes, common, next_token, page_args, rpc
 
-_FORMATS = {
-    catalog.FORMAT_OPENAI: pb.API_FORMAT_OPENAI,
-    catalog.FORMAT_ANTHROPIC: pb.API_FORMAT_ANTHROPIC,
-}
-_AUTH = {catalog.AUTH_BEARER: pb.AUTH_STYLE_BEARER, catalog.AUTH_X_API_KEY: pb.AUTH_STYLE_X_API_KEY}
 _UPDATABLE = {
     name: name
     for name in ("name", "description", "metadata", "base_url", "formats", "auth_style", "models")
@@ -82,8 +77,8 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
                 id=spec.id,
                 name=spec.name,
                 base_url=spec.base_url,
-                formats=[_FORMATS[f] for f in spec.formats],
-                auth_style=_AUTH[spec.auth_style],
+                formats=[formats.to_api_format(f) for f in spec.formats],
+                auth_style=formats.to_api_auth_style(spec.auth_style),
                 models=[pb.ProviderModel(id=m.id, upstream_id=m.upstream_id) for m in spec.models],
                 built_in=True,
             )
@@ -98,7 +93,12 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
                         name=cp.name,
                         base_url=cp.base_url,
                         formats=cp.formats,
-                        auth_style=effective_auth_style(cp),
+                        auth_style=formats.to_api_auth_style(
+                            formats.effective_auth_style(
+                                formats.from_api_auth_style(cp.auth_style),
+                                [formats.from_api_format(f) for f in cp.formats],
+                            )
+                        ),
                         models=cp.models,
                     )
                 if page.next_after is None:

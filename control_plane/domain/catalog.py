@@ -8,10 +8,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
-FORMAT_OPENAI = "openai"
-FORMAT_ANTHROPIC = "anthropic"
-AUTH_BEARER = "bearer"
-AUTH_X_API_KEY = "x-api-key"
+from .formats import ApiFormat, AuthStyle
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +22,8 @@ class ProviderSpec:
     id: str
     name: str
     base_url: str
-    formats: tuple[str, ...]
-    auth_style: str
+    formats: tuple[ApiFormat, ...]
+    auth_style: AuthStyle
     models: tuple[Model, ...]
     built_in: bool = True
 
@@ -39,8 +36,8 @@ def _parse(doc: Any) -> tuple[ProviderSpec, ...]:
                 id=raw["id"],
                 name=raw["name"],
                 base_url=raw["baseUrl"],
-                formats=tuple(raw["formats"]),
-                auth_style=raw["authStyle"],
+                formats=tuple(ApiFormat(f) for f in raw["formats"]),
+                auth_style=AuthStyle(raw["authStyle"]),
                 models=tuple(Model(m) for m in raw["models"]),
             )
         )

@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
-from keyway.v1 import providers_pb2 as ppb
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
-from control_plane.domain import catalog
-from control_plane.domain.upstreams import effective_auth_style
+from control_plane.domain import catalog, formats
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
@@ -34,14 +32,6 @@ from .codec import config_from_columns
 from .records import AccessKeyRecord, AccountData, AccountRecord, KeyRecord, StoreDelta
 from .sealed_rows import key_aad
 
-_FORMAT_NAMES = {
-    ppb.API_FORMAT_OPENAI: catalog.FORMAT_OPENAI,
-    ppb.API_FORMAT_ANTHROPIC: catalog.FORMAT_ANTHROPIC,
-}
-_AUTH_NAMES: dict[int, str] = {
-    ppb.AUTH_STYLE_BEARER: catalog.AUTH_BEARER,
-    ppb.AUTH_STYLE_X_API_KEY: catalog.AUTH_X_API_KEY,
-}
 # Accounts read with `IN (…)` per statement; above half of all accounts, whole tables.
 _CHUNK = 500
 
@@ -50,24 +40,16 @@ class _Spoiled(Exception):
     """One row of an account cannot be used; the message names it (no secret)."""
 
 
-def _auth_name(style: int, formats: list[int]) -> str:
-    stored = ppb.CustomProvider(
-        auth_style=ppb.AuthStyle.ValueType(style),
-        formats=[ppb.ApiFormat.ValueType(f) for f in formats],
-    )
-    return _AUTH_NAMES[effective_auth_style(stored)]
-
-
 def _custom_provider(row: tuple[Any, ...]) -> catalog.ProviderSpec:
     _, row_id, provider_id, name, base_url, formats_json, auth, models_json = row
     try:
-        formats = json.loads(formats_json)
+        spoken = tuple(formats.from_api_format(f) for f in json.loads(formats_json))
         return catalog.ProviderSpec(
             id=provider_id,
             name=name,
             base_url=base_url,
-            formats=tuple(_FORMAT_NAMES[f] for f in formats),
-            auth_style=_auth_name(auth, formats),
+            formats=spoken,
+            auth_style=formats.effective_auth_style(formats.from_api_auth_style(auth), spoken),
             models=tuple(catalog.Model(i, u) for i, u in json.loads(models_json)),
             built_in=False,
         )

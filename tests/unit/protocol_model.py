@@ -27,6 +27,7 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import snapshot_pb2 as spb
 
 from control_plane.domain import catalog
+from control_plane.domain.formats import ApiFormat, AuthStyle
 from control_plane.secrets.secret import Secret
 from control_plane.snapshots.compiler import (
     AccessKeyRecord,
@@ -53,8 +54,8 @@ ACME = catalog.ProviderSpec(
     id="acme",
     name="Acme",
     base_url="https://llm.acme.example/v1",
-    formats=(catalog.FORMAT_OPENAI,),
-    auth_style=catalog.AUTH_BEARER,
+    formats=(ApiFormat.OPENAI,),
+    auth_style=AuthStyle.BEARER,
     models=(catalog.Model("acme-1"), catalog.Model("Acme-Big", "acme-big-2025")),
     built_in=False,
 )
