@@ -7,11 +7,11 @@ from typing import Any
 from keyway.v1 import access_key_configurations_pb2 as pb
 from keyway.v1 import access_key_configurations_pb2_grpc
 
-from control_plane.domain import configuration
+from control_plane.domain import configuration, masks
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import check_common, require_id
-from control_plane.store.codec import config_from_columns, config_to_columns
-from control_plane.store.store import CONFIGURATIONS, ValidateConfig
+from control_plane.store.codec import config_from_columns
+from control_plane.store.store import CONFIGURATIONS
 
 from .auth import Principal
 from .base import Servicer, account_rpc, changes, check_update, common, next_token, page_args
@@ -35,23 +35,14 @@ def configuration_message(row: dict[str, Any], linked: int) -> pb.AccessKeyConfi
     return message
 
 
-def _validator(
-    candidate: pb.AccessKeyConfiguration, warnings: list[pb.ConfigurationWarning]
-) -> ValidateConfig:
-    """Runs inside the store's write transaction, against the account as it is then; what
-    looks like a mistake but is valid goes to `warnings`."""
-
-    def validate(view: configuration.AccountView) -> dict[str, str | None]:
-        v = Violations()
-        normal = configuration.normalise(candidate, view, v)
-        v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
-        warnings.extend(
-            pb.ConfigurationWarning(field=w.field, description=w.description)
-            for w in configuration.unlisted_models(candidate.access, view)
-        )
-        return config_to_columns(normal)
-
-    return validate
+def _warnings(
+    candidate: pb.AccessKeyConfiguration, view: configuration.AccountView
+) -> list[pb.ConfigurationWarning]:
+    """What looks like a mistake in a stored configuration but is valid."""
+    return [
+        pb.ConfigurationWarning(field=w.field, description=w.description)
+        for w in configuration.unlisted_models(candidate.access, view)
+    ]
 
 
 class ConfigurationServicer(
@@ -69,14 +60,10 @@ class ConfigurationServicer(
         v = Violations()
         check_common(v, "", name=c.name, description=c.description, metadata=c.metadata)
         v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
-        warnings: list[pb.ConfigurationWarning] = []
         row = self.store.create_configuration(
-            account_id,
-            name=c.name,
-            description=c.description,
-            metadata=c.metadata,
-            validate=_validator(c, warnings),
+            account_id, name=c.name, description=c.description, metadata=c.metadata, body=c
         )
+        warnings = _warnings(c, self.store.account_view(account_id))
         return pb.CreateAccessKeyConfigurationResponse(
             configuration=self._message(row), warnings=warnings
         )
@@ -109,20 +96,15 @@ class ConfigurationServicer(
         current = self.store.get(CONFIGURATIONS, require_id(c.id, "configuration.id"), account_id)
         values = changes(c, request.update_mask, _UPDATABLE)
         check_update(values, current)
-        validate = None
-        warnings: list[pb.ConfigurationWarning] = []
+        body = None
         if any(part in values for part in _VALIDATED):
-            candidate = config_from_columns(
+            stored = config_from_columns(
                 current["access_json"], current["router_json"], current["limits_json"]
             )
-            for part in _VALIDATED:
-                if part in values:
-                    candidate.ClearField(part)  # type: ignore[arg-type]
-                    if c.HasField(part):  # type: ignore[arg-type]
-                        getattr(candidate, part).CopyFrom(getattr(c, part))
-            validate = _validator(candidate, warnings)
+            body = masks.merge(stored, c, [p for p in _VALIDATED if p in values])
         columns = {k: v for k, v in values.items() if k not in _VALIDATED}
-        row = self.store.update_configuration(account_id, c.id, columns, c.etag, validate)
+        row = self.store.update_configuration(account_id, c.id, columns, c.etag, body)
+        warnings = [] if body is None else _warnings(body, self.store.account_view(account_id))
         return pb.UpdateAccessKeyConfigurationResponse(
             configuration=self._message(row), warnings=warnings
         )

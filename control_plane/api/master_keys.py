@@ -11,6 +11,7 @@ import asyncio
 from keyway.v1 import master_keys_pb2 as pb
 from keyway.v1 import master_keys_pb2_grpc
 
+from control_plane.domain import master_keys
 from control_plane.domain.errors import FailedPrecondition
 from control_plane.secrets.keyring import FileKeyProvider
 from control_plane.secrets.sealing import Sealer
@@ -52,7 +53,7 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
                 unreadable.update(result.unreadable)
                 if result.done == 0:
                     break
-            retired = await self._retire(unreadable)
+            retired = await self._retire()
         return pb.RotateMasterKeyResponse(
             key_id=self._sealer.current_kek_id(),
             rewrapped=rewrapped,
@@ -60,15 +61,13 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
             unreadable_key_ids=sorted(unreadable),
         )
 
-    async def _retire(self, unreadable: set[str]) -> list[str]:
+    async def _retire(self) -> list[str]:
         provider = self._sealer.provider
         if not isinstance(provider, FileKeyProvider):
             return []  # the environment is not ours to edit
-        retired = []
-        for kek_id in provider.ids()[1:]:
-            # Only once no data key needs it: rows left unreadable still do.
-            if await asyncio.to_thread(self._rows.count_under, kek_id):
-                continue
+        key_ids = provider.ids()
+        wrapped = {k: await asyncio.to_thread(self._rows.count_under, k) for k in key_ids[1:]}
+        retired = master_keys.retirable(key_ids, wrapped)
+        for kek_id in retired:
             provider.retire(kek_id)
-            retired.append(kek_id)
         return retired

@@ -8,7 +8,7 @@ from typing import Any
 from keyway.v1 import providers_pb2 as pb
 from keyway.v1 import providers_pb2_grpc
 
-from control_plane.domain import catalog, formats, quotas
+from control_plane.domain import catalog, formats, masks, quotas
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import require_id
 from control_plane.domain.upstreams import check_custom_provider
@@ -53,14 +53,7 @@ def custom_provider_message(row: dict[str, Any]) -> pb.CustomProvider:
 
 class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
     def _check(self, cp: pb.CustomProvider, *, creating: bool) -> None:
-        limit = self.options.quotas.models_per_provider
-        if len(cp.models) > limit:
-            raise quotas.exceeded(
-                "models_per_provider",
-                limit,
-                f"customProviders/{cp.provider_id or cp.id}",
-                f"the custom provider lists {len(cp.models)} models",
-            )
+        quotas.check_models(self.options.quotas, cp.provider_id or cp.id, len(cp.models))
         v = Violations()
         check_custom_provider(
             v, cp, allow_private=self.options.allow_private_upstreams, creating=creating
@@ -147,10 +140,7 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
             CUSTOM_PROVIDERS, require_id(cp.id, "custom_provider.id"), account_id
         )
         fields = frozenset(changes(cp, request.update_mask, _UPDATABLE))
-        merged = custom_provider_message(current)
-        for field in fields:
-            merged.ClearField(field)  # type: ignore[arg-type]
-        merged.MergeFrom(_subset(cp, fields))
+        merged = masks.merge(custom_provider_message(current), cp, fields)
         self._check(merged, creating=False)
         row = self.store.update(
             CUSTOM_PROVIDERS, cp.id, account_id, _columns(merged, fields), cp.etag
@@ -164,13 +154,3 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
         self.store.delete(CUSTOM_PROVIDERS, require_id(request.id), who.account(), request.etag)
         return pb.DeleteCustomProviderResponse()
 
-
-def _subset(cp: pb.CustomProvider, fields: frozenset[str]) -> pb.CustomProvider:
-    out = pb.CustomProvider()
-    for field in fields:
-        value = getattr(cp, field)
-        if field in ("formats", "models"):
-            getattr(out, field).extend(value)
-        else:
-            setattr(out, field, value)
-    return out

@@ -18,15 +18,9 @@ from typing import Any
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 from sqlite_utils import Database
 
-from control_plane.domain import catalog, ids, quotas, tokens
-from control_plane.domain.configuration import AccountView, referenced_keys, referenced_providers
-from control_plane.domain.errors import (
-    Aborted,
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-)
+from control_plane.domain import catalog, configuration, ids, preconditions, quotas, tokens
+from control_plane.domain.configuration import AccountView
+from control_plane.domain.errors import NotFound
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.domain.redact import redact
 from control_plane.secrets.errors import SealError
@@ -34,7 +28,7 @@ from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
 
 from . import footprint
-from .codec import config_from_columns
+from .codec import config_from_columns, config_to_columns
 from .database import current_revision, write
 from .sealed_rows import AAD_VERSION, key_aad
 
@@ -96,10 +90,6 @@ CUSTOM_PROVIDERS = _Kind(
 
 # Tables holding an account's resources, children before parents for deletes.
 _ACCOUNT_TABLES = ("access_keys", "configurations", "provider_keys", "custom_providers")
-
-ValidateConfig = Callable[[AccountView], dict[str, str | None]]
-"""Given the account, returns the configuration columns to store (codec.config_to_columns)
-or raises."""
 
 
 def _now_us() -> int:
@@ -192,11 +182,7 @@ class Store:
 
     @staticmethod
     def _check_etag(kind: _Kind, row: Row, etag: str) -> None:
-        if etag and etag != row["etag"]:
-            raise Aborted(
-                f"{kind.label} '{row['id']}' was changed since etag '{etag}' "
-                f"(current etag '{row['etag']}'); read it again and retry"
-            )
+        preconditions.check_etag(kind.label, row["id"], row["etag"], etag)
 
     def _insert(self, kind: _Kind, fields: Row, revision: int) -> Row:
         if kind.quota is not None:
@@ -275,21 +261,14 @@ class Store:
         with self._write() as _:
             row = self._find(ACCOUNTS, account_id, None)
             self._check_etag(ACCOUNTS, row, etag)
-            counts = {
-                table: self._db.execute(
+            held = {
+                table.replace("_", " "): self._db.execute(
                     f"SELECT count(*) FROM {table} WHERE account_id = ?",  # noqa: S608
                     [account_id],
                 ).fetchone()[0]
                 for table in _ACCOUNT_TABLES
             }
-            held = {table: n for table, n in counts.items() if n}
-            if held and not force:
-                summary = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in held.items())
-                raise FailedPrecondition(
-                    f"account '{account_id}' still holds {summary}; delete them or pass force",
-                    [account_id],
-                    reason="ACCOUNT_NOT_EMPTY",
-                )
+            preconditions.check_account_empty(account_id, held, force=force)
             for table in (*_ACCOUNT_TABLES, "credentials"):
                 self._db.execute(
                     f"DELETE FROM {table} WHERE account_id = ?",  # noqa: S608
@@ -356,14 +335,7 @@ class Store:
     def delete_operator_credential(self, credential_id: str) -> None:
         with self._write() as _:
             row = self._find(OPERATOR_CREDENTIALS, credential_id, None)
-            if self.count_credentials("operator") == 1:
-                raise FailedPrecondition(
-                    f"operator credential '{credential_id}' is the last one: nobody could "
-                    "administer the gateway without it; rotate it instead, or create another "
-                    "one first",
-                    [credential_id],
-                    reason="LAST_OPERATOR_CREDENTIAL",
-                )
+            preconditions.check_not_last_operator(credential_id, self.count_credentials("operator"))
             self._db.execute("DELETE FROM credentials WHERE seq = ?", [row["seq"]])
 
     def reset_operator_credentials(self, name: str) -> tuple[Row, str]:
@@ -398,18 +370,7 @@ class Store:
             yield config_id, config_from_columns(access_json, router_json, limits_json)
 
     def _refuse_if_referenced(self, key: Row) -> None:
-        users = [
-            config_id
-            for config_id, config in self._configurations_of(key["account_id"])
-            if key["id"] in referenced_keys(config.router)
-        ]
-        if users:
-            raise FailedPrecondition(
-                f"provider key '{key['id']}' is referenced by the router of "
-                f"configuration(s) {', '.join(users)}; remove it from them first",
-                users,
-                reason="PROVIDER_KEY_IN_USE",
-            )
+        preconditions.check_key_unused(key["id"], self._configurations_of(key["account_id"]))
 
     def _refuse_if_linked(self, config: Row) -> None:
         linked = [
@@ -419,14 +380,7 @@ class Store:
                 [config["id"]],
             ).fetchall()
         ]
-        if linked:
-            shown = ", ".join(linked[:20]) + (" …" if len(linked) > 20 else "")
-            raise FailedPrecondition(
-                f"configuration '{config['id']}' is linked to {len(linked)} access key(s): "
-                f"{shown}; link them elsewhere first",
-                linked,
-                reason="CONFIGURATION_IN_USE",
-            )
+        preconditions.check_configuration_unlinked(config["id"], linked)
 
     def _refuse_if_provider_used(self, custom: Row) -> None:
         provider = custom["provider_id"]
@@ -437,25 +391,8 @@ class Store:
                 [custom["account_id"], provider],
             ).fetchall()
         ]
-        configs = [
-            config_id
-            for config_id, config in self._configurations_of(custom["account_id"])
-            if provider in referenced_providers(config)
-        ]
-        if keys or configs:
-            raise FailedPrecondition(
-                f"custom provider '{provider}' is used by "
-                + "; ".join(
-                    part
-                    for part in (
-                        keys and f"provider key(s) {', '.join(keys)}",
-                        configs and f"configuration(s) {', '.join(configs)}",
-                    )
-                    if part
-                ),
-                [*keys, *configs],
-                reason="PROVIDER_IN_USE",
-            )
+        configs = self._configurations_of(custom["account_id"])
+        preconditions.check_provider_unused(provider, keys, configs)
 
     # -- provider keys -----------------------------------------------------------------
 
@@ -509,11 +446,8 @@ class Store:
         value: Secret,
     ) -> Row:
         with self._write() as revision:
-            if provider_id not in self._known_providers(account_id):
-                raise InvalidArgument.field(
-                    "provider_id",
-                    f"unknown provider '{provider_id}'; see `keyway admin providers list`",
-                )
+            known = self._known_providers(account_id)
+            preconditions.check_provider_known(provider_id, known, hint=True)
             # The id is chosen first: the sealed value is bound to it.
             row_id = ids.new_id(PROVIDER_KEYS.prefix)
             fields = {
@@ -544,9 +478,9 @@ class Store:
     ) -> Page:
         where: dict[str, Any] = {"account_id": account_id}
         if provider_id:
-            if provider_id not in self._known_providers(account_id):
-                # A typo must not read as "this provider has no keys".
-                raise InvalidArgument.field("provider_id", f"unknown provider '{provider_id}'")
+            # A typo must not read as "this provider has no keys".
+            known = self._known_providers(account_id)
+            preconditions.check_provider_known(provider_id, known, hint=False)
             where["provider_id"] = provider_id
         return self._page(PROVIDER_KEYS, after=after, limit=limit, where=where)
 
@@ -617,17 +551,12 @@ class Store:
     # -- access keys -------------------------------------------------------------------
 
     def _check_configuration(self, account_id: str, config_id: str | None) -> None:
-        if (
-            config_id
-            and self._db.execute(
+        if config_id:
+            found = self._db.execute(
                 "SELECT 1 FROM configurations WHERE id = ? AND account_id = ?",
                 [config_id, account_id],
             ).fetchone()
-            is None
-        ):
-            raise InvalidArgument.field(
-                "configuration_id", f"no configuration '{config_id}' in this account"
-            )
+            preconditions.check_configuration_exists(config_id, found is not None)
 
     def create_access_key(
         self,
@@ -686,15 +615,18 @@ class Store:
         name: str,
         description: str,
         metadata: str,
-        validate: ValidateConfig,
+        body: AccessKeyConfiguration,
     ) -> Row:
+        """`body`'s access, router and limits are checked against the account as it is in
+        the write transaction, and stored in canonical form."""
         with self._write() as revision:
+            normal = configuration.validated(body, self.account_view(account_id))
             fields = {
                 "account_id": account_id,
                 "name": name,
                 "description": description,
                 "metadata": metadata,
-                **validate(self.account_view(account_id)),
+                **config_to_columns(normal),
             }
             return self._insert(CONFIGURATIONS, fields, revision)
 
@@ -704,13 +636,15 @@ class Store:
         config_id: str,
         changes: Mapping[str, Any],
         etag: str,
-        validate: ValidateConfig | None,
+        body: AccessKeyConfiguration | None,
     ) -> Row:
+        """`body`, when given, replaces access, router and limits (checked as on create)."""
         with self._write() as revision:
             row = self._find(CONFIGURATIONS, config_id, account_id)
             merged = dict(changes)
-            if validate is not None:
-                merged.update(validate(self.account_view(account_id)))
+            if body is not None:
+                normal = configuration.validated(body, self.account_view(account_id))
+                merged.update(config_to_columns(normal))
             return self._update(CONFIGURATIONS, row, merged, etag, revision)
 
     def list_configurations(self, account_id: str, *, after: int, limit: int) -> Page:
@@ -726,11 +660,7 @@ class Store:
                 "SELECT id FROM custom_providers WHERE account_id = ? AND provider_id = ?",
                 [account_id, fields["provider_id"]],
             ).fetchone()
-            if clash is not None:
-                raise AlreadyExists(
-                    f"custom provider '{fields['provider_id']}' already exists as {clash[0]}",
-                    reason="PROVIDER_ID_IN_USE",
-                )
+            preconditions.check_provider_id_free(fields["provider_id"], clash and clash[0])
             return self._insert(CUSTOM_PROVIDERS, {"account_id": account_id, **fields}, revision)
 
     def list_custom_providers(self, account_id: str, *, after: int, limit: int) -> Page:

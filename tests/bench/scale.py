@@ -16,14 +16,11 @@ from pathlib import Path
 
 from keyway.v1 import access_key_configurations_pb2 as cfg
 
-from control_plane.domain import configuration
-from control_plane.domain.errors import Violations
 from control_plane.secrets.keyring import load_key_provider
 from control_plane.secrets.sealing import Sealer
 from control_plane.secrets.secret import Secret
-from control_plane.store.codec import config_to_columns
 from control_plane.store.database import open_database
-from control_plane.store.store import Store, ValidateConfig
+from control_plane.store.store import Store
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -64,18 +61,6 @@ class Dataset:
 
 def _secret(prefix: str) -> Secret:
     return Secret(prefix + "".join(secrets.choice(_ALPHABET) for _ in range(40)))
-
-
-def _validator(candidate: cfg.AccessKeyConfiguration) -> ValidateConfig:
-    """What the admin API runs: normalise against the account, refuse on any violation."""
-
-    def validate(view: configuration.AccountView) -> dict[str, str | None]:
-        v = Violations()
-        normal = configuration.normalise(candidate, view, v)
-        v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
-        return config_to_columns(normal)
-
-    return validate
 
 
 def _configuration(openai: list[str], anthropic: list[str]) -> cfg.AccessKeyConfiguration:
@@ -142,7 +127,7 @@ def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
                     name=f"config-{c}",
                     description="",
                     metadata="",
-                    validate=_validator(_configuration(openai, anthropic)),
+                    body=_configuration(openai, anthropic),
                 )["id"]
                 for c in range(scale.configurations)
             ]
