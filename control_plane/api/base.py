@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -18,7 +18,8 @@ from control_plane.domain import masks, paging
 from control_plane.domain.errors import DomainError, Violations
 from control_plane.domain.fields import check_common, page_size
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
-from control_plane.store.store import Page, Store
+from control_plane.store.port import Store
+from control_plane.store.records import Labels, Page
 
 from .auth import Principal, authenticate
 from .errors import internal_status, to_status, trailing_metadata
@@ -115,15 +116,28 @@ def timestamp(micros: int | None) -> Timestamp | None:
     return ts
 
 
-def common(row: dict[str, Any]) -> dict[str, Any]:
+class _Resource(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def create_time_us(self) -> int: ...
+    @property
+    def update_time_us(self) -> int: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def fields(self) -> Labels: ...
+
+
+def common(record: _Resource) -> dict[str, Any]:
     """Constructor arguments every resource message shares."""
     return {
-        "id": row["id"],
-        "description": row["description"],
-        "metadata": row["metadata"],
-        "create_time": timestamp(row["create_time"]),
-        "update_time": timestamp(row["update_time"]),
-        "etag": row["etag"],
+        "id": record.id,
+        "description": record.fields.description,
+        "metadata": record.fields.metadata,
+        "create_time": timestamp(record.create_time_us),
+        "update_time": timestamp(record.update_time_us),
+        "etag": record.etag,
     }
 
 
@@ -131,35 +145,27 @@ def page_args(size: int, token: str, filter_key: str = "") -> dict[str, int]:
     return {"after": paging.decode(token, filter_key), "limit": page_size(size)}
 
 
-def next_token(page: Page, filter_key: str = "") -> str:
+def next_token(page: Page[Any], filter_key: str = "") -> str:
     return "" if page.next_after is None else paging.encode(page.next_after, filter_key)
 
 
-def check_update(
-    values: dict[str, Any], current: dict[str, Any], *, name_field: str = "name"
-) -> None:
-    """Validates name/description/metadata as they will be after an update."""
+def masked(
+    resource: Message, mask: field_mask_pb2.FieldMask, updatable: Mapping[str, str]
+) -> dict[str, str]:
+    """The fields an update writes: message field -> the record field it sets."""
+    chosen = masks.resolve(resource, list(mask.paths), updatable)
+    return {name: updatable[name] for name in sorted(chosen)}
 
-    def after(column: str) -> str:
-        return str(values[column] if column in values else current[column])
 
+def check_labels(resource: Message, *, name_field: str = "name") -> None:
+    """Validates name/description/metadata of a resource as it will be stored."""
     v = Violations()
     check_common(
         v,
         "",
-        name=after("name"),
-        description=after("description"),
-        metadata=after("metadata"),
+        name=getattr(resource, name_field),
+        description=getattr(resource, "description"),  # noqa: B009 - any resource message
+        metadata=getattr(resource, "metadata"),  # noqa: B009
         name_field=name_field,
     )
     v.raise_if_any()
-
-
-def changes(
-    resource: Message,
-    mask: field_mask_pb2.FieldMask,
-    updatable: dict[str, str],
-) -> dict[str, Any]:
-    """Column values for the masked fields; `updatable` maps field -> column."""
-    chosen = masks.resolve(resource, list(mask.paths), updatable)
-    return {updatable[f]: getattr(resource, f) for f in chosen}

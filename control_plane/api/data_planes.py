@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from keyway.v1 import data_planes_pb2 as pb
 from keyway.v1 import data_planes_pb2_grpc
@@ -19,17 +18,19 @@ from keyway.v1 import data_planes_pb2_grpc
 from control_plane.domain import paging, tokens
 from control_plane.domain.errors import FailedPrecondition, NotFound, Violations
 from control_plane.domain.fields import check_common, page_size, require_id
+from control_plane.domain.tokens import TokenKind
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import (
     ConnectedNodeError,
-    NodeStatus,
     State,
     StatusBook,
     UnknownNodeError,
+    state,
 )
-from control_plane.store.store import DATA_PLANE_CREDENTIALS, Store
+from control_plane.store.port import DATA_PLANE_CREDENTIALS, Store
+from control_plane.store.records import Credential, Labels, NodeStatus
 
-from .auth import OPERATOR, Principal
+from .auth import Principal
 from .base import Options, Servicer, next_token, page_args, rpc, timestamp
 
 _HIDDEN_REJECTION = "rejected by this proxy; the operator can see why"
@@ -42,12 +43,12 @@ _STATES = {
 }
 
 
-def credential_message(row: dict[str, Any]) -> pb.DataPlaneCredential:
+def credential_message(credential: Credential) -> pb.DataPlaneCredential:
     return pb.DataPlaneCredential(
-        id=row["id"],
-        name=row["name"],
-        redacted_token=row["redacted_token"],
-        create_time=timestamp(row["create_time"]),
+        id=credential.id,
+        name=credential.fields.name,
+        redacted_token=credential.redacted_token,
+        create_time=timestamp(credential.create_time_us),
     )
 
 
@@ -85,7 +86,7 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             node_id=node.node_id,
             pool=node.pool,
             build_version=node.build_version,
-            state=_STATES[node.state(latest.revision if latest else None)],
+            state=_STATES[state(node, latest.revision if latest else None)],
             connect_time=timestamp(node.connect_time_us),
             last_seen_time=timestamp(node.last_seen_us),
             sent_version=node.sent_version,
@@ -107,7 +108,7 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
     def ListDataPlanes(
         self, request: pb.ListDataPlanesRequest, who: Principal
     ) -> pb.ListDataPlanesResponse:
-        operator = who.kind == OPERATOR
+        operator = who.kind is TokenKind.OPERATOR
         view = "operator" if operator else "redacted"
         after = paging.decode_key(request.page_token, view)
         limit = page_size(request.page_size)
@@ -148,10 +149,16 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
         v = Violations()
         check_common(v, "credential.", name=request.credential.name, description="", metadata="")
         v.raise_if_any()
-        row, token = self.store.create_credential(
-            tokens.TokenKind.DATA_PLANE, account_id=None, name=request.credential.name
+        token = tokens.mint(TokenKind.DATA_PLANE)
+        credential = self.store.create_credential(
+            TokenKind.DATA_PLANE,
+            account_id=None,
+            fields=Labels(name=request.credential.name),
+            token=token,
         )
-        return pb.CreateDataPlaneCredentialResponse(credential=credential_message(row), token=token)
+        return pb.CreateDataPlaneCredentialResponse(
+            credential=credential_message(credential), token=token
+        )
 
     @rpc
     def ListDataPlaneCredentials(
@@ -159,10 +166,12 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
     ) -> pb.ListDataPlaneCredentialsResponse:
         who.require_operator()
         page = self.store.list_credentials(
-            tokens.TokenKind.DATA_PLANE, **page_args(request.page_size, request.page_token)
+            TokenKind.DATA_PLANE,
+            account_id=None,
+            **page_args(request.page_size, request.page_token),
         )
         return pb.ListDataPlaneCredentialsResponse(
-            credentials=[credential_message(r) for r in page.rows],
+            credentials=[credential_message(c) for c in page.items],
             next_page_token=next_token(page),
         )
 

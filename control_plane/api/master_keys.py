@@ -1,7 +1,7 @@
 """MasterKeyService: rotate the key-encryption key and re-wrap data keys.
 
-The re-wrap touches every sealed secret, so it runs on a worker thread
-(`SealedRows`): admin RPCs, health checks and snapshot streams carry on meanwhile.
+The re-wrap touches every sealed secret, so it runs on a worker thread (the store's
+`SealedPasses`): admin RPCs, health checks and snapshot streams carry on meanwhile.
 """
 
 from __future__ import annotations
@@ -15,20 +15,17 @@ from control_plane.domain import master_keys
 from control_plane.domain.errors import FailedPrecondition
 from control_plane.secrets.keyring import FileKeyProvider
 from control_plane.secrets.sealing import Sealer
-from control_plane.store.sealed_rows import SealedRows
-from control_plane.store.store import Store
+from control_plane.store.port import Store
 
 from .auth import Principal
 from .base import Options, Servicer, slow_rpc
 
 
 class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer):
-    def __init__(
-        self, store: Store, options: Options, sealer: Sealer, sealed_rows: SealedRows
-    ) -> None:
+    def __init__(self, store: Store, options: Options, sealer: Sealer) -> None:
         super().__init__(store, options)
         self._sealer = sealer
-        self._rows = sealed_rows
+        self._rows = store.sealed
         self._rotating = asyncio.Lock()
 
     @slow_rpc

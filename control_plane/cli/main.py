@@ -436,7 +436,7 @@ def _reset_operator_token(args: argparse.Namespace) -> int:
         raise StartupError(f"no control plane data in {data_dir} (see --data-dir)")
     with open_data_dir(data_dir) as (store, _):
         path = reset_operator_token(store, data_dir)
-        store.db.close()
+        store.close()
     print(f"keyway: revoked every operator token; the new one is in {path} (mode 0600)")
     return 0
 

@@ -197,9 +197,7 @@ def normalise(
     return out
 
 
-def validated(
-    candidate: pb.AccessKeyConfiguration, view: AccountView
-) -> pb.AccessKeyConfiguration:
+def validated(candidate: pb.AccessKeyConfiguration, view: AccountView) -> pb.AccessKeyConfiguration:
     """What is stored for `candidate`: its canonical form, or every problem at once."""
     v = Violations()
     normal = normalise(candidate, view, v)

@@ -16,10 +16,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
-from control_plane.api.auth import DATA_PLANE, bearer_token
+from control_plane.api.auth import bearer_token
 from control_plane.domain import tokens
 from control_plane.domain.errors import Unauthenticated
-from control_plane.store.store import Store
+from control_plane.store.port import Store
+from control_plane.store.records import AccessKeyUsage, KeyUsage
 
 from .publisher import Published, Publisher, Subscription
 from .status import REJECTION_MESSAGE_MAX, StatusBook
@@ -105,7 +106,7 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
 
         self._store.record_usage(
             [
-                (
+                KeyUsage(
                     u.provider_key_id,
                     micros(u.last_used_time, u.HasField("last_used_time")),
                     u.last_error_status,
@@ -115,7 +116,10 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                 )
                 for u in request.provider_keys
             ],
-            [(u.access_key_id, u.last_used_time.ToMicroseconds()) for u in request.access_keys],
+            [
+                AccessKeyUsage(u.access_key_id, u.last_used_time.ToMicroseconds())
+                for u in request.access_keys
+            ],
         )
         return pb.ReportUsageResponse()
 
@@ -124,7 +128,7 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
         found = None
         if tokens.is_well_formed(token, tokens.TokenKind.DATA_PLANE):
             found = self._store.authenticate(token)
-        if found is None or found.kind != DATA_PLANE:
+        if found is None or found.kind is not tokens.TokenKind.DATA_PLANE:
             raise Unauthenticated("unknown, revoked or malformed data-plane token")
         return found.id
 

@@ -18,9 +18,8 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from control_plane.store.records import StoreDelta
+from control_plane.store.port import SnapshotSource
 from data_plane.routing.validate import validate
 
 from .assembly import AccountStatus, Assembly
@@ -67,12 +66,6 @@ class Subscription:
     async def wait(self) -> None:
         await self._pending.wait()
         self._pending.clear()
-
-
-class SnapshotSource(Protocol):
-    def read(self, known: Mapping[str, int]) -> StoreDelta: ...
-
-    def revision(self) -> int: ...
 
 
 class Publisher:

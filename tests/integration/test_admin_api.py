@@ -27,7 +27,6 @@ from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import providers_pb2 as prov
 
 from control_plane.server import Settings
-from control_plane.store.store import PROVIDER_KEYS
 
 from .conftest import RunningControlPlane
 from .rpc_helpers import (
@@ -42,6 +41,7 @@ from .rpc_helpers import (
     rule,
     running,
 )
+from .stores import rows_of
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -61,8 +61,7 @@ def op(control_plane: RunningControlPlane) -> Api:
 
 
 def secret_of(control_plane: RunningControlPlane, key_id: str) -> str:
-    store = control_plane.server.store
-    return store.reveal(store.get(PROVIDER_KEYS, key_id, None)).reveal()
+    return control_plane.server.store.reveal(key_id).reveal()
 
 
 # -- one table describing every resource with Get/List/Update/Delete -----------------------
@@ -1147,16 +1146,14 @@ def test_delete_account_refused_unless_forced(op: Api, control_plane: RunningCon
             pk.ListProviderKeysRequest(), metadata=tenant.md
         ),
     )
-    for table in ("provider_keys", "configurations", "access_keys", "custom_providers"):
-        rows = store.db.execute(
-            f"SELECT count(*) FROM {table} WHERE account_id = ?",
-            [account.id],
-        ).fetchone()
-        assert rows[0] == 0, table
-    credentials = store.db.execute(
-        "SELECT count(*) FROM credentials WHERE account_id = ?", [account.id]
-    ).fetchone()
-    assert credentials[0] == 0
+    for table in (
+        "provider_keys",
+        "configurations",
+        "access_keys",
+        "custom_providers",
+        "credentials",
+    ):
+        assert rows_of(control_plane.data_dir, table, account.id) == 0, table
 
 
 def test_delete_empty_account_without_force(op: Api) -> None:

@@ -37,8 +37,9 @@ from control_plane.snapshots.compiler import (
     compile_snapshot,
     serialise,
 )
-from control_plane.snapshots.status import NodeStatus, State
+from control_plane.snapshots.status import State, state
 from control_plane.snapshots.stream import Reply, Revision, Send, StreamState
+from control_plane.store.records import NodeStatus
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import RoutingTable, build
 from data_plane.routing.validate import validate
@@ -735,7 +736,7 @@ class Simulation:
             elif latest.valid:
                 assert proxy.applied == latest.revision
                 assert conn.stream.applied == latest.revision
-                assert node.state(latest.revision) is State.IN_SYNC
+                assert state(node, latest.revision) is State.IN_SYNC
             else:
                 # Keeps what it had; the control plane knows why and stops offering it.
                 assert proxy.applied != latest.revision
@@ -744,7 +745,7 @@ class Simulation:
                 assert conn.stream.last_rejection is not None
                 assert conn.stream.last_rejection.revision == latest.revision
                 assert node.rejection == conn.stream.last_rejection
-                assert node.state(latest.revision) is State.REJECTED
+                assert state(node, latest.revision) is State.REJECTED
                 assert conn.stream.next_send(latest.revision) is None
 
 

@@ -111,5 +111,5 @@ def test_pure_modules_do_no_io(path: Path) -> None:
 
 def test_the_checker_sees_imports() -> None:
     # Guards the guard: a module with a forbidden import must be caught.
-    sample = ROOT / "control_plane" / "store" / "database.py"
+    sample = ROOT / "control_plane" / "store" / "sqlite" / "database.py"
     assert "sqlite_utils" in set(imported_modules(sample))

@@ -11,7 +11,6 @@ back with the problem (ids only, never a secret) and every other account as usua
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections import defaultdict
@@ -23,14 +22,18 @@ from typing import Any
 from google.protobuf import json_format
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
-from control_plane.domain import catalog, formats
+from control_plane.domain import catalog
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
-
-from .codec import config_from_columns
-from .records import AccessKeyRecord, AccountData, AccountRecord, KeyRecord, StoreDelta
-from .sealed_rows import key_aad
+from control_plane.store import codec
+from control_plane.store.records import (
+    AccessKeyRecord,
+    AccountData,
+    AccountRecord,
+    KeyRecord,
+    StoreDelta,
+)
 
 # Accounts read with `IN (…)` per statement; above half of all accounts, whole tables.
 _CHUNK = 500
@@ -43,15 +46,13 @@ class _Spoiled(Exception):
 def _custom_provider(row: tuple[Any, ...]) -> catalog.ProviderSpec:
     _, row_id, provider_id, name, base_url, formats_json, auth, models_json = row
     try:
-        spoken = tuple(formats.from_api_format(f) for f in json.loads(formats_json))
-        return catalog.ProviderSpec(
-            id=provider_id,
-            name=name,
-            base_url=base_url,
-            formats=spoken,
-            auth_style=formats.effective_auth_style(formats.from_api_auth_style(auth), spoken),
-            models=tuple(catalog.Model(i, u) for i, u in json.loads(models_json)),
-            built_in=False,
+        return catalog.custom(
+            provider_id,
+            name,
+            base_url,
+            codec.formats_from_json(formats_json),
+            codec.auth_style_from_int(auth),
+            codec.models_from_json(models_json),
         )
     except (ValueError, TypeError, KeyError):
         raise _Spoiled(f"custom provider {row_id} is not readable") from None
@@ -67,6 +68,8 @@ class _Account:
 
 
 class SnapshotReader:
+    """`SnapshotSource` on SQLite."""
+
     def __init__(self, path: Path, sealer: Sealer) -> None:
         self._conn = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
@@ -160,7 +163,7 @@ class SnapshotReader:
 
         def key(account: _Account, row: tuple[Any, ...]) -> None:
             account_id, key_id, provider_id, kek, wrapped, ciphertext, version, aad_v, off = row
-            aad = key_aad(account_id, provider_id, key_id, version, aad_v)
+            aad = codec.key_aad(account_id, provider_id, key_id, version, aad_v)
             cached = self._secrets.get(account_id, {}).get(key_id)
             if cached is not None and cached[0] == ciphertext and cached[1] == aad:
                 value = cached[2]
@@ -191,7 +194,7 @@ class SnapshotReader:
                 config = hit[1]
             else:
                 try:
-                    config = config_from_columns(access_json, router_json, limits_json)
+                    config = codec.config_from_columns(access_json, router_json, limits_json)
                 except (json_format.ParseError, ValueError, TypeError):
                     raise _Spoiled(f"configuration {config_id} is not readable") from None
             parsed[account_id][config_id] = (etag, config)
