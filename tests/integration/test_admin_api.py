@@ -29,6 +29,7 @@ from keyway.v1 import providers_pb2 as prov
 from control_plane.server import Settings
 
 from .conftest import RunningControlPlane
+from .proxies import caught_up
 from .rpc_helpers import (
     ANTHROPIC_VALUE,
     OPENAI_VALUE,
@@ -700,6 +701,8 @@ def test_admin_api_key_token_is_shown_once_and_works(
     token, key = response.token, response.admin_api_key
     assert token.startswith("kwadm_")
     assert key.redacted_token == token[:10] + "***" + token[-4:]
+    # The account's snapshot status moves when the write is published: read it after.
+    caught_up(control_plane)
     own = api.accounts.GetAccount(acc.GetAccountRequest(), metadata=api.md).account
     assert key.account_id == own.id
 

@@ -371,7 +371,14 @@ def mutated_snapshots(draw: st.DrawFn) -> spb.Snapshot:
     snapshot = compile_snapshot(replace(state, revision=draw(st.integers(1, 9))))
     del snapshot.providers[draw(st.integers(1, len(snapshot.providers))) :]  # keep it small
     strings = st.sampled_from(sorted(_strings(snapshot))) | _URLS | _IDS
-    numbers = st.sampled_from([-1, 0, 1, 2, 3, 7])
+    signed = st.sampled_from([-1, 0, 1, 2, 3, 7])
+    unsigned = st.sampled_from([0, 1, 2, 3, 7, 2**32 - 1])  # uint32 refuses -1 outright
+
+    def values(fd: FieldDescriptor) -> st.SearchStrategy[Any]:
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            return strings
+        return unsigned if fd.type == FieldDescriptor.TYPE_UINT32 else signed
+
     for _ in range(draw(st.integers(1, 3))):
         owner, fd, index = draw(st.sampled_from(_slots(snapshot)))
         value = getattr(owner, fd.name)
@@ -382,15 +389,13 @@ def mutated_snapshots(draw: st.DrawFn) -> spb.Snapshot:
                 else:
                     value.add()
             else:
-                value.append(draw(strings if fd.type == FieldDescriptor.TYPE_STRING else numbers))
+                value.append(draw(values(fd)))
         elif index is not None and (fd.type == FieldDescriptor.TYPE_MESSAGE or draw(st.booleans())):
             del value[index]
         elif index is not None:
-            value[index] = draw(strings if fd.type == FieldDescriptor.TYPE_STRING else numbers)
+            value[index] = draw(values(fd))
         else:
-            setattr(
-                owner, fd.name, draw(strings if fd.type == FieldDescriptor.TYPE_STRING else numbers)
-            )
+            setattr(owner, fd.name, draw(values(fd)))
     return snapshot
 
 
