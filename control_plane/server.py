@@ -251,7 +251,6 @@ class ControlPlane:
             quiet=settings.publish_quiet,
             cap=settings.publish_cap,
         )
-        self.store.on_commit(self.publisher.notify)
         self.status = StatusBook(self.store, forget_after=settings.forget_disconnected_after)
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
@@ -337,6 +336,13 @@ class ControlPlane:
 
     async def start(self) -> int:
         self.port = self._bind()
+        loop = asyncio.get_running_loop()
+
+        def committed(revision: int) -> None:
+            # Writes commit on the store's executor; the publisher lives on the loop.
+            loop.call_soon_threadsafe(self.publisher.notify, revision)
+
+        self.store.on_commit(committed)
         await self.publisher.publish_now()
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")

@@ -11,7 +11,7 @@ import grpc
 from control_plane.domain import tokens
 from control_plane.domain.errors import DomainError, PermissionDenied, Unauthenticated
 from control_plane.domain.tokens import TokenKind
-from control_plane.store.port import Store
+from control_plane.store.port import Store, call
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
@@ -95,7 +95,8 @@ class ReflectionGate(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         if handler_call_details.method.startswith(REFLECTION_PREFIX):
             try:
-                authenticate(self._store, handler_call_details.invocation_metadata)
+                metadata = handler_call_details.invocation_metadata
+                await call(self._store, authenticate, self._store, metadata)
             except DomainError as error:
                 return _refusal(error)
         return await continuation(handler_call_details)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -18,7 +18,7 @@ from control_plane.domain import masks, paging
 from control_plane.domain.errors import DomainError, Violations
 from control_plane.domain.fields import check_common, page_size
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
-from control_plane.store.port import Store
+from control_plane.store.port import Store, call
 from control_plane.store.records import Labels, Page
 
 from .auth import Principal, authenticate
@@ -28,6 +28,7 @@ log = logging.getLogger("keyway.control_plane")
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
+_Metadata = Iterable[tuple[str, str | bytes]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +54,11 @@ def rpc(
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
     """Wraps a synchronous handler as a grpc.aio method.
 
-    Store calls are short SQLite transactions; running them on the event loop
-    keeps every write serialised without a lock.
+    The handler (authentication included) runs on the store's executor, never on the
+    event loop: a database call may take a network round trip. So a handler must not
+    touch what lives on the loop (streams, the status book); `async_rpc` is for those.
     """
-    return _wrap(fn, _awaitable(fn), account_scoped=False)
+    return _wrap(fn, _on_store(fn, account_scoped=False))
 
 
 def account_rpc(
@@ -64,39 +66,47 @@ def account_rpc(
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
     """`rpc` for methods acting on the caller's account: the wrong kind of
     credential is refused before any input is looked at."""
-    return _wrap(fn, _awaitable(fn), account_scoped=True)
+    return _wrap(fn, _on_store(fn, account_scoped=True))
 
 
-def slow_rpc(
+def async_rpc(
     fn: Callable[[S, Req, Principal], Awaitable[Resp]],
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
-    """`rpc` for a coroutine handler whose long work (a pass over every secret) awaits a
-    worker thread, so the event loop keeps serving everything else."""
-    return _wrap(fn, fn, account_scoped=False)
+    """`rpc` for a coroutine handler, run on the event loop: for work on loop state, or long
+    work on worker threads. It reaches the store with `await call(self.store, …)` only."""
+
+    async def handle(self: S, request: Req, metadata: _Metadata) -> Resp:
+        principal = await call(self.store, authenticate, self.store, metadata)
+        return await fn(self, request, principal)
+
+    return _wrap(fn, handle)
 
 
-def _awaitable(
-    fn: Callable[[S, Req, Principal], Resp],
-) -> Callable[[S, Req, Principal], Awaitable[Resp]]:
-    async def call(self: S, request: Req, principal: Principal) -> Resp:
+def _on_store(
+    fn: Callable[[S, Req, Principal], Resp], *, account_scoped: bool
+) -> Callable[[S, Req, _Metadata], Awaitable[Resp]]:
+    def handle(self: S, request: Req, metadata: _Metadata) -> Resp:
+        principal = authenticate(self.store, metadata)
+        if account_scoped:
+            principal.account()
         return fn(self, request, principal)
 
-    return call
+    async def offloaded(self: S, request: Req, metadata: _Metadata) -> Resp:
+        return await call(self.store, handle, self, request, metadata)
+
+    return offloaded
 
 
 def _wrap(
     fn: Callable[..., object],
-    call: Callable[[S, Req, Principal], Awaitable[Resp]],
-    *,
-    account_scoped: bool,
+    handle: Callable[[S, Req, _Metadata], Awaitable[Resp]],
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
+    """The one place where a handler's errors become a gRPC status."""
+
     @functools.wraps(fn)
     async def method(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
         try:
-            principal = authenticate(self.store, context.invocation_metadata())
-            if account_scoped:
-                principal.account()
-            return await call(self, request, principal)
+            return await handle(self, request, context.invocation_metadata())
         except DomainError as error:
             code, status = to_status(error)
         except Exception:

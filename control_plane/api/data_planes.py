@@ -27,11 +27,11 @@ from control_plane.snapshots.status import (
     UnknownNodeError,
     state,
 )
-from control_plane.store.port import DATA_PLANE_CREDENTIALS, Store
+from control_plane.store.port import DATA_PLANE_CREDENTIALS, Store, call
 from control_plane.store.records import Credential, Labels, NodeStatus
 
 from .auth import Principal
-from .base import Options, Servicer, next_token, page_args, rpc, timestamp
+from .base import Options, Servicer, async_rpc, next_token, page_args, rpc, timestamp
 
 _HIDDEN_REJECTION = "rejected by this proxy; the operator can see why"
 
@@ -53,6 +53,9 @@ def credential_message(credential: Credential) -> pb.DataPlaneCredential:
 
 
 class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer):
+    """The status book and open streams live on the event loop: methods that touch them are
+    coroutines (`async_rpc`)."""
+
     def __init__(
         self,
         store: Store,
@@ -104,8 +107,8 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             )
         return message
 
-    @rpc
-    def ListDataPlanes(
+    @async_rpc
+    async def ListDataPlanes(
         self, request: pb.ListDataPlanesRequest, who: Principal
     ) -> pb.ListDataPlanesResponse:
         operator = who.kind is TokenKind.OPERATOR
@@ -122,8 +125,8 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             next_page_token=paging.encode_key(page[-1].node_id, view) if more else "",
         )
 
-    @rpc
-    def DeleteDataPlane(
+    @async_rpc
+    async def DeleteDataPlane(
         self, request: pb.DeleteDataPlaneRequest, who: Principal
     ) -> pb.DeleteDataPlaneResponse:
         who.require_operator()
@@ -175,12 +178,12 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             next_page_token=next_token(page),
         )
 
-    @rpc
-    def DeleteDataPlaneCredential(
+    @async_rpc
+    async def DeleteDataPlaneCredential(
         self, request: pb.DeleteDataPlaneCredentialRequest, who: Principal
     ) -> pb.DeleteDataPlaneCredentialResponse:
         who.require_operator()
         credential_id = require_id(request.id)
-        self.store.delete(DATA_PLANE_CREDENTIALS, credential_id, None)
+        await call(self.store, self.store.delete, DATA_PLANE_CREDENTIALS, credential_id, None)
         self._revoke(credential_id)
         return pb.DeleteDataPlaneCredentialResponse()

@@ -18,7 +18,7 @@ from control_plane.secrets.sealing import Sealer
 from control_plane.store.port import Store
 
 from .auth import Principal
-from .base import Options, Servicer, slow_rpc
+from .base import Options, Servicer, async_rpc
 
 
 class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer):
@@ -28,7 +28,7 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
         self._rows = store.sealed
         self._rotating = asyncio.Lock()
 
-    @slow_rpc
+    @async_rpc
     async def RotateMasterKey(
         self, request: pb.RotateMasterKeyRequest, who: Principal
     ) -> pb.RotateMasterKeyResponse:
