@@ -27,6 +27,7 @@ def test_sealer() -> Sealer:
 
 
 def open_sqlite(directory: Path, quotas: Quotas = DEFAULT_QUOTAS) -> SqliteStore:
+    directory.mkdir(parents=True, exist_ok=True)
     return open_store(directory / "keyway.db", test_sealer(), quotas=quotas)
 
 
