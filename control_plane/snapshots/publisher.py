@@ -98,8 +98,11 @@ class Publisher:
     def assembly(self) -> Assembly:
         return self._assembly
 
-    def notify(self, revision: int = 0) -> None:
-        """A write committed (`revision` is informational: the store is read anyway)."""
+    def notify(self, revision: int) -> None:
+        """A write committed at `revision`. A notice of what a published snapshot already
+        holds (late, or repeated) wakes nothing."""
+        if self.latest is not None and revision <= self.latest.compiled.version:
+            return
         self._changed.set()
 
     def subscribe(self) -> Subscription:

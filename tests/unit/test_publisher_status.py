@@ -98,7 +98,7 @@ async def test_many_failed_compiles_share_one_retry_timer(
     publisher = Publisher(source, assembly(), retry_after=60.0)
     try:
         for _ in range(30):
-            publisher.notify()
+            publisher.notify(source.revision())
             await publisher.publish_now()
         assert source.attempts == 30
         assert publisher.failed_count == 30
@@ -123,3 +123,16 @@ async def test_retries_back_off_while_the_store_stays_unreadable() -> None:
     finally:
         publisher.close()
     assert delays == [1, 2, 4, 8, 8, 8]
+
+
+async def test_a_notice_wakes_the_publisher_only_for_what_it_has_not_published() -> None:
+    source = FlakySource(failures=0)
+    publisher = Publisher(source, assembly())
+    await publisher.publish_now()
+    assert publisher.latest is not None
+    assert publisher.latest.compiled.version == 3
+    for already in (2, 3):
+        publisher.notify(already)
+        assert not publisher._changed.is_set()
+    publisher.notify(4)
+    assert publisher._changed.is_set()
