@@ -8,7 +8,7 @@ from keyway.v1 import accounts_pb2 as apb
 from keyway.v1 import accounts_pb2_grpc, admin_api_keys_pb2_grpc
 from keyway.v1 import admin_api_keys_pb2 as kpb
 
-from control_plane.domain import masks, tokens
+from control_plane.domain import masks
 from control_plane.domain.errors import NotFound, PermissionDenied, Violations
 from control_plane.domain.fields import check_common, require_id
 from control_plane.domain.tokens import TokenKind
@@ -23,6 +23,7 @@ from .base import (
     check_labels,
     common,
     masked,
+    new_credential,
     next_token,
     page_args,
     rpc,
@@ -178,12 +179,8 @@ class AdminApiKeyServicer(Servicer, admin_api_keys_pb2_grpc.AdminApiKeyServiceSe
     ) -> kpb.CreateAdminApiKeyResponse:
         account_id = self._account(request.account_id, who)
         k = request.admin_api_key
-        v = Violations()
-        check_common(v, "", name=k.name, description=k.description, metadata=k.metadata)
-        v.raise_if_any()
-        token = tokens.mint(TokenKind.ADMIN)
-        key = self.store.create_credential(
-            TokenKind.ADMIN, account_id=account_id, fields=_labels(k, k.name), token=token
+        key, token = new_credential(
+            self.store, TokenKind.ADMIN, _labels(k, k.name), account_id=account_id
         )
         return kpb.CreateAdminApiKeyResponse(admin_api_key=admin_key_message(key), token=token)
 

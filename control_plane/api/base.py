@@ -14,12 +14,13 @@ from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from control_plane.domain import masks, paging
+from control_plane.domain import masks, paging, tokens
 from control_plane.domain.errors import DomainError, Violations
 from control_plane.domain.fields import check_common, page_size
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.domain.tokens import TokenKind
 from control_plane.store.port import Store, call
-from control_plane.store.records import Labels, Page
+from control_plane.store.records import Credential, Labels, Page
 
 from .auth import Principal, authenticate
 from .errors import internal_status, to_status, trailing_metadata
@@ -165,6 +166,29 @@ def masked(
     """The fields an update writes: message field -> the record field it sets."""
     chosen = masks.resolve(resource, list(mask.paths), updatable)
     return {name: updatable[name] for name in sorted(chosen)}
+
+
+def new_credential(
+    store: Store,
+    kind: TokenKind,
+    fields: Labels,
+    *,
+    account_id: str | None = None,
+    field_prefix: str = "",
+) -> tuple[Credential, str]:
+    """Checks the labels, mints a token of `kind` and stores the credential: it and its
+    token (shown this once; only a hash is kept)."""
+    v = Violations()
+    check_common(
+        v,
+        field_prefix,
+        name=fields.name,
+        description=fields.description,
+        metadata=fields.metadata,
+    )
+    v.raise_if_any()
+    token = tokens.mint(kind)
+    return store.create_credential(kind, account_id=account_id, fields=fields, token=token), token
 
 
 def check_labels(resource: Message, *, name_field: str = "name") -> None:

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from keyway.v1 import data_planes_pb2 as pb
 from keyway.v1 import data_planes_pb2_grpc
 
-from control_plane.domain import paging, tokens
-from control_plane.domain.errors import FailedPrecondition, NotFound, Violations
-from control_plane.domain.fields import check_common, page_size, require_id
+from control_plane.domain import paging
+from control_plane.domain.errors import FailedPrecondition, NotFound
+from control_plane.domain.fields import page_size, require_id
 from control_plane.domain.tokens import TokenKind
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import (
@@ -31,7 +31,16 @@ from control_plane.store.port import DATA_PLANE_CREDENTIALS, Store, call
 from control_plane.store.records import Credential, Labels, NodeStatus
 
 from .auth import Principal
-from .base import Options, Servicer, async_rpc, next_token, page_args, rpc, timestamp
+from .base import (
+    Options,
+    Servicer,
+    async_rpc,
+    new_credential,
+    next_token,
+    page_args,
+    rpc,
+    timestamp,
+)
 
 _HIDDEN_REJECTION = "rejected by this proxy; the operator can see why"
 
@@ -149,15 +158,9 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
         self, request: pb.CreateDataPlaneCredentialRequest, who: Principal
     ) -> pb.CreateDataPlaneCredentialResponse:
         who.require_operator()
-        v = Violations()
-        check_common(v, "credential.", name=request.credential.name, description="", metadata="")
-        v.raise_if_any()
-        token = tokens.mint(TokenKind.DATA_PLANE)
-        credential = self.store.create_credential(
-            TokenKind.DATA_PLANE,
-            account_id=None,
-            fields=Labels(name=request.credential.name),
-            token=token,
+        fields = Labels(name=request.credential.name)
+        credential, token = new_credential(
+            self.store, TokenKind.DATA_PLANE, fields, field_prefix="credential."
         )
         return pb.CreateDataPlaneCredentialResponse(
             credential=credential_message(credential), token=token

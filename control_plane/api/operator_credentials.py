@@ -11,14 +11,13 @@ from keyway.v1 import operator_credentials_pb2 as pb
 from keyway.v1 import operator_credentials_pb2_grpc
 
 from control_plane.domain import tokens
-from control_plane.domain.errors import Violations
-from control_plane.domain.fields import check_common, require_id
+from control_plane.domain.fields import require_id
 from control_plane.domain.tokens import TokenKind
 from control_plane.store.port import OPERATOR_CREDENTIALS
 from control_plane.store.records import Credential, Labels
 
 from .auth import Principal
-from .base import Servicer, next_token, page_args, rpc, timestamp
+from .base import Servicer, new_credential, next_token, page_args, rpc, timestamp
 
 
 def operator_credential_message(credential: Credential) -> pb.OperatorCredential:
@@ -39,15 +38,9 @@ class OperatorCredentialServicer(
         self, request: pb.CreateOperatorCredentialRequest, who: Principal
     ) -> pb.CreateOperatorCredentialResponse:
         who.require_operator()
-        v = Violations()
-        check_common(v, "credential.", name=request.credential.name, description="", metadata="")
-        v.raise_if_any()
-        token = tokens.mint(TokenKind.OPERATOR)
-        credential = self.store.create_credential(
-            TokenKind.OPERATOR,
-            account_id=None,
-            fields=Labels(name=request.credential.name),
-            token=token,
+        fields = Labels(name=request.credential.name)
+        credential, token = new_credential(
+            self.store, TokenKind.OPERATOR, fields, field_prefix="credential."
         )
         return pb.CreateOperatorCredentialResponse(
             credential=operator_credential_message(credential), token=token
