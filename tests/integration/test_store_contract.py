@@ -377,7 +377,10 @@ def test_the_last_operator_credential_cannot_be_deleted_but_can_be_reset(store: 
     )
     store.delete(OPERATOR_CREDENTIALS, only.id, None)
     fresh = tokens.mint(TokenKind.OPERATOR)
+    told: list[int] = []
+    store.on_commit(told.append)
     reset = store.reset_operator_credentials(Labels(name="reset"), fresh)
+    assert told == [store.revision()]  # one write, told once, at the revision it committed
     assert store.count_credentials(TokenKind.OPERATOR) == 1
     assert store.authenticate(second) is None
     found = store.authenticate(fresh)

@@ -302,7 +302,8 @@ class SqliteStore:
         with self._lock:
             with write(self._db) as revision:
                 yield revision
-            self._announce = revision
+            # A write nested in another (in one transaction) commits the higher revision.
+            self._announce = max(revision, self._announce or 0)
             self._told()
 
     def _told(self) -> None:
@@ -416,15 +417,15 @@ class SqliteStore:
         changed: Collection[str],
         etag: str = "",
     ) -> T:
-        assert isinstance(fields, Labels)
+        written = cast(Labels, fields)  # every kind's fields are labels and more
         with self._write() as revision:
             row = self._find(kind, resource_id, account_id)
-            if isinstance(fields, AccessKeyFields) and "configuration_id" in changed:
-                self._check_configuration(row["account_id"], fields.configuration_id)
-            if isinstance(fields, ConfigurationFields) and "body" in changed:
-                normal = configuration.validated(fields.body, self._account_view(row["account_id"]))
-                fields = cast(U, replace(fields, body=normal))
-            values = _written(cast(Labels, fields), changed)
+            if isinstance(written, AccessKeyFields) and "configuration_id" in changed:
+                self._check_configuration(row["account_id"], written.configuration_id)
+            if isinstance(written, ConfigurationFields) and "body" in changed:
+                view = self._account_view(row["account_id"])
+                written = replace(written, body=configuration.validated(written.body, view))
+            values = _written(written, changed)
             return self._update(kind, row, values, etag, revision)
 
     @_serialised
