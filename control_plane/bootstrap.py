@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from control_plane.domain import tokens
 from control_plane.domain.tokens import TokenKind
-from control_plane.store.store import Store
+from control_plane.store.port import Store
+from control_plane.store.records import Labels
 from data_plane.shared.private_files import write_private
 
 OPERATOR_FILE = "operator.token"
@@ -35,26 +37,37 @@ def bootstrap(store: Store, data_dir: Path) -> TokenFiles:
     files = TokenFiles(
         data_dir / OPERATOR_FILE, data_dir / ADMIN_FILE, data_dir / DATA_PLANE_FILE, False
     )
-    if store.count_credentials("operator"):
+    if store.count_credentials(TokenKind.OPERATOR):
         return files
+    operator = tokens.mint(TokenKind.OPERATOR)
+    admin = tokens.mint(TokenKind.ADMIN)
+    data_plane = tokens.mint(TokenKind.DATA_PLANE)
     # Files are written inside the transaction: if writing fails nothing is
     # committed, and the next start tries again instead of leaving an
     # operator credential whose token nobody holds.
-    with store.db.atomic():
-        _, operator = store.create_credential(TokenKind.OPERATOR, account_id=None, name="operator")
-        account = store.create_account("Default", "created on first start", "")
-        _, admin = store.create_credential(
-            TokenKind.ADMIN, account_id=account["id"], name="default admin key"
+    with store.transaction():
+        store.create_credential(
+            TokenKind.OPERATOR, account_id=None, fields=Labels(name="operator"), token=operator
         )
-        _, data_plane = store.create_credential(
-            TokenKind.DATA_PLANE, account_id=None, name="local data plane"
+        account = store.create_account(Labels(name="Default", description="created on first start"))
+        store.create_credential(
+            TokenKind.ADMIN,
+            account_id=account.id,
+            fields=Labels(name="default admin key"),
+            token=admin,
+        )
+        store.create_credential(
+            TokenKind.DATA_PLANE,
+            account_id=None,
+            fields=Labels(name="local data plane"),
+            token=data_plane,
         )
         write_secret_file(files.operator, operator)
         write_secret_file(files.admin, admin)
         write_secret_file(files.data_plane, data_plane)
     for label, path in (
         ("operator token", files.operator),
-        (f"admin token of account {account['id']}", files.admin),
+        (f"admin token of account {account.id}", files.admin),
         ("data-plane token", files.data_plane),
     ):
         print(f"keyway: wrote the {label} to {path} (mode 0600)", flush=True)
@@ -68,8 +81,9 @@ def reset_operator_token(store: Store, data_dir: Path) -> Path:
     rotated by someone else): whoever may read the data directory is trusted anyway.
     """
     path = data_dir / OPERATOR_FILE
-    with store.db.atomic():
-        _, token = store.reset_operator_credentials("operator (reset)")
+    token = tokens.mint(TokenKind.OPERATOR)
+    with store.transaction():
+        store.reset_operator_credentials(Labels(name="operator (reset)"), token)
         # Inside the transaction: if the file cannot be written, nothing is revoked.
         write_secret_file(path, token)
     return path

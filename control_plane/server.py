@@ -55,10 +55,8 @@ from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.discovery import DiscoveryServicer
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import StatusBook
-from control_plane.store.database import open_database
-from control_plane.store.sealed_rows import SealedRows
-from control_plane.store.snapshot_reader import SnapshotReader
-from control_plane.store.store import Store
+from control_plane.store.port import Store
+from control_plane.store.sqlite import open_store
 from data_plane.shared.addresses import is_loopback
 from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
 from data_plane.shared.startup import ListenError, StartupError, check_free, read_file
@@ -123,27 +121,27 @@ def _check_master_keys(
 def _open_store(
     data_dir: Path, environ: Mapping[str, str], given: KeyProvider | None, quotas: Quotas
 ) -> tuple[Store, Sealer]:
-    db = open_database(data_dir / "keyway.db")
-    try:
+    chosen: list[Sealer] = []
+
+    def sealer(sealed_kek_ids: list[str]) -> Sealer:
         provider: KeyProvider
         if given is not None:
             provider = given
-        elif (
-            Store.sealed_kek_ids_in(db)
-            and ENV_VAR not in environ
-            and not key_file(data_dir).exists()
-        ):
+        elif sealed_kek_ids and ENV_VAR not in environ and not key_file(data_dir).exists():
             # Never a fresh key in place of a lost one: it could not open what is there.
             provider = _EmptyKeyring()
         else:
             provider = load_key_provider(data_dir, environ)
-        sealer = Sealer(provider)
-        store = Store(db, sealer, quotas=quotas)
-        _check_master_keys(store, provider, data_dir, environ)
+        chosen.append(Sealer(provider))
+        return chosen[0]
+
+    store = open_store(data_dir / "keyway.db", sealer, quotas=quotas)
+    try:
+        _check_master_keys(store, chosen[0].provider, data_dir, environ)
     except BaseException:
-        db.close()
+        store.close()
         raise
-    return store, sealer
+    return store, chosen[0]
 
 
 @contextlib.contextmanager
@@ -238,16 +236,13 @@ class ControlPlane:
                 else None,
             )
         )
-        db_path = settings.data_dir / "keyway.db"
         with open_data_dir(settings.data_dir, key_provider, settings.quotas) as (
             self.store,
             sealer,
         ):
             self.tokens = bootstrap(self.store, settings.data_dir)
-        self.sealed_rows = SealedRows(db_path, sealer)
-        self._reader = SnapshotReader(db_path, sealer)
         self.publisher = Publisher(
-            self._reader,
+            self.store.snapshots,
             Assembly(
                 settings.provider_base_urls,
                 settings.allow_private_upstreams,
@@ -256,8 +251,7 @@ class ControlPlane:
             quiet=settings.publish_quiet,
             cap=settings.publish_cap,
         )
-        self.store.on_commit(self.publisher.notify)
-        self.status = StatusBook(self.store.db, forget_after=settings.forget_disconnected_after)
+        self.status = StatusBook(self.store, forget_after=settings.forget_disconnected_after)
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
         self._resealing: asyncio.Task[None] | None = None
@@ -296,7 +290,7 @@ class ControlPlane:
         )
         providers_pb2_grpc.add_ProviderServiceServicer_to_server(ProviderServicer(st, options), s)
         master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server(
-            MasterKeyServicer(st, options, sealer, self.sealed_rows), s
+            MasterKeyServicer(st, options, sealer), s
         )
         operator_credentials_pb2_grpc.add_OperatorCredentialServiceServicer_to_server(
             OperatorCredentialServicer(st, options), s
@@ -342,6 +336,13 @@ class ControlPlane:
 
     async def start(self) -> int:
         self.port = self._bind()
+        loop = asyncio.get_running_loop()
+
+        def committed(revision: int) -> None:
+            # Writes commit on the store's executor; the publisher lives on the loop.
+            loop.call_soon_threadsafe(self.publisher.notify, revision)
+
+        self.store.on_commit(committed)
         await self.publisher.publish_now()
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")
@@ -360,23 +361,23 @@ class ControlPlane:
         Beside normal service: rows of either kind open until every one is moved, and
         an interrupted run continues at the next start.
         """
-        if not await asyncio.to_thread(self.sealed_rows.legacy_rows):
+        if not await asyncio.to_thread(self.store.sealed.legacy_rows):
             return
-        result = await asyncio.to_thread(self.sealed_rows.reseal_legacy)
+        result = await asyncio.to_thread(self.store.sealed.reseal_legacy)
         log.info("re-sealed %d provider key(s) bound to their account", result.done)
 
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
-        self.sealed_rows.close()
+        self.store.sealed.close()
         self.publisher.close()
         for task in (self._publishing, self._status_flush, self._resealing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._reader.close()
-        self.store.db.close()
+        self.status.flush()
+        self.store.close()
 
     async def wait(self) -> None:
         await self._server.wait_for_termination()

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from keyway.v1 import access_keys_pb2 as pb
 from keyway.v1 import access_keys_pb2_grpc
 
+from control_plane.domain import masks, tokens
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import check_common, require_id
-from control_plane.store.store import ACCESS_KEYS
+from control_plane.store.port import ACCESS_KEYS
+from control_plane.store.records import AccessKey, AccessKeyFields
 
 from .auth import Principal
 from .base import (
     Servicer,
     account_rpc,
-    changes,
-    check_update,
+    check_labels,
     common,
+    masked,
     next_token,
     page_args,
     timestamp,
@@ -32,14 +32,14 @@ _UPDATABLE = {
 }
 
 
-def access_key_message(row: dict[str, Any]) -> pb.AccessKey:
+def access_key_message(key: AccessKey) -> pb.AccessKey:
     return pb.AccessKey(
-        name=row["name"],
-        redacted_token=row["redacted_token"],
-        configuration_id=row["configuration_id"] or "",
-        last_used_time=timestamp(row["last_used_time"]),
-        disabled=bool(row["disabled"]),
-        **common(row),
+        name=key.fields.name,
+        redacted_token=key.redacted_token,
+        configuration_id=key.fields.configuration_id or "",
+        last_used_time=timestamp(key.last_used_time_us),
+        disabled=key.fields.disabled,
+        **common(key),
     )
 
 
@@ -53,21 +53,22 @@ class AccessKeyServicer(Servicer, access_keys_pb2_grpc.AccessKeyServiceServicer)
         v = Violations()
         check_common(v, "", name=k.name, description=k.description, metadata=k.metadata)
         v.raise_if_any()
-        row, token = self.store.create_access_key(
-            account_id,
+        fields = AccessKeyFields(
             name=k.name,
             description=k.description,
             metadata=k.metadata,
             configuration_id=k.configuration_id or None,
         )
-        return pb.CreateAccessKeyResponse(access_key=access_key_message(row), token=token)
+        token = tokens.mint(tokens.TokenKind.ACCESS)
+        key = self.store.create_access_key(account_id, fields=fields, token=token)
+        return pb.CreateAccessKeyResponse(access_key=access_key_message(key), token=token)
 
     @account_rpc
     def GetAccessKey(
         self, request: pb.GetAccessKeyRequest, who: Principal
     ) -> pb.GetAccessKeyResponse:
-        row = self.store.get(ACCESS_KEYS, require_id(request.id), who.account())
-        return pb.GetAccessKeyResponse(access_key=access_key_message(row))
+        key = self.store.get(ACCESS_KEYS, require_id(request.id), who.account())
+        return pb.GetAccessKeyResponse(access_key=access_key_message(key))
 
     @account_rpc
     def ListAccessKeys(
@@ -78,7 +79,7 @@ class AccessKeyServicer(Servicer, access_keys_pb2_grpc.AccessKeyServiceServicer)
             who.account(), configuration_id=request.configuration_id, **args
         )
         return pb.ListAccessKeysResponse(
-            access_keys=[access_key_message(r) for r in page.rows],
+            access_keys=[access_key_message(k) for k in page.items],
             next_page_token=next_token(page, request.configuration_id),
         )
 
@@ -89,12 +90,18 @@ class AccessKeyServicer(Servicer, access_keys_pb2_grpc.AccessKeyServiceServicer)
         account_id = who.account()
         k = request.access_key
         current = self.store.get(ACCESS_KEYS, require_id(k.id, "access_key.id"), account_id)
-        values = changes(k, request.update_mask, _UPDATABLE)
-        check_update(values, current)
-        if "configuration_id" in values:
-            values["configuration_id"] = values["configuration_id"] or None
-        row = self.store.update_access_key(account_id, k.id, values, k.etag)
-        return pb.UpdateAccessKeyResponse(access_key=access_key_message(row))
+        chosen = masked(k, request.update_mask, _UPDATABLE)
+        merged = masks.merge(access_key_message(current), k, chosen)
+        check_labels(merged)
+        fields = AccessKeyFields(
+            name=merged.name,
+            description=merged.description,
+            metadata=merged.metadata,
+            configuration_id=merged.configuration_id or None,
+            disabled=merged.disabled,
+        )
+        key = self.store.update(ACCESS_KEYS, k.id, account_id, fields, chosen.values(), k.etag)
+        return pb.UpdateAccessKeyResponse(access_key=access_key_message(key))
 
     @account_rpc
     def DeleteAccessKey(

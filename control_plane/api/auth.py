@@ -10,25 +10,22 @@ import grpc
 
 from control_plane.domain import tokens
 from control_plane.domain.errors import DomainError, PermissionDenied, Unauthenticated
-from control_plane.store.store import Store
+from control_plane.domain.tokens import TokenKind
+from control_plane.store.port import Store, call
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
-OPERATOR = "operator"
-ADMIN = "admin"
-DATA_PLANE = "data_plane"
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    kind: str
+    kind: TokenKind
     credential_id: str
     account_id: str | None
 
     def account(self) -> str:
         """The account an account-scoped RPC acts on."""
-        if self.kind != ADMIN or self.account_id is None:
+        if self.kind is not TokenKind.ADMIN or self.account_id is None:
             raise PermissionDenied(
                 "this RPC acts on one account: call it with that account's admin API key, "
                 "not the operator token (the operator makes one with "
@@ -37,7 +34,7 @@ class Principal:
         return self.account_id
 
     def require_operator(self) -> None:
-        if self.kind != OPERATOR:
+        if self.kind is not TokenKind.OPERATOR:
             raise PermissionDenied(
                 "this RPC needs the operator token: the control plane writes it to "
                 "operator.token in its data directory on first start "
@@ -45,7 +42,7 @@ class Principal:
             )
 
     def may_act_on(self, account_id: str) -> bool:
-        return self.kind == OPERATOR or self.account_id == account_id
+        return self.kind is TokenKind.OPERATOR or self.account_id == account_id
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
@@ -70,7 +67,7 @@ def authenticate(store: Store, metadata: Iterable[tuple[str, str | bytes]] | Non
     found = store.authenticate(token)
     if found is None:
         raise Unauthenticated("unknown or revoked token")
-    if found.kind == DATA_PLANE:
+    if found.kind is TokenKind.DATA_PLANE:
         raise PermissionDenied("data-plane tokens cannot call the admin API")
     return Principal(found.kind, found.id, found.account_id)
 
@@ -98,7 +95,8 @@ class ReflectionGate(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         if handler_call_details.method.startswith(REFLECTION_PREFIX):
             try:
-                authenticate(self._store, handler_call_details.invocation_metadata)
+                metadata = handler_call_details.invocation_metadata
+                await call(self._store, authenticate, self._store, metadata)
             except DomainError as error:
                 return _refusal(error)
         return await continuation(handler_call_details)

@@ -5,20 +5,22 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from control_plane.domain import masks, paging
+from control_plane.domain import masks, paging, tokens
 from control_plane.domain.errors import DomainError, Violations
 from control_plane.domain.fields import check_common, page_size
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
-from control_plane.store.store import Page, Store
+from control_plane.domain.tokens import TokenKind
+from control_plane.store.port import Store, call
+from control_plane.store.records import Credential, Labels, Page
 
 from .auth import Principal, authenticate
 from .errors import internal_status, to_status, trailing_metadata
@@ -27,6 +29,7 @@ log = logging.getLogger("keyway.control_plane")
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
+_Metadata = Iterable[tuple[str, str | bytes]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +55,11 @@ def rpc(
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
     """Wraps a synchronous handler as a grpc.aio method.
 
-    Store calls are short SQLite transactions; running them on the event loop
-    keeps every write serialised without a lock.
+    The handler (authentication included) runs on the store's executor, never on the
+    event loop: a database call may take a network round trip. So a handler must not
+    touch what lives on the loop (streams, the status book); `async_rpc` is for those.
     """
-    return _wrap(fn, _awaitable(fn), account_scoped=False)
+    return _wrap(fn, _on_store(fn, account_scoped=False))
 
 
 def account_rpc(
@@ -63,39 +67,47 @@ def account_rpc(
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
     """`rpc` for methods acting on the caller's account: the wrong kind of
     credential is refused before any input is looked at."""
-    return _wrap(fn, _awaitable(fn), account_scoped=True)
+    return _wrap(fn, _on_store(fn, account_scoped=True))
 
 
-def slow_rpc(
+def async_rpc(
     fn: Callable[[S, Req, Principal], Awaitable[Resp]],
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
-    """`rpc` for a coroutine handler whose long work (a pass over every secret) awaits a
-    worker thread, so the event loop keeps serving everything else."""
-    return _wrap(fn, fn, account_scoped=False)
+    """`rpc` for a coroutine handler, run on the event loop: for work on loop state, or long
+    work on worker threads. It reaches the store with `await call(self.store, …)` only."""
+
+    async def handle(self: S, request: Req, metadata: _Metadata) -> Resp:
+        principal = await call(self.store, authenticate, self.store, metadata)
+        return await fn(self, request, principal)
+
+    return _wrap(fn, handle)
 
 
-def _awaitable(
-    fn: Callable[[S, Req, Principal], Resp],
-) -> Callable[[S, Req, Principal], Awaitable[Resp]]:
-    async def call(self: S, request: Req, principal: Principal) -> Resp:
+def _on_store(
+    fn: Callable[[S, Req, Principal], Resp], *, account_scoped: bool
+) -> Callable[[S, Req, _Metadata], Awaitable[Resp]]:
+    def handle(self: S, request: Req, metadata: _Metadata) -> Resp:
+        principal = authenticate(self.store, metadata)
+        if account_scoped:
+            principal.account()
         return fn(self, request, principal)
 
-    return call
+    async def offloaded(self: S, request: Req, metadata: _Metadata) -> Resp:
+        return await call(self.store, handle, self, request, metadata)
+
+    return offloaded
 
 
 def _wrap(
     fn: Callable[..., object],
-    call: Callable[[S, Req, Principal], Awaitable[Resp]],
-    *,
-    account_scoped: bool,
+    handle: Callable[[S, Req, _Metadata], Awaitable[Resp]],
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
+    """The one place where a handler's errors become a gRPC status."""
+
     @functools.wraps(fn)
     async def method(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
         try:
-            principal = authenticate(self.store, context.invocation_metadata())
-            if account_scoped:
-                principal.account()
-            return await call(self, request, principal)
+            return await handle(self, request, context.invocation_metadata())
         except DomainError as error:
             code, status = to_status(error)
         except Exception:
@@ -115,15 +127,28 @@ def timestamp(micros: int | None) -> Timestamp | None:
     return ts
 
 
-def common(row: dict[str, Any]) -> dict[str, Any]:
+class _Resource(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def create_time_us(self) -> int: ...
+    @property
+    def update_time_us(self) -> int: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def fields(self) -> Labels: ...
+
+
+def common(record: _Resource) -> dict[str, Any]:
     """Constructor arguments every resource message shares."""
     return {
-        "id": row["id"],
-        "description": row["description"],
-        "metadata": row["metadata"],
-        "create_time": timestamp(row["create_time"]),
-        "update_time": timestamp(row["update_time"]),
-        "etag": row["etag"],
+        "id": record.id,
+        "description": record.fields.description,
+        "metadata": record.fields.metadata,
+        "create_time": timestamp(record.create_time_us),
+        "update_time": timestamp(record.update_time_us),
+        "etag": record.etag,
     }
 
 
@@ -131,35 +156,50 @@ def page_args(size: int, token: str, filter_key: str = "") -> dict[str, int]:
     return {"after": paging.decode(token, filter_key), "limit": page_size(size)}
 
 
-def next_token(page: Page, filter_key: str = "") -> str:
+def next_token(page: Page[Any], filter_key: str = "") -> str:
     return "" if page.next_after is None else paging.encode(page.next_after, filter_key)
 
 
-def check_update(
-    values: dict[str, Any], current: dict[str, Any], *, name_field: str = "name"
-) -> None:
-    """Validates name/description/metadata as they will be after an update."""
+def masked(
+    resource: Message, mask: field_mask_pb2.FieldMask, updatable: Mapping[str, str]
+) -> dict[str, str]:
+    """The fields an update writes: message field -> the record field it sets."""
+    chosen = masks.resolve(resource, list(mask.paths), updatable)
+    return {name: updatable[name] for name in sorted(chosen)}
 
-    def after(column: str) -> str:
-        return str(values[column] if column in values else current[column])
 
+def new_credential(
+    store: Store,
+    kind: TokenKind,
+    fields: Labels,
+    *,
+    account_id: str | None = None,
+    field_prefix: str = "",
+) -> tuple[Credential, str]:
+    """Checks the labels, mints a token of `kind` and stores the credential: it and its
+    token (shown this once; only a hash is kept)."""
+    v = Violations()
+    check_common(
+        v,
+        field_prefix,
+        name=fields.name,
+        description=fields.description,
+        metadata=fields.metadata,
+    )
+    v.raise_if_any()
+    token = tokens.mint(kind)
+    return store.create_credential(kind, account_id=account_id, fields=fields, token=token), token
+
+
+def check_labels(resource: Message, *, name_field: str = "name") -> None:
+    """Validates name/description/metadata of a resource as it will be stored."""
     v = Violations()
     check_common(
         v,
         "",
-        name=after("name"),
-        description=after("description"),
-        metadata=after("metadata"),
+        name=getattr(resource, name_field),
+        description=getattr(resource, "description"),  # noqa: B009 - any resource message
+        metadata=getattr(resource, "metadata"),  # noqa: B009
         name_field=name_field,
     )
     v.raise_if_any()
-
-
-def changes(
-    resource: Message,
-    mask: field_mask_pb2.FieldMask,
-    updatable: dict[str, str],
-) -> dict[str, Any]:
-    """Column values for the masked fields; `updatable` maps field -> column."""
-    chosen = masks.resolve(resource, list(mask.paths), updatable)
-    return {updatable[f]: getattr(resource, f) for f in chosen}

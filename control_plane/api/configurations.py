@@ -2,64 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from keyway.v1 import access_key_configurations_pb2 as pb
 from keyway.v1 import access_key_configurations_pb2_grpc
 
-from control_plane.domain import configuration
+from control_plane.domain import configuration, masks
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import check_common, require_id
-from control_plane.store.codec import config_from_columns, config_to_columns
-from control_plane.store.store import CONFIGURATIONS, ValidateConfig
+from control_plane.store.port import CONFIGURATIONS
+from control_plane.store.records import Configuration, ConfigurationFields
 
 from .auth import Principal
-from .base import Servicer, account_rpc, changes, check_update, common, next_token, page_args
+from .base import Servicer, account_rpc, check_labels, common, masked, next_token, page_args
 
+# Access, router and limits are one body, checked together against the account.
 _UPDATABLE = {
     "name": "name",
     "description": "description",
     "metadata": "metadata",
-    "access": "access",
-    "router": "router",
-    "limits": "limits",
+    "access": "body",
+    "router": "body",
+    "limits": "body",
 }
-_VALIDATED = ("access", "router", "limits")  # checked together against the account
 
 
-def configuration_message(row: dict[str, Any], linked: int) -> pb.AccessKeyConfiguration:
-    message = config_from_columns(row["access_json"], row["router_json"], row["limits_json"])
+def configuration_message(config: Configuration) -> pb.AccessKeyConfiguration:
+    message = pb.AccessKeyConfiguration()
+    message.CopyFrom(config.fields.body)
     message.MergeFrom(
-        pb.AccessKeyConfiguration(name=row["name"], access_key_count=linked, **common(row))
+        pb.AccessKeyConfiguration(
+            name=config.fields.name, access_key_count=config.access_key_count, **common(config)
+        )
     )
     return message
 
 
-def _validator(
-    candidate: pb.AccessKeyConfiguration, warnings: list[pb.ConfigurationWarning]
-) -> ValidateConfig:
-    """Runs inside the store's write transaction, against the account as it is then; what
-    looks like a mistake but is valid goes to `warnings`."""
+def _fields(config: pb.AccessKeyConfiguration) -> ConfigurationFields:
+    body = pb.AccessKeyConfiguration()
+    for part in ("access", "router", "limits"):
+        if config.HasField(part):
+            getattr(body, part).CopyFrom(getattr(config, part))
+    return ConfigurationFields(
+        name=config.name, description=config.description, metadata=config.metadata, body=body
+    )
 
-    def validate(view: configuration.AccountView) -> dict[str, str | None]:
-        v = Violations()
-        normal = configuration.normalise(candidate, view, v)
-        v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
-        warnings.extend(
-            pb.ConfigurationWarning(field=w.field, description=w.description)
-            for w in configuration.unlisted_models(candidate.access, view)
-        )
-        return config_to_columns(normal)
 
-    return validate
+def _warnings(
+    candidate: pb.AccessKeyConfiguration, view: configuration.AccountView
+) -> list[pb.ConfigurationWarning]:
+    """What looks like a mistake in a stored configuration but is valid."""
+    return [
+        pb.ConfigurationWarning(field=w.field, description=w.description)
+        for w in configuration.unlisted_models(candidate.access, view)
+    ]
 
 
 class ConfigurationServicer(
     Servicer, access_key_configurations_pb2_grpc.AccessKeyConfigurationServiceServicer
 ):
-    def _message(self, row: dict[str, Any]) -> pb.AccessKeyConfiguration:
-        return configuration_message(row, self.store.linked_count(row["id"]))
-
     @account_rpc
     def CreateAccessKeyConfiguration(
         self, request: pb.CreateAccessKeyConfigurationRequest, who: Principal
@@ -69,24 +68,18 @@ class ConfigurationServicer(
         v = Violations()
         check_common(v, "", name=c.name, description=c.description, metadata=c.metadata)
         v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
-        warnings: list[pb.ConfigurationWarning] = []
-        row = self.store.create_configuration(
-            account_id,
-            name=c.name,
-            description=c.description,
-            metadata=c.metadata,
-            validate=_validator(c, warnings),
-        )
+        config = self.store.create_configuration(account_id, fields=_fields(c))
+        warnings = _warnings(c, self.store.account_view(account_id))
         return pb.CreateAccessKeyConfigurationResponse(
-            configuration=self._message(row), warnings=warnings
+            configuration=configuration_message(config), warnings=warnings
         )
 
     @account_rpc
     def GetAccessKeyConfiguration(
         self, request: pb.GetAccessKeyConfigurationRequest, who: Principal
     ) -> pb.GetAccessKeyConfigurationResponse:
-        row = self.store.get(CONFIGURATIONS, require_id(request.id), who.account())
-        return pb.GetAccessKeyConfigurationResponse(configuration=self._message(row))
+        config = self.store.get(CONFIGURATIONS, require_id(request.id), who.account())
+        return pb.GetAccessKeyConfigurationResponse(configuration=configuration_message(config))
 
     @account_rpc
     def ListAccessKeyConfigurations(
@@ -96,7 +89,7 @@ class ConfigurationServicer(
             who.account(), **page_args(request.page_size, request.page_token)
         )
         return pb.ListAccessKeyConfigurationsResponse(
-            configurations=[self._message(r) for r in page.rows],
+            configurations=[configuration_message(c) for c in page.items],
             next_page_token=next_token(page),
         )
 
@@ -107,24 +100,18 @@ class ConfigurationServicer(
         account_id = who.account()
         c = request.configuration
         current = self.store.get(CONFIGURATIONS, require_id(c.id, "configuration.id"), account_id)
-        values = changes(c, request.update_mask, _UPDATABLE)
-        check_update(values, current)
-        validate = None
-        warnings: list[pb.ConfigurationWarning] = []
-        if any(part in values for part in _VALIDATED):
-            candidate = config_from_columns(
-                current["access_json"], current["router_json"], current["limits_json"]
-            )
-            for part in _VALIDATED:
-                if part in values:
-                    candidate.ClearField(part)  # type: ignore[arg-type]
-                    if c.HasField(part):  # type: ignore[arg-type]
-                        getattr(candidate, part).CopyFrom(getattr(c, part))
-            validate = _validator(candidate, warnings)
-        columns = {k: v for k, v in values.items() if k not in _VALIDATED}
-        row = self.store.update_configuration(account_id, c.id, columns, c.etag, validate)
+        chosen = masked(c, request.update_mask, _UPDATABLE)
+        merged = masks.merge(configuration_message(current), c, chosen)
+        check_labels(merged)
+        changed = set(chosen.values())
+        config = self.store.update(
+            CONFIGURATIONS, c.id, account_id, _fields(merged), changed, c.etag
+        )
+        warnings = (
+            _warnings(merged, self.store.account_view(account_id)) if "body" in changed else []
+        )
         return pb.UpdateAccessKeyConfigurationResponse(
-            configuration=self._message(row), warnings=warnings
+            configuration=configuration_message(config), warnings=warnings
         )
 
     @account_rpc

@@ -11,26 +11,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from keyway.v1 import data_planes_pb2 as pb
 from keyway.v1 import data_planes_pb2_grpc
 
-from control_plane.domain import paging, tokens
-from control_plane.domain.errors import FailedPrecondition, NotFound, Violations
-from control_plane.domain.fields import check_common, page_size, require_id
+from control_plane.domain import paging
+from control_plane.domain.errors import FailedPrecondition, NotFound
+from control_plane.domain.fields import page_size, require_id
+from control_plane.domain.tokens import TokenKind
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import (
     ConnectedNodeError,
-    NodeStatus,
     State,
     StatusBook,
     UnknownNodeError,
+    state,
 )
-from control_plane.store.store import DATA_PLANE_CREDENTIALS, Store
+from control_plane.store.port import DATA_PLANE_CREDENTIALS, Store, call
+from control_plane.store.records import Credential, Labels, NodeStatus
 
-from .auth import OPERATOR, Principal
-from .base import Options, Servicer, next_token, page_args, rpc, timestamp
+from .auth import Principal
+from .base import (
+    Options,
+    Servicer,
+    async_rpc,
+    new_credential,
+    next_token,
+    page_args,
+    rpc,
+    timestamp,
+)
 
 _HIDDEN_REJECTION = "rejected by this proxy; the operator can see why"
 
@@ -42,16 +52,19 @@ _STATES = {
 }
 
 
-def credential_message(row: dict[str, Any]) -> pb.DataPlaneCredential:
+def credential_message(credential: Credential) -> pb.DataPlaneCredential:
     return pb.DataPlaneCredential(
-        id=row["id"],
-        name=row["name"],
-        redacted_token=row["redacted_token"],
-        create_time=timestamp(row["create_time"]),
+        id=credential.id,
+        name=credential.fields.name,
+        redacted_token=credential.redacted_token,
+        create_time=timestamp(credential.create_time_us),
     )
 
 
 class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer):
+    """The status book and open streams live on the event loop: methods that touch them are
+    coroutines (`async_rpc`)."""
+
     def __init__(
         self,
         store: Store,
@@ -85,7 +98,7 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             node_id=node.node_id,
             pool=node.pool,
             build_version=node.build_version,
-            state=_STATES[node.state(latest.revision if latest else None)],
+            state=_STATES[state(node, latest.revision if latest else None)],
             connect_time=timestamp(node.connect_time_us),
             last_seen_time=timestamp(node.last_seen_us),
             sent_version=node.sent_version,
@@ -103,11 +116,11 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             )
         return message
 
-    @rpc
-    def ListDataPlanes(
+    @async_rpc
+    async def ListDataPlanes(
         self, request: pb.ListDataPlanesRequest, who: Principal
     ) -> pb.ListDataPlanesResponse:
-        operator = who.kind == OPERATOR
+        operator = who.kind is TokenKind.OPERATOR
         view = "operator" if operator else "redacted"
         after = paging.decode_key(request.page_token, view)
         limit = page_size(request.page_size)
@@ -121,8 +134,8 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             next_page_token=paging.encode_key(page[-1].node_id, view) if more else "",
         )
 
-    @rpc
-    def DeleteDataPlane(
+    @async_rpc
+    async def DeleteDataPlane(
         self, request: pb.DeleteDataPlaneRequest, who: Principal
     ) -> pb.DeleteDataPlaneResponse:
         who.require_operator()
@@ -145,13 +158,13 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
         self, request: pb.CreateDataPlaneCredentialRequest, who: Principal
     ) -> pb.CreateDataPlaneCredentialResponse:
         who.require_operator()
-        v = Violations()
-        check_common(v, "credential.", name=request.credential.name, description="", metadata="")
-        v.raise_if_any()
-        row, token = self.store.create_credential(
-            tokens.TokenKind.DATA_PLANE, account_id=None, name=request.credential.name
+        fields = Labels(name=request.credential.name)
+        credential, token = new_credential(
+            self.store, TokenKind.DATA_PLANE, fields, field_prefix="credential."
         )
-        return pb.CreateDataPlaneCredentialResponse(credential=credential_message(row), token=token)
+        return pb.CreateDataPlaneCredentialResponse(
+            credential=credential_message(credential), token=token
+        )
 
     @rpc
     def ListDataPlaneCredentials(
@@ -159,19 +172,21 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
     ) -> pb.ListDataPlaneCredentialsResponse:
         who.require_operator()
         page = self.store.list_credentials(
-            tokens.TokenKind.DATA_PLANE, **page_args(request.page_size, request.page_token)
+            TokenKind.DATA_PLANE,
+            account_id=None,
+            **page_args(request.page_size, request.page_token),
         )
         return pb.ListDataPlaneCredentialsResponse(
-            credentials=[credential_message(r) for r in page.rows],
+            credentials=[credential_message(c) for c in page.items],
             next_page_token=next_token(page),
         )
 
-    @rpc
-    def DeleteDataPlaneCredential(
+    @async_rpc
+    async def DeleteDataPlaneCredential(
         self, request: pb.DeleteDataPlaneCredentialRequest, who: Principal
     ) -> pb.DeleteDataPlaneCredentialResponse:
         who.require_operator()
         credential_id = require_id(request.id)
-        self.store.delete(DATA_PLANE_CREDENTIALS, credential_id, None)
+        await call(self.store, self.store.delete, DATA_PLANE_CREDENTIALS, credential_id, None)
         self._revoke(credential_id)
         return pb.DeleteDataPlaneCredentialResponse()

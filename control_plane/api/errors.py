@@ -49,11 +49,10 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def to_status(error: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Status]:
-    code = _CODES.get(type(error), grpc.StatusCode.INTERNAL)
-    for cls, mapped in _CODES.items():
-        if isinstance(error, cls):
-            code = mapped
-            break
+    code = next(
+        (mapped for cls, mapped in _CODES.items() if isinstance(error, cls)),
+        grpc.StatusCode.INTERNAL,
+    )
     status = status_pb2.Status(code=code.value[0], message=_cut(error.message, _MESSAGE_BYTES))
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)
     if isinstance(error, errors.ResourceExhausted) and error.quota in QUOTAS:

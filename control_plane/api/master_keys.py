@@ -1,7 +1,7 @@
 """MasterKeyService: rotate the key-encryption key and re-wrap data keys.
 
-The re-wrap touches every sealed secret, so it runs on a worker thread
-(`SealedRows`): admin RPCs, health checks and snapshot streams carry on meanwhile.
+The re-wrap touches every sealed secret, so it runs on a worker thread (the store's
+`SealedPasses`): admin RPCs, health checks and snapshot streams carry on meanwhile.
 """
 
 from __future__ import annotations
@@ -11,26 +11,24 @@ import asyncio
 from keyway.v1 import master_keys_pb2 as pb
 from keyway.v1 import master_keys_pb2_grpc
 
+from control_plane.domain import master_keys
 from control_plane.domain.errors import FailedPrecondition
 from control_plane.secrets.keyring import FileKeyProvider
 from control_plane.secrets.sealing import Sealer
-from control_plane.store.sealed_rows import SealedRows
-from control_plane.store.store import Store
+from control_plane.store.port import Store
 
 from .auth import Principal
-from .base import Options, Servicer, slow_rpc
+from .base import Options, Servicer, async_rpc
 
 
 class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer):
-    def __init__(
-        self, store: Store, options: Options, sealer: Sealer, sealed_rows: SealedRows
-    ) -> None:
+    def __init__(self, store: Store, options: Options, sealer: Sealer) -> None:
         super().__init__(store, options)
         self._sealer = sealer
-        self._rows = sealed_rows
+        self._rows = store.sealed
         self._rotating = asyncio.Lock()
 
-    @slow_rpc
+    @async_rpc
     async def RotateMasterKey(
         self, request: pb.RotateMasterKeyRequest, who: Principal
     ) -> pb.RotateMasterKeyResponse:
@@ -52,7 +50,7 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
                 unreadable.update(result.unreadable)
                 if result.done == 0:
                     break
-            retired = await self._retire(unreadable)
+            retired = await self._retire()
         return pb.RotateMasterKeyResponse(
             key_id=self._sealer.current_kek_id(),
             rewrapped=rewrapped,
@@ -60,15 +58,13 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
             unreadable_key_ids=sorted(unreadable),
         )
 
-    async def _retire(self, unreadable: set[str]) -> list[str]:
+    async def _retire(self) -> list[str]:
         provider = self._sealer.provider
         if not isinstance(provider, FileKeyProvider):
             return []  # the environment is not ours to edit
-        retired = []
-        for kek_id in provider.ids()[1:]:
-            # Only once no data key needs it: rows left unreadable still do.
-            if await asyncio.to_thread(self._rows.count_under, kek_id):
-                continue
+        key_ids = provider.ids()
+        wrapped = {k: await asyncio.to_thread(self._rows.count_under, k) for k in key_ids[1:]}
+        retired = master_keys.retirable(key_ids, wrapped)
+        for kek_id in retired:
             provider.retire(kek_id)
-            retired.append(kek_id)
         return retired

@@ -7,26 +7,26 @@ Losing every operator token is repaired locally: `keyway reset-operator-token`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from keyway.v1 import operator_credentials_pb2 as pb
 from keyway.v1 import operator_credentials_pb2_grpc
 
 from control_plane.domain import tokens
-from control_plane.domain.errors import Violations
-from control_plane.domain.fields import check_common, require_id
+from control_plane.domain.fields import require_id
+from control_plane.domain.tokens import TokenKind
+from control_plane.store.port import OPERATOR_CREDENTIALS
+from control_plane.store.records import Credential, Labels
 
 from .auth import Principal
-from .base import Servicer, next_token, page_args, rpc, timestamp
+from .base import Servicer, new_credential, next_token, page_args, rpc, timestamp
 
 
-def operator_credential_message(row: dict[str, Any]) -> pb.OperatorCredential:
+def operator_credential_message(credential: Credential) -> pb.OperatorCredential:
     return pb.OperatorCredential(
-        id=row["id"],
-        name=row["name"],
-        redacted_token=row["redacted_token"],
-        create_time=timestamp(row["create_time"]),
-        update_time=timestamp(row["update_time"]),
+        id=credential.id,
+        name=credential.fields.name,
+        redacted_token=credential.redacted_token,
+        create_time=timestamp(credential.create_time_us),
+        update_time=timestamp(credential.update_time_us),
     )
 
 
@@ -38,14 +38,12 @@ class OperatorCredentialServicer(
         self, request: pb.CreateOperatorCredentialRequest, who: Principal
     ) -> pb.CreateOperatorCredentialResponse:
         who.require_operator()
-        v = Violations()
-        check_common(v, "credential.", name=request.credential.name, description="", metadata="")
-        v.raise_if_any()
-        row, token = self.store.create_credential(
-            tokens.TokenKind.OPERATOR, account_id=None, name=request.credential.name
+        fields = Labels(name=request.credential.name)
+        credential, token = new_credential(
+            self.store, TokenKind.OPERATOR, fields, field_prefix="credential."
         )
         return pb.CreateOperatorCredentialResponse(
-            credential=operator_credential_message(row), token=token
+            credential=operator_credential_message(credential), token=token
         )
 
     @rpc
@@ -54,10 +52,10 @@ class OperatorCredentialServicer(
     ) -> pb.ListOperatorCredentialsResponse:
         who.require_operator()
         page = self.store.list_credentials(
-            tokens.TokenKind.OPERATOR, **page_args(request.page_size, request.page_token)
+            TokenKind.OPERATOR, account_id=None, **page_args(request.page_size, request.page_token)
         )
         return pb.ListOperatorCredentialsResponse(
-            credentials=[operator_credential_message(r) for r in page.rows],
+            credentials=[operator_credential_message(c) for c in page.items],
             next_page_token=next_token(page),
         )
 
@@ -66,9 +64,11 @@ class OperatorCredentialServicer(
         self, request: pb.RotateOperatorCredentialRequest, who: Principal
     ) -> pb.RotateOperatorCredentialResponse:
         who.require_operator()
-        row, token = self.store.rotate_credential(tokens.TokenKind.OPERATOR, require_id(request.id))
+        credential_id = require_id(request.id)
+        token = tokens.mint(TokenKind.OPERATOR)
+        credential = self.store.rotate_credential(TokenKind.OPERATOR, credential_id, token)
         return pb.RotateOperatorCredentialResponse(
-            credential=operator_credential_message(row), token=token
+            credential=operator_credential_message(credential), token=token
         )
 
     @rpc
@@ -76,5 +76,5 @@ class OperatorCredentialServicer(
         self, request: pb.DeleteOperatorCredentialRequest, who: Principal
     ) -> pb.DeleteOperatorCredentialResponse:
         who.require_operator()
-        self.store.delete_operator_credential(require_id(request.id))
+        self.store.delete(OPERATOR_CREDENTIALS, require_id(request.id), None)
         return pb.DeleteOperatorCredentialResponse()

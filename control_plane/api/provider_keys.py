@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from keyway.v1 import provider_keys_pb2 as pb
 from keyway.v1 import provider_keys_pb2_grpc
 
+from control_plane.domain import masks
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import check_common, check_secret, check_text, require_id
 from control_plane.secrets.secret import Secret
-from control_plane.store.store import PROVIDER_KEYS
+from control_plane.store.port import PROVIDER_KEYS
+from control_plane.store.records import ProviderKey, ProviderKeyFields
 
 from .auth import Principal
 from .base import (
     Servicer,
     account_rpc,
-    changes,
-    check_update,
+    check_labels,
     common,
+    masked,
     next_token,
     page_args,
     timestamp,
@@ -32,29 +32,34 @@ _UPDATABLE = {
 }
 
 
-def provider_key_message(row: dict[str, Any]) -> pb.ProviderKey:
+def provider_key_message(key: ProviderKey) -> pb.ProviderKey:
     message = pb.ProviderKey(
-        provider_id=row["provider_id"],
-        name=row["name"],
-        redacted_value=row["redacted_value"],
-        last_used_time=timestamp(row["last_used_time"]),
-        rotate_time=timestamp(row["rotate_time"]),
-        last_success_time=timestamp(row["last_success_time"]),
-        disabled=bool(row["disabled"]),
-        **common(row),
+        provider_id=key.provider_id,
+        name=key.fields.name,
+        redacted_value=key.redacted_value,
+        last_used_time=timestamp(key.last_used_time_us),
+        rotate_time=timestamp(key.rotate_time_us),
+        last_success_time=timestamp(key.last_success_time_us),
+        disabled=key.fields.disabled,
+        **common(key),
     )
     # The error is history once the key served again or got a new value; the admin API
     # shows what is wrong now.
-    recovered = max(row["last_success_time"] or 0, row["rotate_time"])
-    if row["last_error_time"] is not None and row["last_error_time"] > recovered:
+    recovered = max(key.last_success_time_us or 0, key.rotate_time_us)
+    error = key.last_error
+    if error is not None and error.time_us > recovered:
         message.last_error.CopyFrom(
             pb.ProviderKeyError(
-                status=row["last_error_status"] or 0,
-                reason=row["last_error_reason"] or "",
-                time=timestamp(row["last_error_time"]),
+                status=error.status, reason=error.reason, time=timestamp(error.time_us)
             )
         )
     return message
+
+
+def _fields(key: pb.ProviderKey) -> ProviderKeyFields:
+    return ProviderKeyFields(
+        name=key.name, description=key.description, metadata=key.metadata, disabled=key.disabled
+    )
 
 
 class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceServicer):
@@ -69,22 +74,20 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
         check_common(v, "", name=k.name, description=k.description, metadata=k.metadata)
         check_secret(v, "value", request.value)
         v.raise_if_any()
-        row = self.store.create_provider_key(
+        key = self.store.create_provider_key(
             account_id,
             provider_id=k.provider_id,
-            name=k.name,
-            description=k.description,
-            metadata=k.metadata,
+            fields=ProviderKeyFields(name=k.name, description=k.description, metadata=k.metadata),
             value=Secret(request.value),
         )
-        return pb.CreateProviderKeyResponse(provider_key=provider_key_message(row))
+        return pb.CreateProviderKeyResponse(provider_key=provider_key_message(key))
 
     @account_rpc
     def GetProviderKey(
         self, request: pb.GetProviderKeyRequest, who: Principal
     ) -> pb.GetProviderKeyResponse:
-        row = self.store.get(PROVIDER_KEYS, require_id(request.id), who.account())
-        return pb.GetProviderKeyResponse(provider_key=provider_key_message(row))
+        key = self.store.get(PROVIDER_KEYS, require_id(request.id), who.account())
+        return pb.GetProviderKeyResponse(provider_key=provider_key_message(key))
 
     @account_rpc
     def ListProviderKeys(
@@ -94,7 +97,7 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
         args = page_args(request.page_size, request.page_token, request.provider_id)
         page = self.store.list_provider_keys(account_id, provider_id=request.provider_id, **args)
         return pb.ListProviderKeysResponse(
-            provider_keys=[provider_key_message(r) for r in page.rows],
+            provider_keys=[provider_key_message(k) for k in page.items],
             next_page_token=next_token(page, request.provider_id),
         )
 
@@ -104,10 +107,13 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
     ) -> pb.UpdateProviderKeyResponse:
         k = request.provider_key
         current = self.store.get(PROVIDER_KEYS, require_id(k.id, "provider_key.id"), who.account())
-        values = changes(k, request.update_mask, _UPDATABLE)
-        check_update(values, current)
-        row = self.store.update(PROVIDER_KEYS, k.id, who.account(), values, k.etag)
-        return pb.UpdateProviderKeyResponse(provider_key=provider_key_message(row))
+        chosen = masked(k, request.update_mask, _UPDATABLE)
+        merged = masks.merge(provider_key_message(current), k, chosen)
+        check_labels(merged)
+        key = self.store.update(
+            PROVIDER_KEYS, k.id, who.account(), _fields(merged), chosen.values(), k.etag
+        )
+        return pb.UpdateProviderKeyResponse(provider_key=provider_key_message(key))
 
     @account_rpc
     def DeleteProviderKey(
@@ -128,11 +134,11 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
             # Create and Update refuse a blank name; empty (not blank) keeps the current one.
             v.add("name", "must not be blank; leave it empty to keep the current name")
         v.raise_if_any()
-        row = self.store.rotate_provider_key(
+        key = self.store.rotate_provider_key(
             account_id,
             require_id(request.id),
             value=Secret(request.value),
             name=request.name,
             etag=request.etag,
         )
-        return pb.RotateProviderKeyResponse(provider_key=provider_key_message(row))
+        return pb.RotateProviderKeyResponse(provider_key=provider_key_message(key))

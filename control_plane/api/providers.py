@@ -2,70 +2,69 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from keyway.v1 import providers_pb2 as pb
 from keyway.v1 import providers_pb2_grpc
 
-from control_plane.domain import catalog, quotas
+from control_plane.domain import catalog, formats, masks, quotas
 from control_plane.domain.errors import Violations
 from control_plane.domain.fields import require_id
-from control_plane.domain.upstreams import check_custom_provider, effective_auth_style
-from control_plane.store.store import CUSTOM_PROVIDERS
+from control_plane.domain.upstreams import check_custom_provider
+from control_plane.store.port import CUSTOM_PROVIDERS, pages
+from control_plane.store.records import CustomProvider, CustomProviderFields
 
 from .auth import Principal
-from .base import Servicer, account_rpc, changes, common, next_token, page_args, rpc
+from .base import Servicer, account_rpc, common, masked, next_token, page_args, rpc
 
-_FORMATS = {
-    catalog.FORMAT_OPENAI: pb.API_FORMAT_OPENAI,
-    catalog.FORMAT_ANTHROPIC: pb.API_FORMAT_ANTHROPIC,
-}
-_AUTH = {catalog.AUTH_BEARER: pb.AUTH_STYLE_BEARER, catalog.AUTH_X_API_KEY: pb.AUTH_STYLE_X_API_KEY}
 _UPDATABLE = {
     name: name
     for name in ("name", "description", "metadata", "base_url", "formats", "auth_style", "models")
 }
 
 
-def _columns(cp: pb.CustomProvider, fields: frozenset[str] | None = None) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "name": cp.name,
-        "description": cp.description,
-        "metadata": cp.metadata,
-        "base_url": cp.base_url,
-        "formats_json": json.dumps(list(cp.formats)),
-        "auth_style": int(cp.auth_style),
-        "models_json": json.dumps([[m.id, m.upstream_id] for m in cp.models]),
-    }
-    if fields is None:
-        return values
-    column = {"formats": "formats_json", "models": "models_json"}
-    return {column.get(f, f): values[column.get(f, f)] for f in fields}
+def _fields(cp: pb.CustomProvider) -> CustomProviderFields:
+    """Of a custom provider that passed `check_custom_provider`."""
+    return CustomProviderFields(
+        name=cp.name,
+        description=cp.description,
+        metadata=cp.metadata,
+        base_url=cp.base_url,
+        formats=tuple(formats.from_api_format(f) for f in cp.formats),
+        auth_style=formats.from_api_auth_style(cp.auth_style),
+        models=tuple(catalog.Model(m.id, m.upstream_id) for m in cp.models),
+    )
 
 
-def custom_provider_message(row: dict[str, Any]) -> pb.CustomProvider:
+def _models(models: tuple[catalog.Model, ...]) -> list[pb.ProviderModel]:
+    return [pb.ProviderModel(id=m.id, upstream_id=m.upstream_id) for m in models]
+
+
+def custom_provider_message(cp: CustomProvider) -> pb.CustomProvider:
     return pb.CustomProvider(
-        provider_id=row["provider_id"],
-        name=row["name"],
-        base_url=row["base_url"],
-        formats=json.loads(row["formats_json"]),
-        auth_style=row["auth_style"],
-        models=[pb.ProviderModel(id=i, upstream_id=u) for i, u in json.loads(row["models_json"])],
-        **common(row),
+        provider_id=cp.provider_id,
+        name=cp.fields.name,
+        base_url=cp.fields.base_url,
+        formats=[formats.to_api_format(f) for f in cp.fields.formats],
+        auth_style=formats.to_api_auth_style(cp.fields.auth_style),
+        models=_models(cp.fields.models),
+        **common(cp),
+    )
+
+
+def _listed(spec: catalog.ProviderSpec) -> pb.Provider:
+    return pb.Provider(
+        id=spec.id,
+        name=spec.name,
+        base_url=spec.base_url,
+        formats=[formats.to_api_format(f) for f in spec.formats],
+        auth_style=formats.to_api_auth_style(spec.auth_style),
+        models=_models(spec.models),
+        built_in=spec.built_in,
     )
 
 
 class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
     def _check(self, cp: pb.CustomProvider, *, creating: bool) -> None:
-        limit = self.options.quotas.models_per_provider
-        if len(cp.models) > limit:
-            raise quotas.exceeded(
-                "models_per_provider",
-                limit,
-                f"customProviders/{cp.provider_id or cp.id}",
-                f"the custom provider lists {len(cp.models)} models",
-            )
+        quotas.check_models(self.options.quotas, cp.provider_id or cp.id, len(cp.models))
         v = Violations()
         check_custom_provider(
             v, cp, allow_private=self.options.allow_private_upstreams, creating=creating
@@ -76,35 +75,24 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
     def ListProviders(
         self, request: pb.ListProvidersRequest, who: Principal
     ) -> pb.ListProvidersResponse:
-        response = pb.ListProvidersResponse()
-        for spec in catalog.with_overrides(self.options.provider_base_urls):
-            response.providers.add(
-                id=spec.id,
-                name=spec.name,
-                base_url=spec.base_url,
-                formats=[_FORMATS[f] for f in spec.formats],
-                auth_style=_AUTH[spec.auth_style],
-                models=[pb.ProviderModel(id=m.id, upstream_id=m.upstream_id) for m in spec.models],
-                built_in=True,
-            )
+        specs = list(catalog.with_overrides(self.options.provider_base_urls))
         if who.account_id is not None:
-            after = 0
-            while True:
-                page = self.store.list_custom_providers(who.account_id, after=after, limit=500)
-                for row in page.rows:
-                    cp = custom_provider_message(row)
-                    response.providers.add(
-                        id=cp.provider_id,
-                        name=cp.name,
-                        base_url=cp.base_url,
-                        formats=cp.formats,
-                        auth_style=effective_auth_style(cp),
-                        models=cp.models,
-                    )
-                if page.next_after is None:
-                    break
-                after = page.next_after
-        return response
+            account_id = who.account_id
+            customs = pages(
+                lambda after: self.store.list_custom_providers(account_id, after=after, limit=500)
+            )
+            specs.extend(
+                catalog.custom(
+                    cp.provider_id,
+                    cp.fields.name,
+                    cp.fields.base_url,
+                    cp.fields.formats,
+                    cp.fields.auth_style,
+                    cp.fields.models,
+                )
+                for cp in customs
+            )
+        return pb.ListProvidersResponse(providers=[_listed(spec) for spec in specs])
 
     @account_rpc
     def CreateCustomProvider(
@@ -113,17 +101,17 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
         account_id = who.account()
         cp = request.custom_provider
         self._check(cp, creating=True)
-        row = self.store.create_custom_provider(
-            account_id, {"provider_id": cp.provider_id, **_columns(cp)}
+        created = self.store.create_custom_provider(
+            account_id, provider_id=cp.provider_id, fields=_fields(cp)
         )
-        return pb.CreateCustomProviderResponse(custom_provider=custom_provider_message(row))
+        return pb.CreateCustomProviderResponse(custom_provider=custom_provider_message(created))
 
     @account_rpc
     def GetCustomProvider(
         self, request: pb.GetCustomProviderRequest, who: Principal
     ) -> pb.GetCustomProviderResponse:
-        row = self.store.get(CUSTOM_PROVIDERS, require_id(request.id), who.account())
-        return pb.GetCustomProviderResponse(custom_provider=custom_provider_message(row))
+        found = self.store.get(CUSTOM_PROVIDERS, require_id(request.id), who.account())
+        return pb.GetCustomProviderResponse(custom_provider=custom_provider_message(found))
 
     @account_rpc
     def ListCustomProviders(
@@ -133,7 +121,7 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
             who.account(), **page_args(request.page_size, request.page_token)
         )
         return pb.ListCustomProvidersResponse(
-            custom_providers=[custom_provider_message(r) for r in page.rows],
+            custom_providers=[custom_provider_message(c) for c in page.items],
             next_page_token=next_token(page),
         )
 
@@ -146,16 +134,13 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
         current = self.store.get(
             CUSTOM_PROVIDERS, require_id(cp.id, "custom_provider.id"), account_id
         )
-        fields = frozenset(changes(cp, request.update_mask, _UPDATABLE))
-        merged = custom_provider_message(current)
-        for field in fields:
-            merged.ClearField(field)  # type: ignore[arg-type]
-        merged.MergeFrom(_subset(cp, fields))
+        chosen = masked(cp, request.update_mask, _UPDATABLE)
+        merged = masks.merge(custom_provider_message(current), cp, chosen)
         self._check(merged, creating=False)
-        row = self.store.update(
-            CUSTOM_PROVIDERS, cp.id, account_id, _columns(merged, fields), cp.etag
+        updated = self.store.update(
+            CUSTOM_PROVIDERS, cp.id, account_id, _fields(merged), chosen.values(), cp.etag
         )
-        return pb.UpdateCustomProviderResponse(custom_provider=custom_provider_message(row))
+        return pb.UpdateCustomProviderResponse(custom_provider=custom_provider_message(updated))
 
     @account_rpc
     def DeleteCustomProvider(
@@ -163,14 +148,3 @@ class ProviderServicer(Servicer, providers_pb2_grpc.ProviderServiceServicer):
     ) -> pb.DeleteCustomProviderResponse:
         self.store.delete(CUSTOM_PROVIDERS, require_id(request.id), who.account(), request.etag)
         return pb.DeleteCustomProviderResponse()
-
-
-def _subset(cp: pb.CustomProvider, fields: frozenset[str]) -> pb.CustomProvider:
-    out = pb.CustomProvider()
-    for field in fields:
-        value = getattr(cp, field)
-        if field in ("formats", "models"):
-            getattr(out, field).extend(value)
-        else:
-            setattr(out, field, value)
-    return out

@@ -43,7 +43,7 @@ from keyway.v1 import (
     providers_pb2_grpc,
 )
 
-from control_plane.cli import edits, output, rpc
+from control_plane.cli import edits, json_input, output, rpc
 from control_plane.cli.parsing import Parser
 
 _Action = Callable[[argparse.Namespace, rpc.Session], None]
@@ -799,7 +799,7 @@ def _read_json_file(path: str) -> tuple[dict[str, Any], str]:
         except (OSError, UnicodeDecodeError) as err:
             raise rpc.UsageError(f"cannot read {path}: {getattr(err, 'strerror', err)}") from None
     try:
-        return output.parse_json_object(text, source), source
+        return json_input.parse_json_object(text, source), source
     except ValueError as err:
         raise rpc.UsageError(str(err)) from None
 
@@ -817,7 +817,7 @@ def _content(configuration: _Configuration) -> _Configuration:
 
 def _parse_configuration(document: dict[str, Any], source: str) -> _Configuration:
     try:
-        configuration = output.json_to_message(document, _Configuration(), source)
+        configuration = json_input.json_to_message(document, _Configuration(), source)
     except ValueError as err:
         raise rpc.UsageError(str(err)) from None
     # Output-only fields are dropped so that `get --json` output can be edited and sent

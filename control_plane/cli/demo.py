@@ -20,6 +20,8 @@ import httpx
 from keyway.v1 import (
     access_keys_pb2,
     access_keys_pb2_grpc,
+    accounts_pb2,
+    accounts_pb2_grpc,
     provider_keys_pb2,
     provider_keys_pb2_grpc,
 )
@@ -37,6 +39,8 @@ _KEYS = (
 
 
 async def _seed(address: str, admin_token: str) -> tuple[str, int]:
+    """Creates the demo's keys; returns the access token and the snapshot version that
+    holds them."""
     metadata = (("authorization", f"Bearer {admin_token}"),)
     async with grpc.aio.insecure_channel(address) as channel:
         keys = provider_keys_pb2_grpc.ProviderKeyServiceStub(channel)
@@ -55,7 +59,20 @@ async def _seed(address: str, admin_token: str) -> tuple[str, int]:
             ),
             metadata=metadata,
         )
-    return access.token, int(access.access_key.etag)
+        version = await _published(channel, metadata)
+    return access.token, version
+
+
+async def _published(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str]]) -> int:
+    """The version of the first published snapshot with the account's latest write (an
+    etag says nothing about it: etags are opaque)."""
+    accounts = accounts_pb2_grpc.AccountServiceStub(channel)
+    while True:
+        response = await accounts.GetAccount(accounts_pb2.GetAccountRequest(), metadata=metadata)
+        status = response.account.snapshot_status
+        if status.state == accounts_pb2.ACCOUNT_SNAPSHOT_STATE_PUBLISHED:
+            return status.published_version
+        await asyncio.sleep(0.02)
 
 
 async def run_demo(proxy_listen: str, cp_listen: str) -> None:
@@ -89,12 +106,12 @@ async def _show(proxy: ProxyRunner, address: str, data_dir: Path) -> None:
     url = f"http://{proxy.settings.listen.rpartition(':')[0]}:{proxy.port}"
     print(f"\nkeyway demo: mock upstream, control plane {address}, proxy {url}")
     admin_token = (data_dir / ADMIN_FILE).read_text(encoding="utf-8").strip()
-    token, revision = await _seed(address, admin_token)
+    token, version = await _seed(address, admin_token)
     applied = asyncio.Event()
     proxy.state.listeners.append(
-        lambda _, table: applied.set() if table.version >= revision else None
+        lambda _, table: applied.set() if table.version >= version else None
     )
-    if proxy.state.table is None or proxy.state.table.version < revision:
+    if proxy.state.table is None or proxy.state.table.version < version:
         await applied.wait()
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]}
     async with httpx.AsyncClient(base_url=url) as client:

@@ -432,7 +432,7 @@ def _reset_operator_token(args: argparse.Namespace) -> int:
         raise StartupError(f"no control plane data in {data_dir} (see --data-dir)")
     with open_data_dir(data_dir) as (store, _):
         path = reset_operator_token(store, data_dir)
-        store.db.close()
+        store.close()
     print(f"keyway: revoked every operator token; the new one is in {path} (mode 0600)")
     return 0
 
@@ -493,40 +493,39 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettings:
+    """`keyway proxy` follows the control plane it is given; `keyway up` the one beside it."""
     from data_plane.runner import ProxySettings
 
+    tls: tuple[Path | None, ...] = (None,) * 5
     if control_plane is None:
-        return ProxySettings(
-            listen=args.listen,
-            control_plane=args.control_plane,
-            token=_proxy_token(args),
-            cache_dir=args.cache_dir,
-            node_id=args.node_id,
-            pool=args.pool,
-            tls_ca=args.tls_ca,
-            tls_client_cert=args.tls_client_cert,
-            tls_client_key=args.tls_client_key,
-            options=proxy_options(args),
-            limits=connection_limits(args),
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            allow_insecure_control_plane=args.allow_insecure_control_plane,
-            max_snapshot_age=args.max_snapshot_age,
-        )
-    host = args.listen.rpartition(":")[0]
-    if host.strip("[]") in ("", "0.0.0.0", "::"):  # noqa: S104 - a comparison
-        host = "127.0.0.1"  # listening everywhere includes here
+        listen, address, token = args.listen, args.control_plane, _proxy_token(args)
+        cache_dir, allow_insecure = args.cache_dir, args.allow_insecure_control_plane
+        tls = (args.tls_ca, args.tls_client_cert, args.tls_client_key, args.tls_cert, args.tls_key)
+    else:
+        host = args.listen.rpartition(":")[0]
+        if host.strip("[]") in ("", "0.0.0.0", "::"):  # noqa: S104 - a comparison
+            host = "127.0.0.1"  # listening everywhere includes here
+        listen, address = args.proxy_listen, f"{host}:{control_plane.port}"
+        token = control_plane.tokens.data_plane.read_text(encoding="utf-8").strip()
+        cache_dir = args.cache_dir or _data_dir(args) / "proxy-cache"
+        # The control plane next to it already refused plaintext unless told.
+        allow_insecure = args.allow_insecure_remote
+    tls_ca, tls_client_cert, tls_client_key, tls_cert, tls_key = tls
     return ProxySettings(
-        listen=args.proxy_listen,
-        control_plane=f"{host}:{control_plane.port}",
-        token=control_plane.tokens.data_plane.read_text(encoding="utf-8").strip(),
-        cache_dir=args.cache_dir or _data_dir(args) / "proxy-cache",
+        listen=listen,
+        control_plane=address,
+        token=token,
+        cache_dir=cache_dir,
         node_id=args.node_id,
         pool=args.pool,
+        tls_ca=tls_ca,
+        tls_client_cert=tls_client_cert,
+        tls_client_key=tls_client_key,
         options=proxy_options(args),
         limits=connection_limits(args),
-        # The control plane next to it already refused plaintext unless told.
-        allow_insecure_control_plane=args.allow_insecure_remote,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        allow_insecure_control_plane=allow_insecure,
         max_snapshot_age=args.max_snapshot_age,
     )
 

@@ -1,7 +1,8 @@
-"""Rendering of admin API messages for humans and scripts, and JSON input parsing.
+"""Rendering of admin API messages for humans and scripts.
 
 Humans get aligned tables; scripts get the proto3 JSON mapping (camelCase), which is
-also the documented input shape, so `get --json` output can be edited and sent back.
+also the documented input shape (`json_input`), so `get --json` output can be edited and
+sent back.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-_M = TypeVar("_M", bound=Message)
+from . import descriptors
 
 _EMPTY = "-"
 
@@ -33,7 +34,7 @@ def to_json_short_enums(value: Message | Sequence[Message]) -> str:
     """Like `to_json`, with enum values named without their type prefix.
 
     `DATA_PLANE_STATE_IN_SYNC` becomes `IN_SYNC`. For read-only outputs (states, not
-    inputs): `json_to_message` expects the full names, so such output is not meant to
+    inputs): `json_input.json_to_message` expects the full names, so such output is not meant to
     be sent back.
     """
     if isinstance(value, Message):
@@ -55,7 +56,7 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def render_detail(message: Message) -> str:
     """Every field of one message as `name  value` lines; nested values may span lines."""
-    names = [field.name for field in _descriptor(message).fields]
+    names = [field.name for field in descriptors.of(message).fields]
     width = max(len(name) for name in names)
     lines: list[str] = []
     for name in names:
@@ -67,14 +68,16 @@ def render_detail(message: Message) -> str:
 
 def format_field(message: Message, name: str) -> str:
     """One field for a table cell: empty values as `-`, enums as short lowercase labels."""
-    field = _descriptor(message).fields_by_name[name]
+    field = descriptors.of(message).fields_by_name[name]
     value = getattr(message, name)
     if field.is_repeated:
         parts = [_format_scalar(field, item) for item in value]
         return ", ".join(parts) if parts else _EMPTY
     if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and not message.HasField(name):
         # An absent scope is not "nothing": it means every provider and model.
-        return "everything allowed" if _message_type(field).full_name == _ACCESS else _EMPTY
+        return (
+            "everything allowed" if descriptors.message_type(field).full_name == _ACCESS else _EMPTY
+        )
     return _format_scalar(field, value)
 
 
@@ -116,59 +119,18 @@ def enum_number(enum: EnumDescriptor, label: str) -> int:
     raise ValueError(f"invalid choice {label!r} (choose from {', '.join(enum_labels(enum))})")
 
 
-def parse_json_object(text: str, source: str) -> dict[str, Any]:
-    """Parses a JSON document that must be an object; errors give line and column."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{source}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}"
-        ) from None
-    if not isinstance(document, dict):
-        raise ValueError(f"{source}: expected a JSON object, got {_json_kind(document)}")
-    return document
-
-
-def json_to_message(document: dict[str, Any], message: _M, source: str) -> _M:
-    """Fills `message` from its proto3 JSON form; errors name the offending field path."""
-    # protobuf's own errors nest "Failed to parse X field" clauses and sometimes omit the
-    # path, so the document is checked against the descriptor first to name the field.
-    problem = _find_problem(document, _descriptor(message), "")
-    if problem is not None:
-        raise ValueError(f"{source}: {problem}")
-    try:
-        return json_format.ParseDict(document, message)
-    except json_format.ParseError as err:
-        raise ValueError(f"{source}: {str(err).splitlines()[0]}") from None
-
-
 _ACCESS = "keyway.v1.Access"
-
-
-def _descriptor(message: Message) -> Descriptor:
-    # The stubs type DESCRIPTOR as a union with the upb classes, which mirror these.
-    return cast(Descriptor, message.DESCRIPTOR)
-
-
-def _message_type(field: FieldDescriptor) -> Descriptor:
-    if field.message_type is None:
-        raise TypeError(f"{field.full_name} is not a message field")
-    return field.message_type
-
-
-def _enum_type(field: FieldDescriptor) -> EnumDescriptor:
-    if field.enum_type is None:
-        raise TypeError(f"{field.full_name} is not an enum field")
-    return field.enum_type
 
 
 def _format_scalar(field: FieldDescriptor, value: Any) -> str:
     cpp = field.cpp_type
     if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
-        formatter = _MESSAGE_FORMATTERS.get(_message_type(field).full_name, _compact_json)
+        formatter = _MESSAGE_FORMATTERS.get(
+            descriptors.message_type(field).full_name, _compact_json
+        )
         return formatter(value)
     if cpp == FieldDescriptor.CPPTYPE_ENUM:
-        return enum_label(_enum_type(field), value)
+        return enum_label(descriptors.enum_type(field), value)
     if cpp == FieldDescriptor.CPPTYPE_BOOL:
         return "yes" if value else "no"
     text = str(value)
@@ -267,12 +229,12 @@ def _enum_prefix(enum: EnumDescriptor) -> str:
 
 def _short_enums(message: Message, document: dict[str, Any]) -> dict[str, Any]:
     """Strips the type prefix from every enum value in `document`, the JSON of `message`."""
-    for field in _descriptor(message).fields:
+    for field in descriptors.of(message).fields:
         key = field.json_name
         if key not in document:
             continue
         if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-            prefix = _enum_prefix(_enum_type(field))
+            prefix = _enum_prefix(descriptors.enum_type(field))
 
             def strip(item: Any, prefix: str = prefix) -> Any:
                 return item.removeprefix(prefix) if isinstance(item, str) else item
@@ -280,7 +242,7 @@ def _short_enums(message: Message, document: dict[str, Any]) -> dict[str, Any]:
             value = document[key]
             document[key] = [strip(v) for v in value] if field.is_repeated else strip(value)
         elif field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-            message_type = _message_type(field)
+            message_type = descriptors.message_type(field)
             if message_type.full_name.startswith("google.protobuf.") or (
                 message_type.GetOptions().map_entry
             ):
@@ -292,82 +254,3 @@ def _short_enums(message: Message, document: dict[str, Any]) -> dict[str, Any]:
             else:
                 _short_enums(nested, document[key])
     return document
-
-
-def _json_kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
-
-
-def _find_problem(value: object, descriptor: Descriptor, path: str) -> str | None:
-    if not isinstance(value, dict):
-        return f"{path or 'top level'}: expected an object, got {_json_kind(value)}"
-    fields = {field.json_name: field for field in descriptor.fields}
-    fields.update({field.name: field for field in descriptor.fields})
-    for key, item in value.items():
-        item_path = f"{path}.{key}" if path else str(key)
-        field = fields.get(key)
-        if field is None:
-            expected = ", ".join(field.json_name for field in descriptor.fields)
-            return f"{item_path}: unknown field (expected one of: {expected})"
-        if item is None:
-            continue  # null means "default" for every field in proto3 JSON
-        if not field.is_repeated:
-            problem = _check_value(item, field, item_path)
-        elif not isinstance(item, list):
-            problem = f"{item_path}: expected a list, got {_json_kind(item)}"
-        else:
-            problem = next(
-                (
-                    found
-                    for index, element in enumerate(item)
-                    if (found := _check_value(element, field, f"{item_path}[{index}]"))
-                ),
-                None,
-            )
-        if problem is not None:
-            return problem
-    return None
-
-
-_INTEGER_TYPES = frozenset(
-    {
-        FieldDescriptor.CPPTYPE_INT32,
-        FieldDescriptor.CPPTYPE_INT64,
-        FieldDescriptor.CPPTYPE_UINT32,
-        FieldDescriptor.CPPTYPE_UINT64,
-    }
-)
-
-
-def _check_value(value: object, field: FieldDescriptor, path: str) -> str | None:
-    cpp = field.cpp_type
-    if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
-        message_type = _message_type(field)
-        if message_type.full_name.startswith("google.protobuf."):
-            return None  # well-known types have their own JSON forms; ParseDict checks them
-        return _find_problem(value, message_type, path)
-    if cpp == FieldDescriptor.CPPTYPE_STRING:
-        ok, expected = isinstance(value, str), "a string"
-    elif cpp == FieldDescriptor.CPPTYPE_BOOL:
-        ok, expected = isinstance(value, bool), "a boolean"
-    elif cpp == FieldDescriptor.CPPTYPE_ENUM:
-        names = [item.name for item in _enum_type(field).values]
-        ok = value in names or (isinstance(value, int) and not isinstance(value, bool))
-        expected = f"one of {', '.join(names)}"
-    elif cpp in _INTEGER_TYPES:
-        ok = isinstance(value, int | str) and not isinstance(value, bool)
-        expected = "an integer"
-    else:
-        ok = isinstance(value, int | float | str) and not isinstance(value, bool)
-        expected = "a number"
-    return None if ok else f"{path}: expected {expected}, got {_json_kind(value)}"

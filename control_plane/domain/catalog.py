@@ -8,10 +8,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
-FORMAT_OPENAI = "openai"
-FORMAT_ANTHROPIC = "anthropic"
-AUTH_BEARER = "bearer"
-AUTH_X_API_KEY = "x-api-key"
+from .formats import ApiFormat, AuthStyle, effective_auth_style
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +22,8 @@ class ProviderSpec:
     id: str
     name: str
     base_url: str
-    formats: tuple[str, ...]
-    auth_style: str
+    formats: tuple[ApiFormat, ...]
+    auth_style: AuthStyle
     models: tuple[Model, ...]
     built_in: bool = True
 
@@ -39,8 +36,8 @@ def _parse(doc: Any) -> tuple[ProviderSpec, ...]:
                 id=raw["id"],
                 name=raw["name"],
                 base_url=raw["baseUrl"],
-                formats=tuple(raw["formats"]),
-                auth_style=raw["authStyle"],
+                formats=tuple(ApiFormat(f) for f in raw["formats"]),
+                auth_style=AuthStyle(raw["authStyle"]),
                 models=tuple(Model(m) for m in raw["models"]),
             )
         )
@@ -59,3 +56,23 @@ BUILT_IN_IDS: frozenset[str] = frozenset(p.id for p in BUILT_IN)
 def with_overrides(base_urls: Mapping[str, str]) -> tuple[ProviderSpec, ...]:
     """The catalog with the operator's base-URL overrides applied."""
     return tuple(replace(p, base_url=base_urls[p.id]) if p.id in base_urls else p for p in BUILT_IN)
+
+
+def custom(
+    provider_id: str,
+    name: str,
+    base_url: str,
+    formats: tuple[ApiFormat, ...],
+    auth_style: AuthStyle | None,
+    models: tuple[Model, ...],
+) -> ProviderSpec:
+    """An account's custom provider as a catalog entry (its auth style made explicit)."""
+    return ProviderSpec(
+        id=provider_id,
+        name=name,
+        base_url=base_url,
+        formats=formats,
+        auth_style=effective_auth_style(auth_style, formats),
+        models=models,
+        built_in=False,
+    )

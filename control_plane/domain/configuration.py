@@ -197,6 +197,14 @@ def normalise(
     return out
 
 
+def validated(candidate: pb.AccessKeyConfiguration, view: AccountView) -> pb.AccessKeyConfiguration:
+    """What is stored for `candidate`: its canonical form, or every problem at once."""
+    v = Violations()
+    normal = normalise(candidate, view, v)
+    v.raise_if_any("configuration is invalid", reason="INVALID_CONFIGURATION")
+    return normal
+
+
 def unlisted_models(access: pb.Access, view: AccountView) -> list[FieldViolation]:
     """Warnings for allowed models their provider does not list.
 

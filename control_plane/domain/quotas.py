@@ -119,6 +119,18 @@ def check_count(quotas: Quotas, name: str, account_id: str, existing: int) -> No
         )
 
 
+def check_models(quotas: Quotas, provider_id: str, listed: int) -> None:
+    """Before a custom provider listing `listed` models is stored."""
+    limit = quotas.models_per_provider
+    if listed > limit:
+        raise exceeded(
+            "models_per_provider",
+            limit,
+            f"customProviders/{provider_id}",
+            f"the custom provider lists {listed} models",
+        )
+
+
 def check_size(quotas: Quotas, account_id: str, before: int, after: int, total: int) -> None:
     """After a write changed an account's routing data from `before` to `after` bytes;
     `total` is the whole snapshot's size after the write. Shrinking is always allowed,

@@ -10,6 +10,7 @@ from keyway.v1 import providers_pb2 as pb
 
 from data_plane.shared.addresses import is_public_address
 
+from . import formats
 from .catalog import BUILT_IN_IDS
 from .errors import Violations
 from .fields import NAME_MAX, check_common
@@ -115,11 +116,15 @@ def check_custom_provider(
     if not cp.formats:
         v.add("formats", "must list at least one format")
     for i, fmt in enumerate(cp.formats):
-        if fmt not in (pb.API_FORMAT_OPENAI, pb.API_FORMAT_ANTHROPIC):
+        try:
+            formats.from_api_format(fmt)
+        except ValueError:
             v.add(f"formats[{i}]", "must be API_FORMAT_OPENAI or API_FORMAT_ANTHROPIC")
     if len(set(cp.formats)) != len(cp.formats):
         v.add("formats", "lists a format twice")
-    if cp.auth_style not in pb.AuthStyle.values():
+    try:
+        formats.from_api_auth_style(cp.auth_style)
+    except ValueError:
         v.add("auth_style", "is not a known auth style")
     seen: set[str] = set()
     for i, model in enumerate(cp.models):
@@ -138,11 +143,3 @@ def check_custom_provider(
                 f"models[{i}].upstream_id",
                 f"must be at most {NAME_MAX} printable characters",
             )
-
-
-def effective_auth_style(cp: pb.CustomProvider) -> int:
-    if cp.auth_style != pb.AUTH_STYLE_UNSPECIFIED:
-        return cp.auth_style
-    if cp.formats and cp.formats[0] == pb.API_FORMAT_ANTHROPIC:
-        return pb.AUTH_STYLE_X_API_KEY
-    return pb.AUTH_STYLE_BEARER

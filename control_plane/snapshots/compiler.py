@@ -20,20 +20,11 @@ from dataclasses import dataclass
 from keyway.v1 import access_key_configurations_pb2 as cpb
 from keyway.v1 import snapshot_pb2 as spb
 
-from control_plane.domain import catalog
+from control_plane.domain import catalog, formats
 from control_plane.store.records import AccessKeyRecord as AccessKeyRecord
 from control_plane.store.records import AccountRecord as AccountRecord
 from control_plane.store.records import KeyRecord as KeyRecord
 from data_plane.shared.validate import SCHEMA_VERSION
-
-_FORMATS = {
-    catalog.FORMAT_OPENAI: spb.SNAPSHOT_FORMAT_OPENAI,
-    catalog.FORMAT_ANTHROPIC: spb.SNAPSHOT_FORMAT_ANTHROPIC,
-}
-_AUTH = {
-    catalog.AUTH_BEARER: spb.SNAPSHOT_AUTH_STYLE_BEARER,
-    catalog.AUTH_X_API_KEY: spb.SNAPSHOT_AUTH_STYLE_X_API_KEY,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +52,8 @@ def _provider(spec: catalog.ProviderSpec, private_allowed: bool = True) -> spb.S
         private_addresses_allowed=private_allowed,
         id=spec.id,
         base_url=spec.base_url,
-        formats=[_FORMATS[f] for f in spec.formats],
-        auth_style=_AUTH[spec.auth_style],
+        formats=[formats.to_snapshot_format(f) for f in spec.formats],
+        auth_style=formats.to_snapshot_auth_style(spec.auth_style),
         models=[spb.SnapshotModel(id=m.id, upstream_id=m.upstream_id) for m in spec.models],
     )
 

@@ -16,10 +16,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
-from control_plane.api.auth import DATA_PLANE, bearer_token
+from control_plane.api.auth import bearer_token
 from control_plane.domain import tokens
 from control_plane.domain.errors import Unauthenticated
-from control_plane.store.store import Store
+from control_plane.store.port import Store, call
+from control_plane.store.records import AccessKeyUsage, KeyUsage
 
 from .publisher import Published, Publisher, Subscription
 from .status import REJECTION_MESSAGE_MAX, StatusBook
@@ -96,16 +97,18 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
         context: grpc.aio.ServicerContext[pb.ReportUsageRequest, pb.ReportUsageResponse],
     ) -> pb.ReportUsageResponse:
         try:
-            self._authenticate(context)
+            await self._authenticate(context)
         except Unauthenticated as error:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
 
         def micros(ts: Timestamp, present: bool) -> int | None:
             return ts.ToMicroseconds() if present else None
 
-        self._store.record_usage(
+        await call(
+            self._store,
+            self._store.record_usage,
             [
-                (
+                KeyUsage(
                     u.provider_key_id,
                     micros(u.last_used_time, u.HasField("last_used_time")),
                     u.last_error_status,
@@ -115,16 +118,19 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                 )
                 for u in request.provider_keys
             ],
-            [(u.access_key_id, u.last_used_time.ToMicroseconds()) for u in request.access_keys],
+            [
+                AccessKeyUsage(u.access_key_id, u.last_used_time.ToMicroseconds())
+                for u in request.access_keys
+            ],
         )
         return pb.ReportUsageResponse()
 
-    def _authenticate(self, context: Any) -> str:
+    async def _authenticate(self, context: Any) -> str:
         token = bearer_token(context.invocation_metadata())
         found = None
         if tokens.is_well_formed(token, tokens.TokenKind.DATA_PLANE):
-            found = self._store.authenticate(token)
-        if found is None or found.kind != DATA_PLANE:
+            found = await call(self._store, self._store.authenticate, token)
+        if found is None or found.kind is not tokens.TokenKind.DATA_PLANE:
             raise Unauthenticated("unknown, revoked or malformed data-plane token")
         return found.id
 
@@ -132,13 +138,18 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
         self, request_iterator: Any, context: Context
     ) -> None:
         try:
-            credential_id = self._authenticate(context)
+            credential_id = await self._authenticate(context)
         except Unauthenticated as error:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
-        # Registered before the first await, so a revocation never misses this stream.
         stream = _OpenStream(self._publisher.subscribe())
         self._streams.setdefault(credential_id, set()).add(stream)
         try:
+            # Checked again once registered: a credential deleted while the first check was
+            # in flight is caught here, or its revocation finds this stream.
+            try:
+                await self._authenticate(context)
+            except Unauthenticated:
+                stream.revoked = True
             await self._serve(context, stream)
         finally:
             self._publisher.unsubscribe(stream.subscription)

@@ -18,9 +18,8 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from control_plane.store.records import StoreDelta
+from control_plane.store.port import SnapshotSource
 from data_plane.shared.validate import validate
 
 from .assembly import AccountStatus, Assembly
@@ -69,12 +68,6 @@ class Subscription:
         self._pending.clear()
 
 
-class SnapshotSource(Protocol):
-    def read(self, known: Mapping[str, int]) -> StoreDelta: ...
-
-    def revision(self) -> int: ...
-
-
 class Publisher:
     def __init__(
         self,
@@ -105,8 +98,11 @@ class Publisher:
     def assembly(self) -> Assembly:
         return self._assembly
 
-    def notify(self, revision: int = 0) -> None:
-        """A write committed (`revision` is informational: the store is read anyway)."""
+    def notify(self, revision: int) -> None:
+        """A write committed at `revision`. A notice of what a published snapshot already
+        holds (late, or repeated) wakes nothing."""
+        if self.latest is not None and revision <= self.latest.compiled.version:
+            return
         self._changed.set()
 
     def subscribe(self) -> Subscription:

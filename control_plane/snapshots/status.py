@@ -1,4 +1,4 @@
-"""Per-proxy sync status, kept in memory and mirrored to SQLite.
+"""Per-proxy sync status, kept in memory and mirrored to the store.
 
 The mirror lets `data-planes list` show the proxies seen recently (as
 DISCONNECTED) after a control-plane restart; a proxy disconnected for longer
@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum
 
-from sqlite_utils import Database
+from control_plane.store.port import Store, call
+from control_plane.store.records import NodeStatus
 
 from .stream import Rejection, Revision
 
@@ -26,30 +27,17 @@ class State(Enum):
     DISCONNECTED = "DISCONNECTED"
 
 
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    node_id: str
-    pool: str
-    build_version: str
-    connected: bool
-    connect_time_us: int
-    last_seen_us: int
-    sent_version: int = 0
-    applied: Revision | None = None
-    rejection: Rejection | None = None
-    rejected_time_us: int | None = None
-
-    def state(self, latest: Revision | None) -> State:
-        if not self.connected:
-            return State.DISCONNECTED
-        if latest is not None and self.applied == latest:
-            return State.IN_SYNC
-        if self.rejection is not None and (
-            self.rejection.revision == latest
-            or self.rejection.revision.version == self.sent_version
-        ):
-            return State.REJECTED
-        return State.STALE
+def state(node: NodeStatus, latest: Revision | None) -> State:
+    """Where a proxy stands against the latest published snapshot."""
+    if not node.connected:
+        return State.DISCONNECTED
+    if latest is not None and node.applied == latest:
+        return State.IN_SYNC
+    if node.rejection is not None and (
+        node.rejection.revision == latest or node.rejection.revision.version == node.sent_version
+    ):
+        return State.REJECTED
+    return State.STALE
 
 
 def _now_us() -> int:
@@ -69,65 +57,51 @@ class ConnectedNodeError(Exception):
 
 
 class StatusBook:
+    """Lives on the event loop; the mirror is written in batches on the store's executor."""
+
     def __init__(
         self,
-        db: Database,
+        store: Store,
         clock: Callable[[], int] = _now_us,
         forget_after: float = 7 * 24 * 3600.0,
     ) -> None:
-        self._db = db
+        self._store = store
         self._clock = clock
         self._forget_after_us = int(forget_after * 1e6)
-        self._nodes: dict[str, NodeStatus] = {}
+        self._nodes: dict[str, NodeStatus] = {
+            node.node_id: replace(node, connected=False) for node in store.data_planes()
+        }
         self._streams: dict[str, int] = {}
         self._dirty: set[str] = set()
-        self._load()
-
-    def _load(self) -> None:
-        for row in self._db.query("SELECT * FROM data_planes"):
-            rejection = None
-            if row["rejected_version"] is not None:
-                rejection = Rejection(
-                    Revision(row["rejected_version"], row["rejected_hash"]), row["rejected_message"]
-                )
-            applied = Revision(row["applied_version"], row["applied_hash"])
-            self._nodes[row["node_id"]] = NodeStatus(
-                node_id=row["node_id"],
-                pool=row["pool"],
-                build_version=row["build_version"],
-                connected=False,
-                connect_time_us=row["connect_time"],
-                last_seen_us=row["last_seen_time"],
-                sent_version=row["sent_version"],
-                applied=applied if row["applied_version"] else None,
-                rejection=rejection,
-                rejected_time_us=row["rejected_time"],
-            )
+        self._forgotten: set[str] = set()
 
     def _save(self, node: NodeStatus) -> None:
         # Memory is authoritative; the mirror is written in batches by flush(),
-        # because a disk sync per ACK would stall the event loop for every
-        # proxy on every snapshot.
+        # because a database write per ACK would cost every proxy on every snapshot.
         self._nodes[node.node_id] = node
         self._dirty.add(node.node_id)
+        self._forgotten.discard(node.node_id)
+
+    def _changes(self) -> tuple[list[NodeStatus], list[str]]:
+        saved = [self._nodes[node_id] for node_id in sorted(self._dirty)]
+        forgotten = sorted(self._forgotten)
+        self._dirty.clear()
+        self._forgotten.clear()
+        return saved, forgotten
 
     def flush(self) -> None:
-        """Writes every changed node to the mirror in one transaction."""
-        if not self._dirty:
-            return
-        rows = [self._row(self._nodes[node_id]) for node_id in sorted(self._dirty)]
-        self._dirty.clear()
-        with self._db.atomic():
-            self._db.table("data_planes").upsert_all(rows, pk="node_id")
+        """Writes every change to the mirror now, in one transaction (at shutdown)."""
+        saved, forgotten = self._changes()
+        if saved or forgotten:
+            self._store.save_data_planes(saved, forgotten)
 
     async def flush_forever(self, interval: float = 1.0) -> None:
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                self.forget_disconnected()
-                self.flush()
-        finally:
-            self.flush()
+        while True:
+            await asyncio.sleep(interval)
+            self.forget_disconnected()
+            saved, forgotten = self._changes()
+            if saved or forgotten:
+                await call(self._store, self._store.save_data_planes, saved, forgotten)
 
     def forget_disconnected(self) -> list[str]:
         """Drops proxies disconnected for longer than `forget_after`; returns their ids."""
@@ -153,26 +127,7 @@ class StatusBook:
     def _forget(self, node_id: str) -> None:
         del self._nodes[node_id]
         self._dirty.discard(node_id)
-        with self._db.atomic():
-            self._db.execute("DELETE FROM data_planes WHERE node_id = ?", [node_id])
-
-    @staticmethod
-    def _row(node: NodeStatus) -> dict[str, object]:
-        return {
-            "node_id": node.node_id,
-            "pool": node.pool,
-            "build_version": node.build_version,
-            "connected": int(node.connected),
-            "connect_time": node.connect_time_us,
-            "last_seen_time": node.last_seen_us,
-            "sent_version": node.sent_version,
-            "applied_version": node.applied.version if node.applied else 0,
-            "applied_hash": node.applied.sha256 if node.applied else "",
-            "rejected_version": node.rejection.revision.version if node.rejection else None,
-            "rejected_hash": node.rejection.revision.sha256 if node.rejection else "",
-            "rejected_message": node.rejection.message if node.rejection else None,
-            "rejected_time": node.rejected_time_us,
-        }
+        self._forgotten.add(node_id)
 
     def connected(
         self, node_id: str, pool: str, build_version: str, applied: Revision | None

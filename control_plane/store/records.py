@@ -1,17 +1,200 @@
-"""What the snapshot reader returns: one account's routing data, typed and frozen.
+"""What the store holds, as typed frozen values: every read returns these, never rows.
 
-Plain values with no behaviour, shared by the store (which reads them) and the
-snapshot compiler (which turns them into a Snapshot).
+Plain values with no behaviour, shared by the store port, its adapters and their callers.
+A resource record pairs what its caller wrote (`fields`, the same value a create or an
+update takes) with what the store keeps for it (id, times, etag, derived figures).
+Times are microseconds since the epoch. Secrets appear only as `Secret`, and only in the
+snapshot reader's records; resource records carry redacted forms.
+
+`AccessKeyConfiguration` bodies are protobuf messages (the contract's own shape of a
+scope and a router); each read builds new ones, and nobody may modify a record's body.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from keyway.v1 import access_key_configurations_pb2 as cpb
+from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
 from control_plane.domain import catalog
+from control_plane.domain.formats import ApiFormat, AuthStyle
+from control_plane.domain.tokens import TokenKind
 from control_plane.secrets.secret import Secret
+from control_plane.snapshots.stream import Rejection, Revision
+
+R = TypeVar("R")
+
+# -- what callers write --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Labels:
+    """What a person names and notes on any resource."""
+
+    name: str
+    description: str = ""
+    metadata: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderKeyFields(Labels):
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessKeyFields(Labels):
+    configuration_id: str | None = None
+    """None: not linked (the account's default routing)."""
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigurationFields(Labels):
+    body: AccessKeyConfiguration
+    """Access, router and limits; a store keeps them in canonical form."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomProviderFields(Labels):
+    base_url: str
+    formats: tuple[ApiFormat, ...]
+    auth_style: AuthStyle | None
+    """None: the usual one for the first format."""
+    models: tuple[catalog.Model, ...] = ()
+
+
+# -- what the store keeps ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stored:
+    id: str
+    create_time_us: int
+    update_time_us: int
+    etag: str
+    """Opaque: changes with every write to the resource."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account(Stored):
+    fields: Labels
+    data_revision: int
+    """The store revision of the last write to the account's routing data."""
+    snapshot_bytes: int
+    """The estimated size of the account's routing data in the snapshot."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credential(Stored):
+    """An operator credential, an account's admin API key or a data-plane credential."""
+
+    fields: Labels
+    kind: TokenKind
+    account_id: str | None
+    redacted_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKeyError:
+    status: int
+    """The upstream HTTP status, 0 when there was no response."""
+    reason: str
+    time_us: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderKey(Stored):
+    fields: ProviderKeyFields
+    account_id: str
+    provider_id: str
+    redacted_value: str
+    kek_id: str
+    """The master key the value's data key is wrapped with."""
+    rotate_time_us: int
+    last_used_time_us: int | None
+    last_success_time_us: int | None
+    last_error: ProviderKeyError | None
+    """The last error proxies reported, whether or not the key served since."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessKey(Stored):
+    fields: AccessKeyFields
+    account_id: str
+    redacted_token: str
+    last_used_time_us: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configuration(Stored):
+    fields: ConfigurationFields
+    account_id: str
+    access_key_count: int
+    """How many access keys are linked to it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomProvider(Stored):
+    fields: CustomProviderFields
+    account_id: str
+    provider_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[R]):
+    items: tuple[R, ...]
+    next_after: int | None
+    """Sequence number to continue after, or None on the last page."""
+
+
+# -- bookkeeping: written without moving the revision --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """What a proxy reports of one provider key (times in microseconds, None: no news)."""
+
+    key_id: str
+    last_used_us: int | None
+    error_status: int
+    error_reason: str
+    error_time_us: int | None
+    last_success_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKeyUsage:
+    key_id: str
+    last_used_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """One proxy as the control plane last knew it (the status book's entry)."""
+
+    node_id: str
+    pool: str
+    build_version: str
+    connected: bool
+    connect_time_us: int
+    last_seen_us: int
+    sent_version: int = 0
+    applied: Revision | None = None
+    rejection: Rejection | None = None
+    rejected_time_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """The outcome of a pass over every sealed provider key."""
+
+    done: int
+    unreadable: tuple[str, ...]
+    """Ids of rows that could not be opened (tampered with, or sealed by a missing key)."""
+
+
+# -- the snapshot reader's view: one account's routing data --------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +219,7 @@ class AccountRecord:
     custom_providers: tuple[catalog.ProviderSpec, ...]
     keys: tuple[KeyRecord, ...]
     """In creation order."""
-    configurations: tuple[tuple[str, cpb.AccessKeyConfiguration], ...]
+    configurations: tuple[tuple[str, AccessKeyConfiguration], ...]
     access_keys: tuple[AccessKeyRecord, ...]
 
 

@@ -16,14 +16,17 @@ from pathlib import Path
 
 from keyway.v1 import access_key_configurations_pb2 as cfg
 
-# The admin API's own validator, so the data set is checked exactly as CreateAccessKeyConfiguration
-# checks it (warnings, which the API returns to the caller, are dropped here).
-from control_plane.api.configurations import _validator as admin_validator
+from control_plane.domain.tokens import TokenKind, mint
 from control_plane.secrets.keyring import load_key_provider
 from control_plane.secrets.sealing import Sealer
 from control_plane.secrets.secret import Secret
-from control_plane.store.database import open_database
-from control_plane.store.store import Store
+from control_plane.store.records import (
+    AccessKeyFields,
+    ConfigurationFields,
+    Labels,
+    ProviderKeyFields,
+)
+from control_plane.store.sqlite import open_store
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -96,55 +99,50 @@ def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     sealer = Sealer(load_key_provider(data_dir, os.environ))
     path = data_dir / "keyway.db"
-    db = open_database(path)
-    store = Store(db, sealer)
+    store = open_store(path, sealer)
     tokens: list[str] = []
-    with db.atomic():
+    with store.transaction():
         for a in range(scale.accounts):
-            account = store.create_account(f"account-{a:04d}", "scale benchmark", "")["id"]
+            account = store.create_account(
+                Labels(name=f"account-{a:04d}", description="scale benchmark")
+            ).id
             openai = [
                 store.create_provider_key(
                     account,
                     provider_id="openai",
-                    name=f"openai-{k}",
-                    description="",
-                    metadata="",
+                    fields=ProviderKeyFields(name=f"openai-{k}"),
                     value=_secret("sk-proj-"),
-                )["id"]
+                ).id
                 for k in range(scale.openai_keys)
             ]
             anthropic = [
                 store.create_provider_key(
                     account,
                     provider_id="anthropic",
-                    name=f"anthropic-{k}",
-                    description="",
-                    metadata="",
+                    fields=ProviderKeyFields(name=f"anthropic-{k}"),
                     value=_secret("sk-ant-api03-"),
-                )["id"]
+                ).id
                 for k in range(scale.anthropic_keys)
             ]
             configs = [
                 store.create_configuration(
                     account,
-                    name=f"config-{c}",
-                    description="",
-                    metadata="",
-                    validate=admin_validator(_configuration(openai, anthropic), []),
-                )["id"]
+                    fields=ConfigurationFields(
+                        name=f"config-{c}", body=_configuration(openai, anthropic)
+                    ),
+                ).id
                 for c in range(scale.configurations)
             ]
             for k in range(scale.access_keys):
                 # The last key of each account keeps the default allow-all routing.
                 linked = configs[k % len(configs)] if k < scale.access_keys - 1 else None
-                _, token = store.create_access_key(
+                token = mint(TokenKind.ACCESS)
+                store.create_access_key(
                     account,
-                    name=f"access-{k}",
-                    description="",
-                    metadata="",
-                    configuration_id=linked,
+                    fields=AccessKeyFields(name=f"access-{k}", configuration_id=linked),
+                    token=token,
                 )
                 tokens.append(token)
     revision = store.revision()
-    db.close()
+    store.close()
     return Dataset(path, sealer, tuple(tokens), revision)

@@ -247,7 +247,7 @@ def _second_account_token(stack: Stack, value: str) -> str:
         stack.data_dir, stack.mock, stack.control_plane, stack.proxy, stack.channel, admin_token
     )
     token = route(tenant, [tenant.add_provider_key("openai", value)], "tenant a")
-    stack.written = max(stack.written, tenant.written)
+    tenant.wait_synced()  # the tenant's write too, not only the default account's
     return token
 
 

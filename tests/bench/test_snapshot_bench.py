@@ -27,13 +27,14 @@ from keyway.v1 import access_keys_pb2 as ak
 from keyway.v1 import access_keys_pb2_grpc as ak_grpc
 from keyway.v1 import snapshot_pb2 as spb
 
+from control_plane.domain.tokens import TokenKind, mint
 from control_plane.server import ControlPlane, Settings
 from control_plane.snapshots import publisher
 from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.compiler import Compiled, compile_snapshot, serialise
-from control_plane.store.database import open_database
-from control_plane.store.snapshot_reader import SnapshotReader
-from control_plane.store.store import Store
+from control_plane.store.records import AccessKeyFields
+from control_plane.store.sqlite import open_store
+from control_plane.store.sqlite.snapshot_reader import SnapshotReader
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import build
 from data_plane.shared.validate import validate
@@ -132,15 +133,14 @@ def test_one_account_changed_at_scale(scale_dataset: scale.Dataset, tmp_path: Pa
         served = apply(first.version, first.sha256, first.payload)
         assert isinstance(served, Applied)
         table_now = served.table
-        db = open_database(db_path)
-        store = Store(db, scale_dataset.sealer)
+        store = open_store(db_path, scale_dataset.sealer)
         account_id = next(iter(table_now.accounts))
         compile_times: list[float] = []
         apply_times: list[float] = []
         full_times: list[float] = []
         for i in range(ROUNDS):
             store.create_access_key(
-                account_id, name=f"bench-{i}", description="", metadata="", configuration_id=None
+                account_id, fields=AccessKeyFields(name=f"bench-{i}"), token=mint(TokenKind.ACCESS)
             )
             gc.collect()
             t_compile, compiled = _timed(
@@ -156,7 +156,7 @@ def test_one_account_changed_at_scale(scale_dataset: scale.Dataset, tmp_path: Pa
             compile_times.append(t_compile)
             apply_times.append(t_apply)
             full_times.append(t_full)
-        db.close()
+        store.close()
     finally:
         reader.close()
     table = report.Table(

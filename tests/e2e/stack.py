@@ -28,6 +28,8 @@ from keyway.v1 import (
     access_key_configurations_pb2_grpc,
     access_keys_pb2,
     access_keys_pb2_grpc,
+    accounts_pb2,
+    accounts_pb2_grpc,
     data_planes_pb2,
     data_planes_pb2_grpc,
     provider_keys_pb2,
@@ -126,11 +128,6 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     clients: list[Any] = field(default_factory=list)
     """SDK clients made by tests; closed with the stack so no socket leaks."""
-    written: int = 0
-    """Revision of the latest admin write (a resource's etag is the revision that wrote it)."""
-
-    def _wrote(self, etag: str) -> None:
-        self.written = max(self.written, int(etag))
 
     @property
     def mock_url(self) -> str:
@@ -157,23 +154,20 @@ class Stack:
             ),
             metadata=self.auth,
         ).provider_key
-        self._wrote(key.etag)
         return key.id
 
     def rotate_provider_key(self, key_id: str, value: str) -> None:
         stub = provider_keys_pb2_grpc.ProviderKeyServiceStub(self.channel)
-        rotated = stub.RotateProviderKey(
+        stub.RotateProviderKey(
             provider_keys_pb2.RotateProviderKeyRequest(id=key_id, value=value),
             metadata=self.auth,
         )
-        self._wrote(rotated.provider_key.etag)
 
     def delete_provider_key(self, key_id: str) -> None:
         stub = provider_keys_pb2_grpc.ProviderKeyServiceStub(self.channel)
         stub.DeleteProviderKey(
             provider_keys_pb2.DeleteProviderKeyRequest(id=key_id), metadata=self.auth
         )
-        self.written += 1  # a delete returns no etag; it moved the revision by one
 
     def provider_key(self, key_id: str) -> provider_keys_pb2.ProviderKey:
         stub = provider_keys_pb2_grpc.ProviderKeyServiceStub(self.channel)
@@ -189,7 +183,6 @@ class Stack:
         created = stub.CreateAccessKeyConfiguration(
             cfg.CreateAccessKeyConfigurationRequest(configuration=message), metadata=self.auth
         ).configuration
-        self._wrote(created.etag)
         return created.id
 
     def add_access_key(self, configuration_id: str = "") -> tuple[str, str]:
@@ -200,21 +193,40 @@ class Stack:
             ),
             metadata=self.auth,
         )
-        self._wrote(created.access_key.etag)
         return created.access_key.id, created.token
 
     def delete_access_key(self, key_id: str) -> None:
         stub = access_keys_pb2_grpc.AccessKeyServiceStub(self.channel)
         stub.DeleteAccessKey(access_keys_pb2.DeleteAccessKeyRequest(id=key_id), metadata=self.auth)
-        self.written += 1  # a delete returns no etag; it moved the revision by one
 
     def data_planes(self) -> list[data_planes_pb2.DataPlane]:
         stub = data_planes_pb2_grpc.DataPlaneServiceStub(self.channel)
         response = stub.ListDataPlanes(data_planes_pb2.ListDataPlanesRequest(), metadata=self.auth)
         return list(response.data_planes)
 
+    def published_version(self, timeout: float = 10) -> int:
+        """The version of a published snapshot that holds every write to our account.
+
+        Asked of the control plane (etags are opaque): the account's snapshot status turns
+        PUBLISHED once its latest write is in the published snapshot.
+        """
+        stub = accounts_pb2_grpc.AccountServiceStub(self.channel)
+        version = 0
+
+        def published() -> bool:
+            nonlocal version
+            status = stub.GetAccount(
+                accounts_pb2.GetAccountRequest(), metadata=self.auth
+            ).account.snapshot_status
+            version = status.published_version
+            return status.state == accounts_pb2.ACCOUNT_SNAPSHOT_STATE_PUBLISHED
+
+        wait_until(published, timeout, "our latest write to be published")
+        return version
+
     def wait_synced(self, timeout: float = 10) -> None:
         """Until every connected proxy serves a snapshot with our latest write."""
+        written = self.published_version(timeout)
 
         def synced() -> bool:
             nodes = [
@@ -223,8 +235,7 @@ class Stack:
                 if n.state != data_planes_pb2.DATA_PLANE_STATE_DISCONNECTED
             ]
             return bool(nodes) and all(
-                n.state == data_planes_pb2.DATA_PLANE_STATE_IN_SYNC
-                and n.applied_version >= self.written
+                n.state == data_planes_pb2.DATA_PLANE_STATE_IN_SYNC and n.applied_version >= written
                 for n in nodes
             )
 

@@ -44,7 +44,7 @@ from control_plane.bootstrap import DATA_PLANE_FILE
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState
 from control_plane.snapshots.publisher import Published
-from control_plane.store.snapshot_reader import SnapshotReader
+from control_plane.store.port import SnapshotSource
 from data_plane.routing.table import RoutingTable
 from data_plane.runner import ProxyRunner, ProxySettings
 from data_plane.snapshot.state import SnapshotState
@@ -124,7 +124,7 @@ def caught_up(cp: RunningControlPlane) -> Published:
     return wait_until(published, what="the publisher to catch up with the store")
 
 
-def full_state(reader: SnapshotReader) -> StoreState:
+def full_state(reader: SnapshotSource) -> StoreState:
     """Every account as one StoreState (no overrides), for compiling the whole snapshot."""
     delta = reader.read({})
     for account in delta.changed:

@@ -27,9 +27,9 @@ from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import providers_pb2 as prov
 
 from control_plane.server import Settings
-from control_plane.store.store import PROVIDER_KEYS
 
 from .control_planes import RunningControlPlane
+from .proxies import caught_up
 from .rpc_helpers import (
     ANTHROPIC_VALUE,
     OPENAI_VALUE,
@@ -42,6 +42,7 @@ from .rpc_helpers import (
     rule,
     running,
 )
+from .stores import rows_of
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -61,8 +62,7 @@ def op(control_plane: RunningControlPlane) -> Api:
 
 
 def secret_of(control_plane: RunningControlPlane, key_id: str) -> str:
-    store = control_plane.server.store
-    return store.reveal(store.get(PROVIDER_KEYS, key_id, None)).reveal()
+    return control_plane.server.store.reveal(key_id).reveal()
 
 
 # -- one table describing every resource with Get/List/Update/Delete -----------------------
@@ -701,6 +701,8 @@ def test_admin_api_key_token_is_shown_once_and_works(
     token, key = response.token, response.admin_api_key
     assert token.startswith("kwadm_")
     assert key.redacted_token == token[:10] + "***" + token[-4:]
+    # The account's snapshot status moves when the write is published: read it after.
+    caught_up(control_plane)
     own = api.accounts.GetAccount(acc.GetAccountRequest(), metadata=api.md).account
     assert key.account_id == own.id
 
@@ -1147,16 +1149,14 @@ def test_delete_account_refused_unless_forced(op: Api, control_plane: RunningCon
             pk.ListProviderKeysRequest(), metadata=tenant.md
         ),
     )
-    for table in ("provider_keys", "configurations", "access_keys", "custom_providers"):
-        rows = store.db.execute(
-            f"SELECT count(*) FROM {table} WHERE account_id = ?",
-            [account.id],
-        ).fetchone()
-        assert rows[0] == 0, table
-    credentials = store.db.execute(
-        "SELECT count(*) FROM credentials WHERE account_id = ?", [account.id]
-    ).fetchone()
-    assert credentials[0] == 0
+    for table in (
+        "provider_keys",
+        "configurations",
+        "access_keys",
+        "custom_providers",
+        "credentials",
+    ):
+        assert rows_of(control_plane.data_dir, table, account.id) == 0, table
 
 
 def test_delete_empty_account_without_force(op: Api) -> None:

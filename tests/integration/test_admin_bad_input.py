@@ -22,6 +22,7 @@ from keyway.v1 import admin_api_keys_pb2 as adk
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import providers_pb2 as prov
 
+from control_plane.domain.tokens import TokenKind
 from control_plane.server import Settings
 
 from .control_planes import RunningControlPlane
@@ -119,14 +120,14 @@ def build_world(cp: RunningControlPlane) -> World:
         access_b=b.access_key("b", config_b.id)[0],
         custom_a=a.custom_provider("x-acme"),
         custom_b=b.custom_provider("x-bcorp"),
-        operator_credential=credential_id(cp, "operator"),
-        data_plane_credential=credential_id(cp, "data_plane"),
+        operator_credential=credential_id(cp, TokenKind.OPERATOR),
+        data_plane_credential=credential_id(cp, TokenKind.DATA_PLANE),
     )
 
 
-def credential_id(cp: RunningControlPlane, kind: str) -> str:
-    row = cp.server.store.db.execute("SELECT id FROM credentials WHERE kind = ?", [kind]).fetchone()
-    return str(row[0])
+def credential_id(cp: RunningControlPlane, kind: TokenKind) -> str:
+    page = cp.server.store.list_credentials(kind, account_id=None, after=0, limit=1)
+    return page.items[0].id
 
 
 @pytest.fixture(scope="module")

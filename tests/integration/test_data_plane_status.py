@@ -17,11 +17,11 @@ from keyway.v1 import discovery_pb2 as pb
 
 from control_plane.server import Settings
 from control_plane.snapshots.status import StatusBook
-from control_plane.store.database import open_database
 
 from .control_planes import RunningControlPlane
 from .proxies import Admin, RawDiscovery, data_plane_token, wait_until
 from .rpc_helpers import expect_error, running
+from .stores import open_sqlite
 
 
 @pytest.mark.parametrize(
@@ -124,9 +124,9 @@ def test_disconnected_proxies_are_forgotten_after_the_configured_age(tmp_path: P
 
 
 def test_forgetting_uses_last_seen_time_and_reaches_the_mirror(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "status.db")
+    store = open_sqlite(tmp_path)
     now = [1_000_000_000]
-    book = StatusBook(db, clock=lambda: now[0], forget_after=60.0)
+    book = StatusBook(store, clock=lambda: now[0], forget_after=60.0)
     for node_id in ("old", "recent", "up"):
         book.connected(node_id, "default", "b", None)
     book.disconnected("old", 1)
@@ -137,6 +137,7 @@ def test_forgetting_uses_last_seen_time_and_reaches_the_mirror(tmp_path: Path) -
     assert book.forget_disconnected() == ["old"]
     book.flush()
     assert [n.node_id for n in book.nodes()] == ["recent", "up"]
-    mirrored = db.query("SELECT node_id FROM data_planes ORDER BY node_id")
-    assert [r["node_id"] for r in mirrored] == ["recent", "up"]
-    assert [n.node_id for n in StatusBook(db).nodes()] == ["recent", "up"]
+    mirrored = sorted(n.node_id for n in store.data_planes())
+    assert mirrored == ["recent", "up"]
+    assert [n.node_id for n in StatusBook(store).nodes()] == ["recent", "up"]
+    store.close()

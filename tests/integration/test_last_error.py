@@ -6,6 +6,8 @@ from __future__ import annotations
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
 
+from control_plane.store.records import KeyUsage
+
 from .control_planes import RunningControlPlane
 
 SECOND = 1_000_000  # store times are microseconds
@@ -38,10 +40,10 @@ def test_an_error_is_hidden_once_the_key_served_again_and_shown_when_it_fails_an
     def report(at: int, *, error: bool) -> None:
         if error:
             store.record_usage(
-                [(created.id, at, 401, "Provider returns an auth error", at, None)], []
+                [KeyUsage(created.id, at, 401, "Provider returns an auth error", at, None)], []
             )
         else:
-            store.record_usage([(created.id, at, 0, "", None, at)], [])
+            store.record_usage([KeyUsage(created.id, at, 0, "", None, at)], [])
 
     report(start + 1 * SECOND, error=True)
     failed = _key(control_plane, created.id)
@@ -67,7 +69,7 @@ def test_a_rotation_retires_the_old_values_error(control_plane: RunningControlPl
     stub = pk_grpc.ProviderKeyServiceStub(control_plane.channel)
     created = _create(control_plane)
     at = created.rotate_time.ToMicroseconds() + 1  # after the creation, before the rotation
-    control_plane.server.store.record_usage([(created.id, at, 401, "auth", at, None)], [])
+    control_plane.server.store.record_usage([KeyUsage(created.id, at, 401, "auth", at, None)], [])
     assert _key(control_plane, created.id).last_error.status == 401
     rotated = stub.RotateProviderKey(
         pk.RotateProviderKeyRequest(id=created.id, value="sk-proj-ZYXWVUTSRQPONMLKJIHGFEDCBA"),

@@ -18,7 +18,7 @@ from keyway.v1 import provider_keys_pb2 as pk
 
 from control_plane.secrets.keyring import ENV_VAR, FileKeyProvider
 from control_plane.server import Settings
-from control_plane.store.store import PROVIDER_KEYS
+from control_plane.store.port import PROVIDER_KEYS
 
 from .control_planes import (
     RunningControlPlane,
@@ -27,6 +27,7 @@ from .control_planes import (
     stop_control_plane,
 )
 from .rpc_helpers import ANTHROPIC_VALUE, OPENAI_VALUE, OPENAI_VALUE_2, Api, expect_error, running
+from .stores import provider_key_ids
 
 VALUES = (OPENAI_VALUE, OPENAI_VALUE_2, ANTHROPIC_VALUE)
 
@@ -41,9 +42,9 @@ def stored(cp: RunningControlPlane) -> dict[str, tuple[str, str]]:
     """Provider key id -> (KEK id, revealed value), straight from the store."""
     store = cp.server.store
     out = {}
-    for (key_id,) in store.db.execute("SELECT id FROM provider_keys ORDER BY seq").fetchall():
-        row = store.get(PROVIDER_KEYS, key_id, None)
-        out[key_id] = (row["kek_id"], store.reveal(row).reveal())
+    for key_id in provider_key_ids(cp.data_dir):
+        key = store.get(PROVIDER_KEYS, key_id, None)
+        out[key_id] = (key.kek_id, store.reveal(key_id).reveal())
     return out
 
 

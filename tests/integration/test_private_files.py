@@ -146,7 +146,7 @@ def start_and_close(data_dir: Path) -> None:
     async def construct() -> ControlPlane:
         return ControlPlane(settings(data_dir))  # its gRPC server wants a running loop
 
-    asyncio.run(construct()).store.db.close()
+    asyncio.run(construct()).store.close()
 
 
 def test_token_files_never_land_in_a_planted_symlink(tmp_path: Path) -> None:

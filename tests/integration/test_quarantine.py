@@ -27,7 +27,7 @@ from data_plane.routing.table import RoutingTable
 
 from .cli_runner import ok, runner
 from .control_planes import RunningControlPlane
-from .proxies import caught_up, token_sha256, wait_until
+from .proxies import caught_up, store_revision, token_sha256, wait_until
 from .rpc_helpers import OPENAI_VALUE, OPENAI_VALUE_2, Api, auth, running
 
 OTHER_VALUE = "sk-proj-Ux4Bn8Mq2Lz6Wk0Rc3Vy7Hd1Pe5Ta9Gs"
@@ -103,7 +103,7 @@ def spoil(cp: RunningControlPlane, account_id: str) -> None:
             [account_id],
         )
         touch(conn, account_id)
-    cp.server.publisher.notify()
+    cp.server.publisher.notify(store_revision(cp.data_dir))
 
 
 def test_a_spoiled_account_is_quarantined_and_the_others_keep_publishing(
@@ -212,7 +212,7 @@ def test_a_sealed_key_moved_to_another_account_is_never_used_for_it(tenants: Ten
             "UPDATE provider_keys SET account_id = ? WHERE id = ?", [tenants.b_id, stolen.id]
         )
         touch(conn, tenants.b_id, a_id)
-    cp.server.publisher.notify()
+    cp.server.publisher.notify(store_revision(cp.data_dir))
     wait_until(lambda: status(tenants.b).state == QUARANTINED, what="B quarantined")
     assert stolen.id in status(tenants.b).reason
     assert "sealed for another account" in status(tenants.b).reason
@@ -276,7 +276,7 @@ def test_a_legacy_custom_id_that_a_catalog_release_took_keeps_working(tenants: T
             ["https://groq-in-house.bcorp.example/v1", tenants.b_id],
         )
         touch(conn, tenants.b_id)
-    cp.server.publisher.notify()
+    cp.server.publisher.notify(store_revision(cp.data_dir))
     added = a.provider_key("groq", "gsk_" + "Mn3Bv7Cx1Za5" * 3, "a's groq")
     served = table(cp)
     assert served.accounts[tenants.b_id].providers["groq"].base_url == (

@@ -16,7 +16,6 @@ from control_plane.secrets.sealing import Sealer, legacy_row_aad
 from control_plane.secrets.secret import Secret
 from control_plane.server import Settings
 from control_plane.snapshots.stream import Revision
-from control_plane.store.store import PROVIDER_KEYS
 
 from .control_planes import RunningControlPlane
 from .proxies import caught_up, store_revision, wait_until
@@ -85,7 +84,7 @@ def test_legacy_rows_are_resealed_at_start_without_changing_anything_served(
         store = cp.server.store
         assert store_revision(data_dir) == before.version
         for key_id, value in keys.items():
-            assert store.reveal(store.get(PROVIDER_KEYS, key_id, None)).reveal() == value
+            assert store.reveal(key_id).reveal() == value
 
     # Nothing left to do at the next start, and the values open under the new binding.
     with running(settings(data_dir)) as cp:

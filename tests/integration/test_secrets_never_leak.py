@@ -21,10 +21,11 @@ from keyway.v1 import master_keys_pb2 as mk
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import providers_pb2 as prov
 
-from control_plane.store.store import PROVIDER_KEYS
+from control_plane.store.port import PROVIDER_KEYS
 
 from .control_planes import RunningControlPlane
 from .rpc_helpers import Api, Metadata, Recorder, auth, database_bytes, leaks, router, rule, windows
+from .stores import provider_key_ids
 
 # Distinctive values: no 12-character window of one occurs anywhere by chance.
 VALUES = {
@@ -181,11 +182,8 @@ def test_secrets_never_leak(
 
     store = control_plane.server.store
     stored = {
-        row["name"]: store.reveal(row).reveal()
-        for row in (
-            store.get(PROVIDER_KEYS, r[0], None)
-            for r in store.db.execute("SELECT id FROM provider_keys").fetchall()
-        )
+        store.get(PROVIDER_KEYS, key_id, None).fields.name: store.reveal(key_id).reveal()
+        for key_id in provider_key_ids(control_plane.data_dir)
     }
     # The values really are stored (so the searches below look for something real).
     assert stored["primary"] == ROTATED["openai"]

@@ -21,7 +21,7 @@ from control_plane.secrets.sealing import Sealer
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
 from control_plane.snapshots.publisher import build
-from control_plane.store.snapshot_reader import SnapshotReader
+from control_plane.store.sqlite.snapshot_reader import SnapshotReader
 from data_plane.routing.apply import Applied, apply
 from data_plane.snapshot.cache import SnapshotCache
 

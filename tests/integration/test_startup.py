@@ -125,7 +125,7 @@ _STARTER = textwrap.dedent(
     while not go.exists():  # every process waits here, then all start at once
         time.sleep(0.001)
     server = ControlPlane(Settings(listen="127.0.0.1:0", data_dir=Path(sys.argv[1])))
-    server.store.db.close()
+    server.store.close()
     print("started")
     """
 )

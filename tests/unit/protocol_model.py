@@ -26,6 +26,7 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import snapshot_pb2 as spb
 
 from control_plane.domain import catalog
+from control_plane.domain.formats import ApiFormat, AuthStyle
 from control_plane.secrets.secret import Secret
 from control_plane.snapshots.compiler import (
     AccessKeyRecord,
@@ -35,8 +36,9 @@ from control_plane.snapshots.compiler import (
     compile_snapshot,
     serialise,
 )
-from control_plane.snapshots.status import NodeStatus, State
+from control_plane.snapshots.status import State, state
 from control_plane.snapshots.stream import Reply, Revision, Send, StreamState
+from control_plane.store.records import NodeStatus
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import RoutingTable, build
 from data_plane.shared.validate import validate
@@ -53,8 +55,8 @@ ACME = catalog.ProviderSpec(
     id="acme",
     name="Acme",
     base_url="https://llm.acme.example/v1",
-    formats=(catalog.FORMAT_OPENAI,),
-    auth_style=catalog.AUTH_BEARER,
+    formats=(ApiFormat.OPENAI,),
+    auth_style=AuthStyle.BEARER,
     models=(catalog.Model("acme-1"), catalog.Model("Acme-Big", "acme-big-2025")),
     built_in=False,
 )
@@ -369,7 +371,14 @@ def mutated_snapshots(draw: st.DrawFn) -> spb.Snapshot:
     snapshot = compile_snapshot(replace(state, revision=draw(st.integers(1, 9))))
     del snapshot.providers[draw(st.integers(1, len(snapshot.providers))) :]  # keep it small
     strings = st.sampled_from(sorted(_strings(snapshot))) | _URLS | _IDS
-    numbers = st.sampled_from([-1, 0, 1, 2, 3, 7])
+    signed = st.sampled_from([-1, 0, 1, 2, 3, 7])
+    unsigned = st.sampled_from([0, 1, 2, 3, 7, 2**32 - 1])  # uint32 refuses -1 outright
+
+    def values(fd: FieldDescriptor) -> st.SearchStrategy[Any]:
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            return strings
+        return unsigned if fd.type == FieldDescriptor.TYPE_UINT32 else signed
+
     for _ in range(draw(st.integers(1, 3))):
         owner, fd, index = draw(st.sampled_from(_slots(snapshot)))
         value = getattr(owner, fd.name)
@@ -380,15 +389,13 @@ def mutated_snapshots(draw: st.DrawFn) -> spb.Snapshot:
                 else:
                     value.add()
             else:
-                value.append(draw(strings if fd.type == FieldDescriptor.TYPE_STRING else numbers))
+                value.append(draw(values(fd)))
         elif index is not None and (fd.type == FieldDescriptor.TYPE_MESSAGE or draw(st.booleans())):
             del value[index]
         elif index is not None:
-            value[index] = draw(strings if fd.type == FieldDescriptor.TYPE_STRING else numbers)
+            value[index] = draw(values(fd))
         else:
-            setattr(
-                owner, fd.name, draw(strings if fd.type == FieldDescriptor.TYPE_STRING else numbers)
-            )
+            setattr(owner, fd.name, draw(values(fd)))
     return snapshot
 
 
@@ -719,7 +726,7 @@ class Simulation:
             elif latest.valid:
                 assert proxy.applied == latest.revision
                 assert conn.stream.applied == latest.revision
-                assert node.state(latest.revision) is State.IN_SYNC
+                assert state(node, latest.revision) is State.IN_SYNC
             else:
                 # Keeps what it had; the control plane knows why and stops offering it.
                 assert proxy.applied != latest.revision
@@ -728,7 +735,7 @@ class Simulation:
                 assert conn.stream.last_rejection is not None
                 assert conn.stream.last_rejection.revision == latest.revision
                 assert node.rejection == conn.stream.last_rejection
-                assert node.state(latest.revision) is State.REJECTED
+                assert state(node, latest.revision) is State.REJECTED
                 assert conn.stream.next_send(latest.revision) is None
 
 

@@ -3,6 +3,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from control_plane.domain import catalog
+from control_plane.domain.formats import ApiFormat, AuthStyle
 from control_plane.domain.upstreams import CUSTOM_PREFIX
 
 EXPECTED = [
@@ -39,7 +40,7 @@ def test_built_in_is_complete(provider_id: str) -> None:
     assert spec.name
     assert spec.built_in
     assert spec.formats
-    assert set(spec.formats) <= {catalog.FORMAT_OPENAI, catalog.FORMAT_ANTHROPIC}
+    assert set(spec.formats) <= {ApiFormat.OPENAI, ApiFormat.ANTHROPIC}
     assert spec.models
     model_ids = [m.id for m in spec.models]
     assert all(model_ids)
@@ -50,12 +51,12 @@ def test_built_in_is_complete(provider_id: str) -> None:
 @pytest.mark.parametrize(
     ("provider_id", "formats", "auth_style"),
     [
-        ("anthropic", (catalog.FORMAT_ANTHROPIC,), catalog.AUTH_X_API_KEY),
-        *[(p, (catalog.FORMAT_OPENAI,), catalog.AUTH_BEARER) for p in EXPECTED if p != "anthropic"],
+        ("anthropic", (ApiFormat.ANTHROPIC,), AuthStyle.X_API_KEY),
+        *[(p, (ApiFormat.OPENAI,), AuthStyle.BEARER) for p in EXPECTED if p != "anthropic"],
     ],
 )
 def test_formats_and_auth_style(
-    provider_id: str, formats: tuple[str, ...], auth_style: str
+    provider_id: str, formats: tuple[ApiFormat, ...], auth_style: AuthStyle
 ) -> None:
     assert BY_ID[provider_id].formats == formats
     assert BY_ID[provider_id].auth_style == auth_style

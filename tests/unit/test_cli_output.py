@@ -14,7 +14,7 @@ from keyway.v1 import (
     providers_pb2,
 )
 
-from control_plane.cli import output
+from control_plane.cli import json_input, output
 
 # 2023-11-14T22:13:20Z
 _SECONDS = 1_700_000_000
@@ -39,8 +39,8 @@ _PRODUCT_EXAMPLE = """{
 
 
 def _parse_configuration(text: str) -> access_key_configurations_pb2.AccessKeyConfiguration:
-    document = output.parse_json_object(text, "config.json")
-    return output.json_to_message(
+    document = json_input.parse_json_object(text, "config.json")
+    return json_input.json_to_message(
         document, access_key_configurations_pb2.AccessKeyConfiguration(), "config.json"
     )
 
@@ -189,7 +189,7 @@ def test_proto_field_names_and_nulls_are_accepted() -> None:
 )
 def test_malformed_json_is_reported_with_line_and_column(text: str, message: str) -> None:
     with pytest.raises(ValueError, match="^" + re.escape(message)):
-        output.parse_json_object(text, "config.json")
+        json_input.parse_json_object(text, "config.json")
 
 
 @pytest.mark.parametrize(
@@ -231,13 +231,13 @@ def test_malformed_json_is_reported_with_line_and_column(text: str, message: str
 )
 def test_bad_documents_name_the_field(document: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match="^" + re.escape(message)):
-        output.json_to_message(
+        json_input.json_to_message(
             document, access_key_configurations_pb2.AccessKeyConfiguration(), "config.json"
         )
 
 
 def test_enum_values_are_checked_by_name() -> None:
-    parsed = output.json_to_message(
+    parsed = json_input.json_to_message(
         {"formats": ["API_FORMAT_ANTHROPIC", 1]}, providers_pb2.CustomProvider(), "p.json"
     )
     assert list(parsed.formats) == [
@@ -245,4 +245,6 @@ def test_enum_values_are_checked_by_name() -> None:
         providers_pb2.API_FORMAT_OPENAI,
     ]
     with pytest.raises(ValueError, match=r"^p.json: formats\[0\]: expected one of API_FORMAT_"):
-        output.json_to_message({"formats": ["openai"]}, providers_pb2.CustomProvider(), "p.json")
+        json_input.json_to_message(
+            {"formats": ["openai"]}, providers_pb2.CustomProvider(), "p.json"
+        )

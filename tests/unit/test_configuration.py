@@ -696,3 +696,20 @@ def test_no_warning_without_a_model_scope_or_a_model_list() -> None:
     assert cfg.unlisted_models(unrestricted, LISTING) == []
     typo = _config({"access": {"models": {"allow": ["openai/gpt-4oo"]}}}).access
     assert cfg.unlisted_models(typo, VIEW) == []  # nothing listed: nothing to compare with
+
+
+# --- validated: what a store keeps, or the error the caller sees --------------------------
+
+
+def test_validated_returns_the_canonical_form() -> None:
+    doc = {"router": {"rules": [_rule("openai", "pk_oa1", model="GPT-4o")]}}
+    assert cfg.validated(_config(doc), VIEW) == _run(_config(doc))[0]
+
+
+def test_validated_refuses_with_every_violation_and_the_configuration_reason() -> None:
+    doc = {"router": {"rules": [_rule("openai", "pk_an1"), _rule("nope", "pk_oa1")]}}
+    with pytest.raises(InvalidArgument) as caught:
+        cfg.validated(_config(doc), VIEW)
+    assert caught.value.reason == "INVALID_CONFIGURATION"
+    assert [v.field for v in caught.value.violations] == _fields(doc)
+    assert caught.value.message.startswith("configuration is invalid: ")

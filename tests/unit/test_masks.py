@@ -2,7 +2,7 @@ import pytest
 from keyway.v1 import access_key_configurations_pb2 as pb
 
 from control_plane.domain.errors import InvalidArgument
-from control_plane.domain.masks import resolve
+from control_plane.domain.masks import merge, resolve
 
 UPDATABLE = frozenset({"name", "description", "metadata", "access", "router"})
 
@@ -79,3 +79,35 @@ def test_field_prefix_is_configurable() -> None:
     with pytest.raises(InvalidArgument) as caught:
         resolve(pb.AccessKeyConfiguration(), ["bogus"], UPDATABLE, field="mask")
     assert [v.field for v in caught.value.violations] == ["mask.paths[0]"]
+
+
+def test_merge_takes_only_the_named_fields_and_leaves_both_inputs_alone() -> None:
+    current = pb.AccessKeyConfiguration(
+        id="akc_x",
+        name="old",
+        description="kept",
+        access=pb.Access(providers=pb.AllowList(allow=["openai"])),
+        router=pb.Router(rules=[pb.RouterRule(provider="openai")]),
+    )
+    update = pb.AccessKeyConfiguration(name="new", description="ignored")
+    merged = merge(current, update, ["name", "access", "router"])
+    assert merged.name == "new"
+    assert merged.description == "kept"
+    assert merged.id == "akc_x"
+    # A message field the update does not set is cleared: the mask asked for it.
+    assert not merged.HasField("access")
+    assert not merged.router.rules
+    assert current.name == "old"
+    assert current.HasField("access")
+    assert update.description == "ignored"
+
+
+def test_merge_replaces_repeated_fields_and_copies_messages_whole() -> None:
+    current = pb.Router(rules=[pb.RouterRule(provider="a"), pb.RouterRule(provider="b")])
+    update = pb.Router(rules=[pb.RouterRule(provider="c")])
+    assert [r.provider for r in merge(current, update, ["rules"]).rules] == ["c"]
+    config = pb.AccessKeyConfiguration(limits=pb.Limits(concurrency=3))
+    limits = pb.AccessKeyConfiguration(limits=pb.Limits(requests_per_minute=9))
+    merged = merge(config, limits, ["limits"])
+    assert merged.limits.requests_per_minute == 9
+    assert not merged.limits.HasField("concurrency")

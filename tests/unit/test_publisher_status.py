@@ -10,9 +10,9 @@ import pytest
 
 from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.publisher import Publisher
-from control_plane.snapshots.status import NodeStatus, State
+from control_plane.snapshots.status import State, state
 from control_plane.snapshots.stream import Rejection, Revision
-from control_plane.store.records import StoreDelta
+from control_plane.store.records import NodeStatus, StoreDelta
 
 
 def node(**changes: object) -> NodeStatus:
@@ -34,14 +34,14 @@ OLDER = Revision(6, "a" * 64)
 def test_a_node_that_rejected_the_latest_stays_rejected_after_reconnecting() -> None:
     # After a reconnect nothing is sent (sent_version 0): the rejection still explains it.
     rejected = node(applied=OLDER, rejection=Rejection(LATEST, "bad"), sent_version=0)
-    assert rejected.state(LATEST) is State.REJECTED
+    assert state(rejected, LATEST) is State.REJECTED
 
 
 def test_states() -> None:
-    assert node(applied=LATEST).state(LATEST) is State.IN_SYNC
-    assert node(applied=OLDER, sent_version=7).state(LATEST) is State.STALE
-    assert node(applied=OLDER, rejection=Rejection(OLDER, "x")).state(LATEST) is State.STALE
-    assert node(connected=False, applied=LATEST).state(LATEST) is State.DISCONNECTED
+    assert state(node(applied=LATEST), LATEST) is State.IN_SYNC
+    assert state(node(applied=OLDER, sent_version=7), LATEST) is State.STALE
+    assert state(node(applied=OLDER, rejection=Rejection(OLDER, "x")), LATEST) is State.STALE
+    assert state(node(connected=False, applied=LATEST), LATEST) is State.DISCONNECTED
 
 
 class FlakySource:
@@ -98,7 +98,7 @@ async def test_many_failed_compiles_share_one_retry_timer(
     publisher = Publisher(source, assembly(), retry_after=60.0)
     try:
         for _ in range(30):
-            publisher.notify()
+            publisher.notify(source.revision())
             await publisher.publish_now()
         assert source.attempts == 30
         assert publisher.failed_count == 30
@@ -123,3 +123,16 @@ async def test_retries_back_off_while_the_store_stays_unreadable() -> None:
     finally:
         publisher.close()
     assert delays == [1, 2, 4, 8, 8, 8]
+
+
+async def test_a_notice_wakes_the_publisher_only_for_what_it_has_not_published() -> None:
+    source = FlakySource(failures=0)
+    publisher = Publisher(source, assembly())
+    await publisher.publish_now()
+    assert publisher.latest is not None
+    assert publisher.latest.compiled.version == 3
+    for already in (2, 3):
+        publisher.notify(already)
+        assert not publisher._changed.is_set()
+    publisher.notify(4)
+    assert publisher._changed.is_set()

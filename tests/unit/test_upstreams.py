@@ -1,12 +1,9 @@
 import pytest
 from keyway.v1 import providers_pb2 as pb
 
+from control_plane.domain import formats
 from control_plane.domain.errors import InvalidArgument, Violations
-from control_plane.domain.upstreams import (
-    base_url_problem,
-    check_custom_provider,
-    effective_auth_style,
-)
+from control_plane.domain.upstreams import base_url_problem, check_custom_provider
 
 OK = None
 PRIVATE = "private or loopback"
@@ -178,7 +175,7 @@ def test_violations_are_reported_together() -> None:
 
 
 @pytest.mark.parametrize(
-    ("formats", "auth_style", "expected"),
+    ("formats_", "auth_style", "expected"),
     [
         ([pb.API_FORMAT_OPENAI], pb.AUTH_STYLE_UNSPECIFIED, pb.AUTH_STYLE_BEARER),
         ([pb.API_FORMAT_ANTHROPIC], pb.AUTH_STYLE_UNSPECIFIED, pb.AUTH_STYLE_X_API_KEY),
@@ -197,6 +194,9 @@ def test_violations_are_reported_together() -> None:
         ([pb.API_FORMAT_OPENAI], pb.AUTH_STYLE_X_API_KEY, pb.AUTH_STYLE_X_API_KEY),
     ],
 )
-def test_effective_auth_style(formats: list[int], auth_style: int, expected: int) -> None:
-    cp = pb.CustomProvider(formats=formats, auth_style=auth_style)  # type: ignore[arg-type]
-    assert effective_auth_style(cp) == expected
+def test_effective_auth_style(formats_: list[int], auth_style: int, expected: int) -> None:
+    # The contract's numbers, as a custom provider is written, through the one translation.
+    spoken = [formats.from_api_format(f) for f in formats_]
+    style = formats.from_api_auth_style(auth_style)
+    effective = formats.effective_auth_style(style, spoken)
+    assert formats.to_api_auth_style(effective) == expected

@@ -11,7 +11,6 @@ back with the problem (ids only, never a secret) and every other account as usua
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections import defaultdict
@@ -21,27 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
-from keyway.v1 import providers_pb2 as ppb
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
 from control_plane.domain import catalog
-from control_plane.domain.upstreams import effective_auth_style
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.secrets.secret import Secret
+from control_plane.store import codec
+from control_plane.store.records import (
+    AccessKeyRecord,
+    AccountData,
+    AccountRecord,
+    KeyRecord,
+    StoreDelta,
+)
 
-from .codec import config_from_columns
-from .records import AccessKeyRecord, AccountData, AccountRecord, KeyRecord, StoreDelta
-from .sealed_rows import key_aad
-
-_FORMAT_NAMES = {
-    ppb.API_FORMAT_OPENAI: catalog.FORMAT_OPENAI,
-    ppb.API_FORMAT_ANTHROPIC: catalog.FORMAT_ANTHROPIC,
-}
-_AUTH_NAMES: dict[int, str] = {
-    ppb.AUTH_STYLE_BEARER: catalog.AUTH_BEARER,
-    ppb.AUTH_STYLE_X_API_KEY: catalog.AUTH_X_API_KEY,
-}
 # Accounts read with `IN (…)` per statement; above half of all accounts, whole tables.
 _CHUNK = 500
 
@@ -50,26 +43,16 @@ class _Spoiled(Exception):
     """One row of an account cannot be used; the message names it (no secret)."""
 
 
-def _auth_name(style: int, formats: list[int]) -> str:
-    stored = ppb.CustomProvider(
-        auth_style=ppb.AuthStyle.ValueType(style),
-        formats=[ppb.ApiFormat.ValueType(f) for f in formats],
-    )
-    return _AUTH_NAMES[effective_auth_style(stored)]
-
-
 def _custom_provider(row: tuple[Any, ...]) -> catalog.ProviderSpec:
     _, row_id, provider_id, name, base_url, formats_json, auth, models_json = row
     try:
-        formats = json.loads(formats_json)
-        return catalog.ProviderSpec(
-            id=provider_id,
-            name=name,
-            base_url=base_url,
-            formats=tuple(_FORMAT_NAMES[f] for f in formats),
-            auth_style=_auth_name(auth, formats),
-            models=tuple(catalog.Model(i, u) for i, u in json.loads(models_json)),
-            built_in=False,
+        return catalog.custom(
+            provider_id,
+            name,
+            base_url,
+            codec.formats_from_json(formats_json),
+            codec.auth_style_from_int(auth),
+            codec.models_from_json(models_json),
         )
     except (ValueError, TypeError, KeyError):
         raise _Spoiled(f"custom provider {row_id} is not readable") from None
@@ -85,6 +68,8 @@ class _Account:
 
 
 class SnapshotReader:
+    """`SnapshotSource` on SQLite."""
+
     def __init__(self, path: Path, sealer: Sealer) -> None:
         self._conn = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
@@ -178,7 +163,7 @@ class SnapshotReader:
 
         def key(account: _Account, row: tuple[Any, ...]) -> None:
             account_id, key_id, provider_id, kek, wrapped, ciphertext, version, aad_v, off = row
-            aad = key_aad(account_id, provider_id, key_id, version, aad_v)
+            aad = codec.key_aad(account_id, provider_id, key_id, version, aad_v)
             cached = self._secrets.get(account_id, {}).get(key_id)
             if cached is not None and cached[0] == ciphertext and cached[1] == aad:
                 value = cached[2]
@@ -209,7 +194,7 @@ class SnapshotReader:
                 config = hit[1]
             else:
                 try:
-                    config = config_from_columns(access_json, router_json, limits_json)
+                    config = codec.config_from_columns(access_json, router_json, limits_json)
                 except (json_format.ParseError, ValueError, TypeError):
                     raise _Spoiled(f"configuration {config_id} is not readable") from None
             parsed[account_id][config_id] = (etag, config)

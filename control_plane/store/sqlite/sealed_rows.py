@@ -15,33 +15,14 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from control_plane.secrets.errors import SealError
-from control_plane.secrets.sealing import SealedSecret, Sealer, legacy_row_aad, row_aad
+from control_plane.secrets.sealing import SealedSecret, Sealer
+from control_plane.store.codec import AAD_VERSION, key_aad
+from control_plane.store.records import PassResult
 
 log = logging.getLogger("keyway.control_plane.store")
-
-AAD_VERSION = 2
-"""What new rows are sealed with: `row_aad` (owner, provider, row, version)."""
-
-
-def key_aad(
-    account_id: str, provider_id: str, row_id: str, secret_version: int, aad_version: int
-) -> bytes:
-    """The associated data of a stored provider key, by the version it was sealed with."""
-    if aad_version == 1:
-        return legacy_row_aad(row_id, secret_version)
-    return row_aad(account_id, provider_id, row_id, secret_version)
-
-
-@dataclass(frozen=True, slots=True)
-class PassResult:
-    done: int
-    unreadable: tuple[str, ...]
-    """Ids of rows that could not be opened (tampered with, or sealed by a missing key)."""
-
 
 _Row = tuple[int, str, str, str, str, bytes, bytes, int, int]
 _Update = tuple[str, list[object]]
@@ -51,6 +32,8 @@ _COLUMNS = (
 
 
 class SealedRows:
+    """`SealedPasses` on SQLite: one connection per pass, on the caller's worker thread."""
+
     def __init__(self, path: Path, sealer: Sealer) -> None:
         self._path = path
         self._sealer = sealer

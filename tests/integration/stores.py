@@ -1,0 +1,61 @@
+"""Stores for tests: an adapter opened directly, and read-only looks into the SQLite file.
+
+`ADAPTERS` names every store adapter the contract tests run against; a new backend adds
+one entry (a function that opens an empty store in a temporary directory).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.secrets.keyring import EnvKeyProvider
+from control_plane.secrets.sealing import Sealer
+from control_plane.store.port import Store
+from control_plane.store.sqlite import SqliteStore, open_store
+
+TEST_KEYS = "test-kek:" + base64.b64encode(bytes(range(32))).decode()
+"""A fixed master key for stores made here (never a deployment's)."""
+
+
+def test_sealer() -> Sealer:
+    return Sealer(EnvKeyProvider(TEST_KEYS))
+
+
+def open_sqlite(directory: Path, quotas: Quotas = DEFAULT_QUOTAS) -> SqliteStore:
+    directory.mkdir(parents=True, exist_ok=True)
+    return open_store(directory / "keyway.db", test_sealer(), quotas=quotas)
+
+
+ADAPTERS: dict[str, Callable[[Path, Quotas], Store]] = {"sqlite": open_sqlite}
+
+
+@contextlib.contextmanager
+def opened(adapter: str, directory: Path, quotas: Quotas = DEFAULT_QUOTAS) -> Iterator[Store]:
+    store = ADAPTERS[adapter](directory, quotas)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _read(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Rows of a committed state, on a read-only connection of our own."""
+    uri = f"file:{data_dir / 'keyway.db'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def provider_key_ids(data_dir: Path) -> list[str]:
+    """Every provider key in the SQLite file of a data directory, in creation order."""
+    return [str(r[0]) for r in _read(data_dir, "SELECT id FROM provider_keys ORDER BY seq")]
+
+
+def rows_of(data_dir: Path, table: str, account_id: str) -> int:
+    """How many rows of `table` belong to the account."""
+    sql = f"SELECT count(*) FROM {table} WHERE account_id = ?"
+    return int(str(_read(data_dir, sql, (account_id,))[0][0]))
