@@ -251,6 +251,17 @@ def _secret_fields(message: Message) -> list[str]:
     return found
 
 
+def _other_strings(message: Message) -> list[str]:
+    """Values of the request's other string fields, which an error may quote back."""
+    found = []
+    for field, value in message.ListFields():
+        if isinstance(value, str) and field.name != "value":
+            found.append(value)
+        elif field.message_type is not None and not field.is_repeated:
+            found.extend(_other_strings(value))
+    return found
+
+
 def _call(cp: RunningControlPlane, method: MethodDescriptor) -> Any:
     return cp.channel.unary_unary(
         f"/{method.containing_service.full_name}/{method.name}",
@@ -280,7 +291,10 @@ def _check_refusal(error: grpc.RpcError, request: Message) -> None:
         assert fields, f"INVALID_ARGUMENT naming no field: {status.message}"
         assert fields[0] in status.message
     said = status.SerializeToString() + (error.details() or "").encode()
+    quotable = _other_strings(request)
     for secret in _secret_fields(request):
+        if any(secret in other for other in quotable):
+            continue  # the caller typed it into an id too, and an id is quoted back
         # (An id field is the caller's own handle and may be quoted back; a secret is not.)
         assert secret.encode() not in said, "a secret from the request came back in an error"
 
