@@ -15,7 +15,7 @@ STUBS_OUT ?= build/stubs/typescript
 DATA_DIR ?= .keyway
 PROTO_FILES := $(wildcard proto/keyway/v1/*.proto)
 
-.PHONY: all run demo test lint proto proto-check stubs bench clean
+.PHONY: all run demo test lint proto proto-check stubs openapi bench clean
 
 all: test
 
@@ -36,8 +36,12 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/keyway demo $(ARGS)
 
+# google/api comes from proto/vendor (a buf module of its own); its Python from the
+# googleapis-common-protos package, so only keyway's files are generated. The descriptor
+# set keeps the comments, which the OpenAPI document uses as descriptions.
 proto: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -Iproto \
+	$(BIN)/python -m grpc_tools.protoc -Iproto -Iproto/vendor \
+		--descriptor_set_out=proto/keyway/v1/contract.binpb --include_source_info \
 		--python_out=proto --grpc_python_out=proto \
 		--mypy_out=proto --mypy_grpc_out=proto \
 		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
@@ -63,10 +67,21 @@ stubs: $(BUF)
 	cp -R $(STUBS_SCRATCH)/. $(STUBS_OUT)/
 	@echo "TypeScript stubs (type-checked) in $(STUBS_OUT)/keyway/v1"
 
+# The admin REST API's OpenAPI 3.1 document, as the control plane serves it at /openapi.json.
+OPENAPI_OUT ?= build/openapi.json
+openapi: $(STAMP)
+	mkdir -p $(dir $(OPENAPI_OUT))
+	$(BIN)/python -m control_plane.http > $(OPENAPI_OUT)
+	@echo "OpenAPI document in $(OPENAPI_OUT)"
+
+# buf breaking compares images of keyway's own files: the workspace has a second module
+# (the vendored googleapis), and a commit before it had one module.
 lint: $(STAMP) $(BUF)
 	$(BUF) lint
 	@if git cat-file -e HEAD~1:proto 2>/dev/null; then \
-		$(BUF) breaking --against '.git#ref=HEAD~1,subdir=proto'; \
+		$(BUF) build '.git#ref=HEAD~1' --path proto/keyway -o $(VENV)/contract-before.binpb && \
+		$(BUF) build --path proto/keyway -o $(VENV)/contract-now.binpb && \
+		$(BUF) breaking $(VENV)/contract-now.binpb --against $(VENV)/contract-before.binpb; \
 	else echo "buf breaking: no previous commit with proto/, skipped"; fi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -48,6 +49,9 @@ from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.http import http_app
+from control_plane.http.listener import WHAT as HTTP_WHAT
+from control_plane.http.listener import HttpListener, Tls
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
@@ -55,7 +59,7 @@ from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.discovery import DiscoveryServicer
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import StatusBook
-from control_plane.store.port import Store
+from control_plane.store.port import Store, call
 from control_plane.store.sqlite import open_store
 from data_plane.shared.addresses import is_loopback
 from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
@@ -77,6 +81,32 @@ _SERVICES = (
     data_planes_pb2.DESCRIPTOR.services_by_name["DataPlaneService"],
     discovery_pb2.DESCRIPTOR.services_by_name["DataPlaneDiscoveryService"],
 )
+
+
+_ADD_TO_SERVER: dict[str, Callable[[Any, grpc.aio.Server], None]] = {
+    "keyway.v1.AccountService": accounts_pb2_grpc.add_AccountServiceServicer_to_server,
+    "keyway.v1.AdminApiKeyService": (
+        admin_api_keys_pb2_grpc.add_AdminApiKeyServiceServicer_to_server
+    ),
+    "keyway.v1.ProviderKeyService": provider_keys_pb2_grpc.add_ProviderKeyServiceServicer_to_server,
+    "keyway.v1.AccessKeyService": access_keys_pb2_grpc.add_AccessKeyServiceServicer_to_server,
+    "keyway.v1.AccessKeyConfigurationService": (
+        access_key_configurations_pb2_grpc.add_AccessKeyConfigurationServiceServicer_to_server
+    ),
+    "keyway.v1.ProviderService": providers_pb2_grpc.add_ProviderServiceServicer_to_server,
+    "keyway.v1.MasterKeyService": master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server,
+    "keyway.v1.OperatorCredentialService": (
+        operator_credentials_pb2_grpc.add_OperatorCredentialServiceServicer_to_server
+    ),
+    "keyway.v1.DataPlaneDiscoveryService": (
+        discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server
+    ),
+    "keyway.v1.DataPlaneService": data_planes_pb2_grpc.add_DataPlaneServiceServicer_to_server,
+}
+
+
+ADMIN_SERVICES = tuple(_ADD_TO_SERVER)
+"""Full names of the services the control plane serves (REST routes: the annotated ones)."""
 
 
 class InsecureListenError(StartupError):
@@ -195,6 +225,9 @@ class Settings:
     """Seconds after which a disconnected proxy's status row is dropped."""
     reflection: bool = True
     """Serve gRPC reflection (to callers with an admin or operator token only)."""
+    http_listen: str | None = None
+    """Where the HTTP listener (admin REST API, /openapi.json, /healthz, /readyz) listens;
+    None: no HTTP listener. The CLI's default is 127.0.0.1:8081."""
 
 
 class ControlPlane:
@@ -220,8 +253,20 @@ class ControlPlane:
                 "keys. Pass --tls-cert/--tls-key, or --allow-insecure-remote if a trusted "
                 "network layer already encrypts the traffic"
             )
+        if (
+            settings.http_listen is not None
+            and settings.tls_cert is None
+            and not (settings.allow_insecure_remote or is_loopback(settings.http_listen))
+        ):
+            raise InsecureListenError(
+                f"refusing to serve the HTTP API on {settings.http_listen} without TLS: its "
+                "requests carry provider keys and tokens. Pass --tls-cert/--tls-key, or "
+                "--allow-insecure-remote if a trusted network layer already encrypts the traffic"
+            )
         # Before anything touches the data dir: a second process on a used port stops here.
         check_free(settings.listen, _WHAT)
+        if settings.http_listen is not None:
+            check_free(settings.http_listen, HTTP_WHAT)
         self.settings = settings
         self.port = 0
         # Read now, so that a missing file stops the start before the data dir is touched.
@@ -255,6 +300,7 @@ class ControlPlane:
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
         self._resealing: asyncio.Task[None] | None = None
+        self._serving = False
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
@@ -273,33 +319,25 @@ class ControlPlane:
         )
         self._health = health.aio.HealthServicer()
         s, st = self._server, self.store
-        accounts_pb2_grpc.add_AccountServiceServicer_to_server(
-            AccountServicer(st, options, lambda: self.publisher.latest), s
-        )
-        admin_api_keys_pb2_grpc.add_AdminApiKeyServiceServicer_to_server(
-            AdminApiKeyServicer(st, options), s
-        )
-        provider_keys_pb2_grpc.add_ProviderKeyServiceServicer_to_server(
-            ProviderKeyServicer(st, options), s
-        )
-        access_keys_pb2_grpc.add_AccessKeyServiceServicer_to_server(
-            AccessKeyServicer(st, options), s
-        )
-        access_key_configurations_pb2_grpc.add_AccessKeyConfigurationServiceServicer_to_server(
-            ConfigurationServicer(st, options), s
-        )
-        providers_pb2_grpc.add_ProviderServiceServicer_to_server(ProviderServicer(st, options), s)
-        master_keys_pb2_grpc.add_MasterKeyServiceServicer_to_server(
-            MasterKeyServicer(st, options, sealer), s
-        )
-        operator_credentials_pb2_grpc.add_OperatorCredentialServiceServicer_to_server(
-            OperatorCredentialServicer(st, options), s
-        )
         discovery = DiscoveryServicer(st, self.publisher, self.status)
-        discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server(discovery, s)
-        data_planes_pb2_grpc.add_DataPlaneServiceServicer_to_server(
-            DataPlaneServicer(st, options, self.status, self.publisher, discovery.revoke), s
-        )
+        # Service full name -> servicer: gRPC and the REST API serve the same objects.
+        self.servicers: dict[str, object] = {
+            "keyway.v1.AccountService": AccountServicer(st, options, lambda: self.publisher.latest),
+            "keyway.v1.AdminApiKeyService": AdminApiKeyServicer(st, options),
+            "keyway.v1.ProviderKeyService": ProviderKeyServicer(st, options),
+            "keyway.v1.AccessKeyService": AccessKeyServicer(st, options),
+            "keyway.v1.AccessKeyConfigurationService": ConfigurationServicer(st, options),
+            "keyway.v1.ProviderService": ProviderServicer(st, options),
+            "keyway.v1.MasterKeyService": MasterKeyServicer(st, options, sealer),
+            "keyway.v1.OperatorCredentialService": OperatorCredentialServicer(st, options),
+            "keyway.v1.DataPlaneDiscoveryService": discovery,
+            "keyway.v1.DataPlaneService": DataPlaneServicer(
+                st, options, self.status, self.publisher, discovery.revoke
+            ),
+        }
+        for name, servicer in self.servicers.items():
+            _ADD_TO_SERVER[name](servicer, s)
+        self.http = None if settings.http_listen is None else self._http(settings.http_listen)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, s)
         if settings.reflection:
             names = [svc.full_name for svc in _SERVICES]
@@ -311,6 +349,25 @@ class ControlPlane:
                 ],
                 s,
             )
+
+    def _http(self, listen: str) -> HttpListener:
+        s = self.settings
+        tls = None
+        if s.tls_cert is not None and s.tls_key is not None:
+            tls = Tls(s.tls_cert, s.tls_key, s.tls_client_ca)
+        app = http_app(self.store, self.servicers, ready=self._ready)
+        return HttpListener(app, listen, tls)
+
+    async def _ready(self) -> str | None:
+        if not self._serving:
+            return "starting or stopping"
+        if self.publisher.latest is None:
+            return "no snapshot published yet"
+        try:
+            await call(self.store, self.store.revision)
+        except Exception as error:  # readiness reports any store failure, never raises
+            return f"the store does not answer ({type(error).__name__})"
+        return None
 
     def _bind(self) -> int:
         listen = self.settings.listen
@@ -353,6 +410,11 @@ class ControlPlane:
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         host = self.settings.listen.rsplit(":", 1)[0]
         log.info("control plane listening on %s:%d", host, self.port)
+        if self.http is not None:
+            await self.http.start()
+            http_host = cast(str, self.settings.http_listen).rsplit(":", 1)[0]
+            log.info("HTTP API on %s://%s:%d", self.http.scheme, http_host, self.http.port)
+        self._serving = True
         return self.port
 
     async def _reseal_legacy_rows(self) -> None:
@@ -367,6 +429,9 @@ class ControlPlane:
         log.info("re-sealed %d provider key(s) bound to their account", result.done)
 
     async def stop(self, grace: float = 5.0) -> None:
+        self._serving = False
+        if self.http is not None:
+            await self.http.stop()
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
         self.store.sealed.close()

@@ -72,13 +72,18 @@ class ProviderKeyServicer(Servicer, provider_keys_pb2_grpc.ProviderKeyServiceSer
         v = Violations()
         check_text(v, "provider_id", k.provider_id, limit=64, required=True)
         check_common(v, "", name=k.name, description=k.description, metadata=k.metadata)
-        check_secret(v, "value", request.value)
+        # The resource may carry the value itself, so that it alone is a create body.
+        value = request.value or k.value
+        if request.value and k.value:
+            v.add("value", "is set twice: send it in the request or in provider_key, not both")
+        else:
+            check_secret(v, "value", value)
         v.raise_if_any()
         key = self.store.create_provider_key(
             account_id,
             provider_id=k.provider_id,
             fields=ProviderKeyFields(name=k.name, description=k.description, metadata=k.metadata),
-            value=Secret(request.value),
+            value=Secret(value),
         )
         return pb.CreateProviderKeyResponse(provider_key=provider_key_message(key))
 

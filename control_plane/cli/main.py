@@ -25,6 +25,7 @@ import uvloop
 from control_plane.domain.catalog import BUILT_IN_IDS
 from control_plane.domain.quotas import DEFAULT_QUOTAS, QUOTAS, Quotas
 from control_plane.domain.upstreams import base_url_problem
+from control_plane.http.listener import WHAT as HTTP_WHAT
 from data_plane.shared.private_files import UnsafePathError
 from data_plane.shared.startup import ListenError, StartupError, check_free, parse_address
 
@@ -45,6 +46,10 @@ def _listen_address(text: str) -> str:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
+
+
+def _http_listen(text: str) -> str | None:
+    return None if text == "off" else _listen_address(text)
 
 
 def _base_url_override(text: str) -> tuple[str, str]:
@@ -95,6 +100,14 @@ def _add_listen(parser: argparse.ArgumentParser, flag: str, default: str, what: 
 
 def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--http-listen",
+        type=_http_listen,
+        default="127.0.0.1:8081",
+        metavar="HOST:PORT|off",
+        help="where the HTTP listener (admin REST API, /openapi.json, /healthz, /readyz) "
+        "listens; off: none (default: %(default)s)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         metavar="DIR",
@@ -114,7 +127,9 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let custom providers use loopback/private addresses and plain http",
     )
-    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate")
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="server certificate (gRPC and HTTP API)"
+    )
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
     parser.add_argument(
         "--tls-client-ca",
@@ -125,7 +140,7 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-insecure-remote",
         action="store_true",
-        help="serve snapshots without TLS on a non-loopback address",
+        help="serve snapshots and the HTTP API without TLS on a non-loopback address",
     )
     parser.add_argument(
         "--no-reflection",
@@ -345,9 +360,10 @@ def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
 
 
 # Which flag sets each listener's address, per command: a refused address names it.
-_CP = {"control plane": "--listen"}
+_HTTP = {HTTP_WHAT: "--http-listen"}
+_CP = {"control plane": "--listen", **_HTTP}
 _PROXY = {"proxy": "--listen"}
-_BOTH = {"control plane": "--listen", "proxy": "--proxy-listen"}
+_BOTH = {"control plane": "--listen", "proxy": "--proxy-listen", **_HTTP}
 
 
 def build_parser() -> Parser:
@@ -544,6 +560,8 @@ async def _serve(args: argparse.Namespace) -> None:
         # Both ports are checked before either listener starts.
         check_free(args.listen, "control plane")
         check_free(args.proxy_listen, "proxy")
+        if args.http_listen is not None:
+            check_free(args.http_listen, HTTP_WHAT)
     # Whatever started is stopped again, in reverse order, also when a later part fails.
     async with contextlib.AsyncExitStack() as running:
         base_urls: dict[str, str] = {}
@@ -568,12 +586,17 @@ async def _serve(args: argparse.Namespace) -> None:
                 quotas=_quotas(args),
                 forget_disconnected_after=args.forget_disconnected_after,
                 reflection=args.reflection,
+                http_listen=args.http_listen,
             )
             control_plane = ControlPlane(settings)
             running.push_async_callback(control_plane.stop)
             port = await control_plane.start()
             host = settings.listen.rpartition(":")[0]
             print(f"keyway: control plane listening on {host}:{port}", flush=True)
+            if control_plane.http is not None:
+                http_host = str(settings.http_listen).rpartition(":")[0]
+                url = f"{control_plane.http.scheme}://{http_host}:{control_plane.http.port}"
+                print(f"keyway: HTTP API on {url} (OpenAPI at {url}/openapi.json)", flush=True)
 
         if args.proxy:
             proxy_settings = _proxy_settings(args, control_plane)

@@ -37,6 +37,8 @@ from keyway.v1 import (
 )
 
 KEYWAY = str(Path(sys.executable).parent / "keyway")
+# The control plane's HTTP listener on a free port (its default, 8081, may be taken).
+HTTP_ANY = ("--http-listen", "127.0.0.1:0")
 _LISTENING = re.compile(r"listening on (?:https?://)?(\S+:\d+)")
 
 
@@ -268,6 +270,8 @@ def running_stack(data_dir: Path, *, mock_latency_ms: float = 0.0) -> Iterator[S
             [
                 "control-plane",
                 "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
                 "127.0.0.1:0",
                 "--data-dir",
                 str(data_dir),

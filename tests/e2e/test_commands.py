@@ -20,7 +20,7 @@ from control_plane.cli.main import build_parser, connection_limits, proxy_option
 from data_plane.http.connections import ConnectionLimits
 from tests.sockets import shareable_port
 
-from .stack import KEYWAY, Process, wait_until
+from .stack import HTTP_ANY, KEYWAY, Process, wait_until
 
 
 @contextmanager
@@ -42,7 +42,7 @@ def listening(lines: list[str], what: str) -> str:
 
 def test_keyway_up_runs_a_control_plane_and_a_proxy_in_sync(tmp_path: Path) -> None:
     data_dir = tmp_path / "keyway"
-    args = ["up", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"]
+    args = ["up", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *HTTP_ANY]
     with running([*args, "--proxy-listen", "127.0.0.1:0"]) as lines:
         wait_until(lambda: bool(listening(lines, "proxy")), timeout=20, what="keyway up")
         proxy, control_plane = listening(lines, "proxy"), listening(lines, "control plane")
@@ -143,10 +143,13 @@ def test_a_second_control_plane_on_a_used_port_fails_and_the_first_keeps_serving
     tmp_path: Path,
 ) -> None:
     first_dir = tmp_path / "first"
-    with running(["control-plane", "--listen", "127.0.0.1:0", "--data-dir", str(first_dir)]) as out:
+    first = ["control-plane", "--listen", "127.0.0.1:0", "--data-dir", str(first_dir), *HTTP_ANY]
+    with running(first) as out:
         wait_until(lambda: bool(listening(out, "control plane")), timeout=20, what="first")
         address = listening(out, "control plane")
-        second = keyway("control-plane", "--listen", address, "--data-dir", str(tmp_path / "2"))
+        second = keyway(
+            "control-plane", "--listen", address, "--data-dir", str(tmp_path / "2"), *HTTP_ANY
+        )
         assert one_error_line(second).startswith(
             f"cannot listen on {address} for the control plane: address already in use; "
         )
@@ -174,7 +177,8 @@ def test_every_listener_refuses_a_port_in_use(
     command: list[str], flag: str, held_port: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    extra = ["--data-dir", str(data_dir)] if command[0] in ("control-plane", "up") else []
+    stores = command[0] in ("control-plane", "up")
+    extra = ["--data-dir", str(data_dir), *HTTP_ANY] if stores else []
     env = {"KEYWAY_DATA_PLANE_TOKEN": "kwdp_unused"}
     result = keyway(*command, *extra, flag, held_port, env=env)
     message = one_error_line(result)
@@ -237,7 +241,7 @@ def test_version_help_defaults_and_the_subcommands_usage() -> None:
 
 def test_the_readme_quickstart_succeeds_without_a_provider_account(tmp_path: Path) -> None:
     """The README's steps, as written, on a machine that can reach no provider."""
-    up = ["up", "--mock-upstream", "--data-dir", ".keyway", "--listen", "127.0.0.1:0"]
+    up = ["up", "--mock-upstream", "--data-dir", ".keyway", "--listen", "127.0.0.1:0", *HTTP_ANY]
     with running([*up, "--proxy-listen", "127.0.0.1:0"], cwd=tmp_path) as lines:
         wait_until(lambda: bool(listening(lines, "proxy")), timeout=20, what="keyway up")
         proxy = f"http://{listening(lines, 'proxy')}"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .stack import Process
+from .stack import HTTP_ANY, Process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,10 +27,10 @@ def test_the_long_running_commands_disable_core_dumps(command: str, tmp_path: Pa
     token = tmp_path / "dp.token"
     token.write_text("kwdp_" + "a" * 40)
     args = {
-        "control-plane": ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+        "control-plane": ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *HTTP_ANY],
         "up": [
             *("--listen", "127.0.0.1:0", "--proxy-listen", "127.0.0.1:0"),
-            *("--data-dir", str(data_dir)),
+            *("--data-dir", str(data_dir), *HTTP_ANY),
         ],
         "proxy": ["--listen", "127.0.0.1:0", "--data-plane-token-file", str(token)],
     }[command]

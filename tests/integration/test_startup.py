@@ -90,6 +90,8 @@ def test_the_command_names_the_missing_key_and_exits_without_a_traceback(
             "control-plane",
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "off",
             "--data-dir",
             str(data_dir),
         ],

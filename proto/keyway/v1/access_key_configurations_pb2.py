@@ -22,55 +22,66 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)keyway/v1/access_key_configurations.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n\tAllowList\x12\r\n\x05\x61llow\x18\x01 \x03(\t\"W\n\x06\x41\x63\x63\x65ss\x12\'\n\tproviders\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AllowList\x12$\n\x06models\x18\x02 \x01(\x0b\x32\x14.keyway.v1.AllowList\"\x1a\n\x0cKeyReference\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\nRouterStep\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1e\n\x16key_selection_strategy\x18\x02 \x01(\t\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.keyway.v1.KeyReference\"S\n\nRouterRule\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12$\n\x05steps\x18\x03 \x03(\x0b\x32\x15.keyway.v1.RouterStep\".\n\x06Router\x12$\n\x05rules\x18\x01 \x03(\x0b\x32\x15.keyway.v1.RouterRule\"l\n\x06Limits\x12 \n\x13requests_per_minute\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0b\x63oncurrency\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x16\n\x14_requests_per_minuteB\x0e\n\x0c_concurrency\"\xcc\x02\n\x16\x41\x63\x63\x65ssKeyConfiguration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12!\n\x06\x61\x63\x63\x65ss\x18\x05 \x01(\x0b\x32\x11.keyway.v1.Access\x12!\n\x06router\x18\x06 \x01(\x0b\x32\x11.keyway.v1.Router\x12\x18\n\x10\x61\x63\x63\x65ss_key_count\x18\x07 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\n \x01(\t\x12!\n\x06limits\x18\x0b \x01(\x0b\x32\x11.keyway.v1.Limits\"_\n#CreateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\":\n\x14\x43onfigurationWarning\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x93\x01\n$CreateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x31\n\x08warnings\x18\x02 \x03(\x0b\x32\x1f.keyway.v1.ConfigurationWarning\".\n GetAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"]\n!GetAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\"K\n\"ListAccessKeyConfigurationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"y\n#ListAccessKeyConfigurationsResponse\x12\x39\n\x0e\x63onfigurations\x18\x01 \x03(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x90\x01\n#UpdateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x93\x01\n$UpdateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x31\n\x08warnings\x18\x02 \x03(\x0b\x32\x1f.keyway.v1.ConfigurationWarning\"?\n#DeleteAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"&\n$DeleteAccessKeyConfigurationResponse2\x98\x05\n\x1d\x41\x63\x63\x65ssKeyConfigurationService\x12\x7f\n\x1c\x43reateAccessKeyConfiguration\x12..keyway.v1.CreateAccessKeyConfigurationRequest\x1a/.keyway.v1.CreateAccessKeyConfigurationResponse\x12v\n\x19GetAccessKeyConfiguration\x12+.keyway.v1.GetAccessKeyConfigurationRequest\x1a,.keyway.v1.GetAccessKeyConfigurationResponse\x12|\n\x1bListAccessKeyConfigurations\x12-.keyway.v1.ListAccessKeyConfigurationsRequest\x1a..keyway.v1.ListAccessKeyConfigurationsResponse\x12\x7f\n\x1cUpdateAccessKeyConfiguration\x12..keyway.v1.UpdateAccessKeyConfigurationRequest\x1a/.keyway.v1.UpdateAccessKeyConfigurationResponse\x12\x7f\n\x1c\x44\x65leteAccessKeyConfiguration\x12..keyway.v1.DeleteAccessKeyConfigurationRequest\x1a/.keyway.v1.DeleteAccessKeyConfigurationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)keyway/v1/access_key_configurations.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n\tAllowList\x12\r\n\x05\x61llow\x18\x01 \x03(\t\"W\n\x06\x41\x63\x63\x65ss\x12\'\n\tproviders\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AllowList\x12$\n\x06models\x18\x02 \x01(\x0b\x32\x14.keyway.v1.AllowList\"\x1a\n\x0cKeyReference\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\nRouterStep\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1e\n\x16key_selection_strategy\x18\x02 \x01(\t\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.keyway.v1.KeyReference\"S\n\nRouterRule\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12$\n\x05steps\x18\x03 \x03(\x0b\x32\x15.keyway.v1.RouterStep\".\n\x06Router\x12$\n\x05rules\x18\x01 \x03(\x0b\x32\x15.keyway.v1.RouterRule\"l\n\x06Limits\x12 \n\x13requests_per_minute\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0b\x63oncurrency\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x16\n\x14_requests_per_minuteB\x0e\n\x0c_concurrency\"\xcc\x02\n\x16\x41\x63\x63\x65ssKeyConfiguration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12!\n\x06\x61\x63\x63\x65ss\x18\x05 \x01(\x0b\x32\x11.keyway.v1.Access\x12!\n\x06router\x18\x06 \x01(\x0b\x32\x11.keyway.v1.Router\x12\x18\n\x10\x61\x63\x63\x65ss_key_count\x18\x07 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\n \x01(\t\x12!\n\x06limits\x18\x0b \x01(\x0b\x32\x11.keyway.v1.Limits\"_\n#CreateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\":\n\x14\x43onfigurationWarning\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x93\x01\n$CreateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x31\n\x08warnings\x18\x02 \x03(\x0b\x32\x1f.keyway.v1.ConfigurationWarning\".\n GetAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"]\n!GetAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\"K\n\"ListAccessKeyConfigurationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"y\n#ListAccessKeyConfigurationsResponse\x12\x39\n\x0e\x63onfigurations\x18\x01 \x03(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x90\x01\n#UpdateAccessKeyConfigurationRequest\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x93\x01\n$UpdateAccessKeyConfigurationResponse\x12\x38\n\rconfiguration\x18\x01 \x01(\x0b\x32!.keyway.v1.AccessKeyConfiguration\x12\x31\n\x08warnings\x18\x02 \x03(\x0b\x32\x1f.keyway.v1.ConfigurationWarning\"?\n#DeleteAccessKeyConfigurationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"&\n$DeleteAccessKeyConfigurationResponse2\xee\x08\n\x1d\x41\x63\x63\x65ssKeyConfigurationService\x12\xe2\x01\n\x1c\x43reateAccessKeyConfiguration\x12..keyway.v1.CreateAccessKeyConfigurationRequest\x1a/.keyway.v1.CreateAccessKeyConfigurationResponse\"a\x82\xd3\xe4\x93\x02[\"\x1a/access-key-configurations:\rconfigurationZ.\"\x1d/v1/access-key-configurations:\rconfiguration\x12\xc5\x01\n\x19GetAccessKeyConfiguration\x12+.keyway.v1.GetAccessKeyConfigurationRequest\x1a,.keyway.v1.GetAccessKeyConfigurationResponse\"M\x82\xd3\xe4\x93\x02G\x12\x1f/access-key-configurations/{id}Z$\x12\"/v1/access-key-configurations/{id}\x12\xc1\x01\n\x1bListAccessKeyConfigurations\x12-.keyway.v1.ListAccessKeyConfigurationsRequest\x1a..keyway.v1.ListAccessKeyConfigurationsResponse\"C\x82\xd3\xe4\x93\x02=\x12\x1a/access-key-configurationsZ\x1f\x12\x1d/v1/access-key-configurations\x12\x8a\x02\n\x1cUpdateAccessKeyConfiguration\x12..keyway.v1.UpdateAccessKeyConfigurationRequest\x1a/.keyway.v1.UpdateAccessKeyConfigurationResponse\"\x88\x01\x82\xd3\xe4\x93\x02\x81\x01\x32-/access-key-configurations/{configuration.id}:\rconfigurationZA20/v1/access-key-configurations/{configuration.id}:\rconfiguration\x12\xce\x01\n\x1c\x44\x65leteAccessKeyConfiguration\x12..keyway.v1.DeleteAccessKeyConfigurationRequest\x1a/.keyway.v1.DeleteAccessKeyConfigurationResponse\"M\x82\xd3\xe4\x93\x02G*\x1f/access-key-configurations/{id}Z$*\"/v1/access-key-configurations/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.access_key_configurations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALLOWLIST']._serialized_start=123
-  _globals['_ALLOWLIST']._serialized_end=149
-  _globals['_ACCESS']._serialized_start=151
-  _globals['_ACCESS']._serialized_end=238
-  _globals['_KEYREFERENCE']._serialized_start=240
-  _globals['_KEYREFERENCE']._serialized_end=266
-  _globals['_ROUTERSTEP']._serialized_start=268
-  _globals['_ROUTERSTEP']._serialized_end=365
-  _globals['_ROUTERRULE']._serialized_start=367
-  _globals['_ROUTERRULE']._serialized_end=450
-  _globals['_ROUTER']._serialized_start=452
-  _globals['_ROUTER']._serialized_end=498
-  _globals['_LIMITS']._serialized_start=500
-  _globals['_LIMITS']._serialized_end=608
-  _globals['_ACCESSKEYCONFIGURATION']._serialized_start=611
-  _globals['_ACCESSKEYCONFIGURATION']._serialized_end=943
-  _globals['_CREATEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=945
-  _globals['_CREATEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1040
-  _globals['_CONFIGURATIONWARNING']._serialized_start=1042
-  _globals['_CONFIGURATIONWARNING']._serialized_end=1100
-  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1103
-  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1250
-  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1252
-  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1298
-  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1300
-  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1393
-  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_start=1395
-  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_end=1470
-  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_start=1472
-  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_end=1593
-  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1596
-  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1740
-  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1743
-  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1890
-  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1892
-  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1955
-  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1957
-  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1995
-  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_start=1998
-  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_end=2662
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['CreateAccessKeyConfiguration']._loaded_options = None
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['CreateAccessKeyConfiguration']._serialized_options = b'\202\323\344\223\002[\"\032/access-key-configurations:\rconfigurationZ.\"\035/v1/access-key-configurations:\rconfiguration'
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['GetAccessKeyConfiguration']._loaded_options = None
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['GetAccessKeyConfiguration']._serialized_options = b'\202\323\344\223\002G\022\037/access-key-configurations/{id}Z$\022\"/v1/access-key-configurations/{id}'
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['ListAccessKeyConfigurations']._loaded_options = None
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['ListAccessKeyConfigurations']._serialized_options = b'\202\323\344\223\002=\022\032/access-key-configurationsZ\037\022\035/v1/access-key-configurations'
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['UpdateAccessKeyConfiguration']._loaded_options = None
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['UpdateAccessKeyConfiguration']._serialized_options = b'\202\323\344\223\002\201\0012-/access-key-configurations/{configuration.id}:\rconfigurationZA20/v1/access-key-configurations/{configuration.id}:\rconfiguration'
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['DeleteAccessKeyConfiguration']._loaded_options = None
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE'].methods_by_name['DeleteAccessKeyConfiguration']._serialized_options = b'\202\323\344\223\002G*\037/access-key-configurations/{id}Z$*\"/v1/access-key-configurations/{id}'
+  _globals['_ALLOWLIST']._serialized_start=153
+  _globals['_ALLOWLIST']._serialized_end=179
+  _globals['_ACCESS']._serialized_start=181
+  _globals['_ACCESS']._serialized_end=268
+  _globals['_KEYREFERENCE']._serialized_start=270
+  _globals['_KEYREFERENCE']._serialized_end=296
+  _globals['_ROUTERSTEP']._serialized_start=298
+  _globals['_ROUTERSTEP']._serialized_end=395
+  _globals['_ROUTERRULE']._serialized_start=397
+  _globals['_ROUTERRULE']._serialized_end=480
+  _globals['_ROUTER']._serialized_start=482
+  _globals['_ROUTER']._serialized_end=528
+  _globals['_LIMITS']._serialized_start=530
+  _globals['_LIMITS']._serialized_end=638
+  _globals['_ACCESSKEYCONFIGURATION']._serialized_start=641
+  _globals['_ACCESSKEYCONFIGURATION']._serialized_end=973
+  _globals['_CREATEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=975
+  _globals['_CREATEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1070
+  _globals['_CONFIGURATIONWARNING']._serialized_start=1072
+  _globals['_CONFIGURATIONWARNING']._serialized_end=1130
+  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1133
+  _globals['_CREATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1280
+  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1282
+  _globals['_GETACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1328
+  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1330
+  _globals['_GETACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1423
+  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_start=1425
+  _globals['_LISTACCESSKEYCONFIGURATIONSREQUEST']._serialized_end=1500
+  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_start=1502
+  _globals['_LISTACCESSKEYCONFIGURATIONSRESPONSE']._serialized_end=1623
+  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1626
+  _globals['_UPDATEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1770
+  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1773
+  _globals['_UPDATEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=1920
+  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_start=1922
+  _globals['_DELETEACCESSKEYCONFIGURATIONREQUEST']._serialized_end=1985
+  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_start=1987
+  _globals['_DELETEACCESSKEYCONFIGURATIONRESPONSE']._serialized_end=2025
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_start=2028
+  _globals['_ACCESSKEYCONFIGURATIONSERVICE']._serialized_end=3162
 # @@protoc_insertion_point(module_scope)

@@ -22,39 +22,50 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/access_keys.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\tAccessKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12\x16\n\x0eredacted_token\x18\x05 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64isabled\x18\x0b \x01(\x08\"B\n\x16\x43reateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"R\n\x17\x43reateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12\r\n\x05token\x18\x02 \x01(\t\"!\n\x13GetAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14GetAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"X\n\x15ListAccessKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x03 \x01(\t\"\\\n\x16ListAccessKeysResponse\x12)\n\x0b\x61\x63\x63\x65ss_keys\x18\x01 \x03(\x0b\x32\x14.keyway.v1.AccessKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x16UpdateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x17UpdateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"2\n\x16\x44\x65leteAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x19\n\x17\x44\x65leteAccessKeyResponse2\xc8\x03\n\x10\x41\x63\x63\x65ssKeyService\x12X\n\x0f\x43reateAccessKey\x12!.keyway.v1.CreateAccessKeyRequest\x1a\".keyway.v1.CreateAccessKeyResponse\x12O\n\x0cGetAccessKey\x12\x1e.keyway.v1.GetAccessKeyRequest\x1a\x1f.keyway.v1.GetAccessKeyResponse\x12U\n\x0eListAccessKeys\x12 .keyway.v1.ListAccessKeysRequest\x1a!.keyway.v1.ListAccessKeysResponse\x12X\n\x0fUpdateAccessKey\x12!.keyway.v1.UpdateAccessKeyRequest\x1a\".keyway.v1.UpdateAccessKeyResponse\x12X\n\x0f\x44\x65leteAccessKey\x12!.keyway.v1.DeleteAccessKeyRequest\x1a\".keyway.v1.DeleteAccessKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/access_keys.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\tAccessKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12\x16\n\x0eredacted_token\x18\x05 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64isabled\x18\x0b \x01(\x08\"B\n\x16\x43reateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"R\n\x17\x43reateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12\r\n\x05token\x18\x02 \x01(\t\"!\n\x13GetAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14GetAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"X\n\x15ListAccessKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x03 \x01(\t\"\\\n\x16ListAccessKeysResponse\x12)\n\x0b\x61\x63\x63\x65ss_keys\x18\x01 \x03(\x0b\x32\x14.keyway.v1.AccessKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x16UpdateAccessKeyRequest\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x17UpdateAccessKeyResponse\x12(\n\naccess_key\x18\x01 \x01(\x0b\x32\x14.keyway.v1.AccessKey\"2\n\x16\x44\x65leteAccessKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x19\n\x17\x44\x65leteAccessKeyResponse2\xfd\x05\n\x10\x41\x63\x63\x65ssKeyService\x12\x99\x01\n\x0f\x43reateAccessKey\x12!.keyway.v1.CreateAccessKeyRequest\x1a\".keyway.v1.CreateAccessKeyResponse\"?\x82\xd3\xe4\x93\x02\x39\"\x0c/access-keys:\naccess_keyZ\x1d\"\x0f/v1/access-keys:\naccess_key\x12\x82\x01\n\x0cGetAccessKey\x12\x1e.keyway.v1.GetAccessKeyRequest\x1a\x1f.keyway.v1.GetAccessKeyResponse\"1\x82\xd3\xe4\x93\x02+\x12\x11/access-keys/{id}Z\x16\x12\x14/v1/access-keys/{id}\x12~\n\x0eListAccessKeys\x12 .keyway.v1.ListAccessKeysRequest\x1a!.keyway.v1.ListAccessKeysResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x0c/access-keysZ\x11\x12\x0f/v1/access-keys\x12\xb9\x01\n\x0fUpdateAccessKey\x12!.keyway.v1.UpdateAccessKeyRequest\x1a\".keyway.v1.UpdateAccessKeyResponse\"_\x82\xd3\xe4\x93\x02Y2\x1c/access-keys/{access_key.id}:\naccess_keyZ-2\x1f/v1/access-keys/{access_key.id}:\naccess_key\x12\x8b\x01\n\x0f\x44\x65leteAccessKey\x12!.keyway.v1.DeleteAccessKeyRequest\x1a\".keyway.v1.DeleteAccessKeyResponse\"1\x82\xd3\xe4\x93\x02+*\x11/access-keys/{id}Z\x16*\x14/v1/access-keys/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.access_keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCESSKEY']._serialized_start=110
-  _globals['_ACCESSKEY']._serialized_end=418
-  _globals['_CREATEACCESSKEYREQUEST']._serialized_start=420
-  _globals['_CREATEACCESSKEYREQUEST']._serialized_end=486
-  _globals['_CREATEACCESSKEYRESPONSE']._serialized_start=488
-  _globals['_CREATEACCESSKEYRESPONSE']._serialized_end=570
-  _globals['_GETACCESSKEYREQUEST']._serialized_start=572
-  _globals['_GETACCESSKEYREQUEST']._serialized_end=605
-  _globals['_GETACCESSKEYRESPONSE']._serialized_start=607
-  _globals['_GETACCESSKEYRESPONSE']._serialized_end=671
-  _globals['_LISTACCESSKEYSREQUEST']._serialized_start=673
-  _globals['_LISTACCESSKEYSREQUEST']._serialized_end=761
-  _globals['_LISTACCESSKEYSRESPONSE']._serialized_start=763
-  _globals['_LISTACCESSKEYSRESPONSE']._serialized_end=855
-  _globals['_UPDATEACCESSKEYREQUEST']._serialized_start=857
-  _globals['_UPDATEACCESSKEYREQUEST']._serialized_end=972
-  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_start=974
-  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_end=1041
-  _globals['_DELETEACCESSKEYREQUEST']._serialized_start=1043
-  _globals['_DELETEACCESSKEYREQUEST']._serialized_end=1093
-  _globals['_DELETEACCESSKEYRESPONSE']._serialized_start=1095
-  _globals['_DELETEACCESSKEYRESPONSE']._serialized_end=1120
-  _globals['_ACCESSKEYSERVICE']._serialized_start=1123
-  _globals['_ACCESSKEYSERVICE']._serialized_end=1579
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['CreateAccessKey']._loaded_options = None
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['CreateAccessKey']._serialized_options = b'\202\323\344\223\0029\"\014/access-keys:\naccess_keyZ\035\"\017/v1/access-keys:\naccess_key'
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['GetAccessKey']._loaded_options = None
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['GetAccessKey']._serialized_options = b'\202\323\344\223\002+\022\021/access-keys/{id}Z\026\022\024/v1/access-keys/{id}'
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['ListAccessKeys']._loaded_options = None
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['ListAccessKeys']._serialized_options = b'\202\323\344\223\002!\022\014/access-keysZ\021\022\017/v1/access-keys'
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['UpdateAccessKey']._loaded_options = None
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['UpdateAccessKey']._serialized_options = b'\202\323\344\223\002Y2\034/access-keys/{access_key.id}:\naccess_keyZ-2\037/v1/access-keys/{access_key.id}:\naccess_key'
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['DeleteAccessKey']._loaded_options = None
+  _globals['_ACCESSKEYSERVICE'].methods_by_name['DeleteAccessKey']._serialized_options = b'\202\323\344\223\002+*\021/access-keys/{id}Z\026*\024/v1/access-keys/{id}'
+  _globals['_ACCESSKEY']._serialized_start=140
+  _globals['_ACCESSKEY']._serialized_end=448
+  _globals['_CREATEACCESSKEYREQUEST']._serialized_start=450
+  _globals['_CREATEACCESSKEYREQUEST']._serialized_end=516
+  _globals['_CREATEACCESSKEYRESPONSE']._serialized_start=518
+  _globals['_CREATEACCESSKEYRESPONSE']._serialized_end=600
+  _globals['_GETACCESSKEYREQUEST']._serialized_start=602
+  _globals['_GETACCESSKEYREQUEST']._serialized_end=635
+  _globals['_GETACCESSKEYRESPONSE']._serialized_start=637
+  _globals['_GETACCESSKEYRESPONSE']._serialized_end=701
+  _globals['_LISTACCESSKEYSREQUEST']._serialized_start=703
+  _globals['_LISTACCESSKEYSREQUEST']._serialized_end=791
+  _globals['_LISTACCESSKEYSRESPONSE']._serialized_start=793
+  _globals['_LISTACCESSKEYSRESPONSE']._serialized_end=885
+  _globals['_UPDATEACCESSKEYREQUEST']._serialized_start=887
+  _globals['_UPDATEACCESSKEYREQUEST']._serialized_end=1002
+  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_start=1004
+  _globals['_UPDATEACCESSKEYRESPONSE']._serialized_end=1071
+  _globals['_DELETEACCESSKEYREQUEST']._serialized_start=1073
+  _globals['_DELETEACCESSKEYREQUEST']._serialized_end=1123
+  _globals['_DELETEACCESSKEYRESPONSE']._serialized_start=1125
+  _globals['_DELETEACCESSKEYRESPONSE']._serialized_end=1150
+  _globals['_ACCESSKEYSERVICE']._serialized_start=1153
+  _globals['_ACCESSKEYSERVICE']._serialized_end=1918
 # @@protoc_insertion_point(module_scope)

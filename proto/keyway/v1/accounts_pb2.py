@@ -22,45 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18keyway/v1/accounts.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x07 \x01(\t\x12\x39\n\x0fsnapshot_status\x18\x08 \x01(\x0b\x32 .keyway.v1.AccountSnapshotStatus\"<\n\x16\x41\x63\x63ountSnapshotProblem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xab\x02\n\x15\x41\x63\x63ountSnapshotStatus\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.keyway.v1.AccountSnapshotState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x33\n\x08problems\x18\x03 \x03(\x0b\x32!.keyway.v1.AccountSnapshotProblem\x12\x1b\n\x13quarantined_version\x18\x04 \x01(\x03\x12\x33\n\x0fquarantine_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10serving_previous\x18\x06 \x01(\x08\x12\x19\n\x11published_version\x18\x07 \x01(\x03\x12\x16\n\x0esnapshot_bytes\x18\x08 \x01(\x03\";\n\x14\x43reateAccountRequest\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"<\n\x15\x43reateAccountResponse\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"\x1f\n\x11GetAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x12GetAccountResponse\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"<\n\x13ListAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x14ListAccountsResponse\x12$\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x12.keyway.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"l\n\x14UpdateAccountRequest\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"<\n\x15UpdateAccountResponse\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"?\n\x14\x44\x65leteAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"\x17\n\x15\x44\x65leteAccountResponse*\xb0\x01\n\x14\x41\x63\x63ountSnapshotState\x12&\n\"ACCOUNT_SNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12$\n ACCOUNT_SNAPSHOT_STATE_PUBLISHED\x10\x01\x12\"\n\x1e\x41\x43\x43OUNT_SNAPSHOT_STATE_PENDING\x10\x02\x12&\n\"ACCOUNT_SNAPSHOT_STATE_QUARANTINED\x10\x03\x32\xa8\x03\n\x0e\x41\x63\x63ountService\x12R\n\rCreateAccount\x12\x1f.keyway.v1.CreateAccountRequest\x1a .keyway.v1.CreateAccountResponse\x12I\n\nGetAccount\x12\x1c.keyway.v1.GetAccountRequest\x1a\x1d.keyway.v1.GetAccountResponse\x12O\n\x0cListAccounts\x12\x1e.keyway.v1.ListAccountsRequest\x1a\x1f.keyway.v1.ListAccountsResponse\x12R\n\rUpdateAccount\x12\x1f.keyway.v1.UpdateAccountRequest\x1a .keyway.v1.UpdateAccountResponse\x12R\n\rDeleteAccount\x12\x1f.keyway.v1.DeleteAccountRequest\x1a .keyway.v1.DeleteAccountResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18keyway/v1/accounts.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x07 \x01(\t\x12\x39\n\x0fsnapshot_status\x18\x08 \x01(\x0b\x32 .keyway.v1.AccountSnapshotStatus\"<\n\x16\x41\x63\x63ountSnapshotProblem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xab\x02\n\x15\x41\x63\x63ountSnapshotStatus\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.keyway.v1.AccountSnapshotState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x33\n\x08problems\x18\x03 \x03(\x0b\x32!.keyway.v1.AccountSnapshotProblem\x12\x1b\n\x13quarantined_version\x18\x04 \x01(\x03\x12\x33\n\x0fquarantine_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10serving_previous\x18\x06 \x01(\x08\x12\x19\n\x11published_version\x18\x07 \x01(\x03\x12\x16\n\x0esnapshot_bytes\x18\x08 \x01(\x03\";\n\x14\x43reateAccountRequest\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"<\n\x15\x43reateAccountResponse\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"\x1f\n\x11GetAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x12GetAccountResponse\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"<\n\x13ListAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x14ListAccountsResponse\x12$\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x12.keyway.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"l\n\x14UpdateAccountRequest\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"<\n\x15UpdateAccountResponse\x12#\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x12.keyway.v1.Account\"?\n\x14\x44\x65leteAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"\x17\n\x15\x44\x65leteAccountResponse*\xb0\x01\n\x14\x41\x63\x63ountSnapshotState\x12&\n\"ACCOUNT_SNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12$\n ACCOUNT_SNAPSHOT_STATE_PUBLISHED\x10\x01\x12\"\n\x1e\x41\x43\x43OUNT_SNAPSHOT_STATE_PENDING\x10\x02\x12&\n\"ACCOUNT_SNAPSHOT_STATE_QUARANTINED\x10\x03\x32\xab\x05\n\x0e\x41\x63\x63ountService\x12\x87\x01\n\rCreateAccount\x12\x1f.keyway.v1.CreateAccountRequest\x1a .keyway.v1.CreateAccountResponse\"3\x82\xd3\xe4\x93\x02-\"\t/accounts:\x07\x61\x63\x63ountZ\x17\"\x0c/v1/accounts:\x07\x61\x63\x63ount\x12v\n\nGetAccount\x12\x1c.keyway.v1.GetAccountRequest\x1a\x1d.keyway.v1.GetAccountResponse\"+\x82\xd3\xe4\x93\x02%\x12\x0e/accounts/{id}Z\x13\x12\x11/v1/accounts/{id}\x12r\n\x0cListAccounts\x12\x1e.keyway.v1.ListAccountsRequest\x1a\x1f.keyway.v1.ListAccountsResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\t/accountsZ\x0e\x12\x0c/v1/accounts\x12\xa1\x01\n\rUpdateAccount\x12\x1f.keyway.v1.UpdateAccountRequest\x1a .keyway.v1.UpdateAccountResponse\"M\x82\xd3\xe4\x93\x02G2\x16/accounts/{account.id}:\x07\x61\x63\x63ountZ$2\x19/v1/accounts/{account.id}:\x07\x61\x63\x63ount\x12\x7f\n\rDeleteAccount\x12\x1f.keyway.v1.DeleteAccountRequest\x1a .keyway.v1.DeleteAccountResponse\"+\x82\xd3\xe4\x93\x02%*\x0e/accounts/{id}Z\x13*\x11/v1/accounts/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.accounts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCOUNTSNAPSHOTSTATE']._serialized_start=1353
-  _globals['_ACCOUNTSNAPSHOTSTATE']._serialized_end=1529
-  _globals['_ACCOUNT']._serialized_start=107
-  _globals['_ACCOUNT']._serialized_end=360
-  _globals['_ACCOUNTSNAPSHOTPROBLEM']._serialized_start=362
-  _globals['_ACCOUNTSNAPSHOTPROBLEM']._serialized_end=422
-  _globals['_ACCOUNTSNAPSHOTSTATUS']._serialized_start=425
-  _globals['_ACCOUNTSNAPSHOTSTATUS']._serialized_end=724
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=726
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=785
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=787
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=847
-  _globals['_GETACCOUNTREQUEST']._serialized_start=849
-  _globals['_GETACCOUNTREQUEST']._serialized_end=880
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=882
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=939
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=941
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1001
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1003
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1088
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=1090
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=1198
-  _globals['_UPDATEACCOUNTRESPONSE']._serialized_start=1200
-  _globals['_UPDATEACCOUNTRESPONSE']._serialized_end=1260
-  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1262
-  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1325
-  _globals['_DELETEACCOUNTRESPONSE']._serialized_start=1327
-  _globals['_DELETEACCOUNTRESPONSE']._serialized_end=1350
-  _globals['_ACCOUNTSERVICE']._serialized_start=1532
-  _globals['_ACCOUNTSERVICE']._serialized_end=1956
+  _globals['_ACCOUNTSERVICE'].methods_by_name['CreateAccount']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['CreateAccount']._serialized_options = b'\202\323\344\223\002-\"\t/accounts:\007accountZ\027\"\014/v1/accounts:\007account'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['GetAccount']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['GetAccount']._serialized_options = b'\202\323\344\223\002%\022\016/accounts/{id}Z\023\022\021/v1/accounts/{id}'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['ListAccounts']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['ListAccounts']._serialized_options = b'\202\323\344\223\002\033\022\t/accountsZ\016\022\014/v1/accounts'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['UpdateAccount']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['UpdateAccount']._serialized_options = b'\202\323\344\223\002G2\026/accounts/{account.id}:\007accountZ$2\031/v1/accounts/{account.id}:\007account'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['DeleteAccount']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['DeleteAccount']._serialized_options = b'\202\323\344\223\002%*\016/accounts/{id}Z\023*\021/v1/accounts/{id}'
+  _globals['_ACCOUNTSNAPSHOTSTATE']._serialized_start=1383
+  _globals['_ACCOUNTSNAPSHOTSTATE']._serialized_end=1559
+  _globals['_ACCOUNT']._serialized_start=137
+  _globals['_ACCOUNT']._serialized_end=390
+  _globals['_ACCOUNTSNAPSHOTPROBLEM']._serialized_start=392
+  _globals['_ACCOUNTSNAPSHOTPROBLEM']._serialized_end=452
+  _globals['_ACCOUNTSNAPSHOTSTATUS']._serialized_start=455
+  _globals['_ACCOUNTSNAPSHOTSTATUS']._serialized_end=754
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=756
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=815
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=817
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=877
+  _globals['_GETACCOUNTREQUEST']._serialized_start=879
+  _globals['_GETACCOUNTREQUEST']._serialized_end=910
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=912
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=969
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=971
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1031
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1033
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1118
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=1120
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=1228
+  _globals['_UPDATEACCOUNTRESPONSE']._serialized_start=1230
+  _globals['_UPDATEACCOUNTRESPONSE']._serialized_end=1290
+  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1292
+  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1355
+  _globals['_DELETEACCOUNTRESPONSE']._serialized_start=1357
+  _globals['_DELETEACCOUNTRESPONSE']._serialized_end=1380
+  _globals['_ACCOUNTSERVICE']._serialized_start=1562
+  _globals['_ACCOUNTSERVICE']._serialized_end=2245
 # @@protoc_insertion_point(module_scope)

@@ -22,39 +22,50 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyway/v1/admin_api_keys.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n\x0b\x41\x64minApiKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x16\n\x0eredacted_token\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\"]\n\x18\x43reateAdminApiKeyRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12-\n\radmin_api_key\x18\x02 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\"Y\n\x19\x43reateAdminApiKeyResponse\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\x12\r\n\x05token\x18\x02 \x01(\t\"#\n\x15GetAdminApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x16GetAdminApiKeyResponse\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\"T\n\x17ListAdminApiKeysRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x18ListAdminApiKeysResponse\x12.\n\x0e\x61\x64min_api_keys\x18\x01 \x03(\x0b\x32\x16.keyway.v1.AdminApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"z\n\x18UpdateAdminApiKeyRequest\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"J\n\x19UpdateAdminApiKeyResponse\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\"4\n\x18\x44\x65leteAdminApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1b\n\x19\x44\x65leteAdminApiKeyResponse2\xe8\x03\n\x12\x41\x64minApiKeyService\x12^\n\x11\x43reateAdminApiKey\x12#.keyway.v1.CreateAdminApiKeyRequest\x1a$.keyway.v1.CreateAdminApiKeyResponse\x12U\n\x0eGetAdminApiKey\x12 .keyway.v1.GetAdminApiKeyRequest\x1a!.keyway.v1.GetAdminApiKeyResponse\x12[\n\x10ListAdminApiKeys\x12\".keyway.v1.ListAdminApiKeysRequest\x1a#.keyway.v1.ListAdminApiKeysResponse\x12^\n\x11UpdateAdminApiKey\x12#.keyway.v1.UpdateAdminApiKeyRequest\x1a$.keyway.v1.UpdateAdminApiKeyResponse\x12^\n\x11\x44\x65leteAdminApiKey\x12#.keyway.v1.DeleteAdminApiKeyRequest\x1a$.keyway.v1.DeleteAdminApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyway/v1/admin_api_keys.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n\x0b\x41\x64minApiKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x16\n\x0eredacted_token\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\"]\n\x18\x43reateAdminApiKeyRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12-\n\radmin_api_key\x18\x02 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\"Y\n\x19\x43reateAdminApiKeyResponse\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\x12\r\n\x05token\x18\x02 \x01(\t\"#\n\x15GetAdminApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x16GetAdminApiKeyResponse\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\"T\n\x17ListAdminApiKeysRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x18ListAdminApiKeysResponse\x12.\n\x0e\x61\x64min_api_keys\x18\x01 \x03(\x0b\x32\x16.keyway.v1.AdminApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"z\n\x18UpdateAdminApiKeyRequest\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"J\n\x19UpdateAdminApiKeyResponse\x12-\n\radmin_api_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.AdminApiKey\"4\n\x18\x44\x65leteAdminApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1b\n\x19\x44\x65leteAdminApiKeyResponse2\xbd\x06\n\x12\x41\x64minApiKeyService\x12\xcb\x01\n\x11\x43reateAdminApiKey\x12#.keyway.v1.CreateAdminApiKeyRequest\x1a$.keyway.v1.CreateAdminApiKeyResponse\"k\x82\xd3\xe4\x93\x02\x65\"\x1f/accounts/{account_id}/api-keys:\radmin_api_keyZ3\"\"/v1/accounts/{account_id}/api-keys:\radmin_api_key\x12\x82\x01\n\x0eGetAdminApiKey\x12 .keyway.v1.GetAdminApiKeyRequest\x1a!.keyway.v1.GetAdminApiKeyResponse\"+\x82\xd3\xe4\x93\x02%\x12\x0e/api-keys/{id}Z\x13\x12\x11/v1/api-keys/{id}\x12~\n\x10ListAdminApiKeys\x12\".keyway.v1.ListAdminApiKeysRequest\x1a#.keyway.v1.ListAdminApiKeysResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\t/api-keysZ\x0e\x12\x0c/v1/api-keys\x12\xc5\x01\n\x11UpdateAdminApiKey\x12#.keyway.v1.UpdateAdminApiKeyRequest\x1a$.keyway.v1.UpdateAdminApiKeyResponse\"e\x82\xd3\xe4\x93\x02_2\x1c/api-keys/{admin_api_key.id}:\radmin_api_keyZ02\x1f/v1/api-keys/{admin_api_key.id}:\radmin_api_key\x12\x8b\x01\n\x11\x44\x65leteAdminApiKey\x12#.keyway.v1.DeleteAdminApiKeyRequest\x1a$.keyway.v1.DeleteAdminApiKeyResponse\"+\x82\xd3\xe4\x93\x02%*\x0e/api-keys/{id}Z\x13*\x11/v1/api-keys/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.admin_api_keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADMINAPIKEY']._serialized_start=113
-  _globals['_ADMINAPIKEY']._serialized_end=347
-  _globals['_CREATEADMINAPIKEYREQUEST']._serialized_start=349
-  _globals['_CREATEADMINAPIKEYREQUEST']._serialized_end=442
-  _globals['_CREATEADMINAPIKEYRESPONSE']._serialized_start=444
-  _globals['_CREATEADMINAPIKEYRESPONSE']._serialized_end=533
-  _globals['_GETADMINAPIKEYREQUEST']._serialized_start=535
-  _globals['_GETADMINAPIKEYREQUEST']._serialized_end=570
-  _globals['_GETADMINAPIKEYRESPONSE']._serialized_start=572
-  _globals['_GETADMINAPIKEYRESPONSE']._serialized_end=643
-  _globals['_LISTADMINAPIKEYSREQUEST']._serialized_start=645
-  _globals['_LISTADMINAPIKEYSREQUEST']._serialized_end=729
-  _globals['_LISTADMINAPIKEYSRESPONSE']._serialized_start=731
-  _globals['_LISTADMINAPIKEYSRESPONSE']._serialized_end=830
-  _globals['_UPDATEADMINAPIKEYREQUEST']._serialized_start=832
-  _globals['_UPDATEADMINAPIKEYREQUEST']._serialized_end=954
-  _globals['_UPDATEADMINAPIKEYRESPONSE']._serialized_start=956
-  _globals['_UPDATEADMINAPIKEYRESPONSE']._serialized_end=1030
-  _globals['_DELETEADMINAPIKEYREQUEST']._serialized_start=1032
-  _globals['_DELETEADMINAPIKEYREQUEST']._serialized_end=1084
-  _globals['_DELETEADMINAPIKEYRESPONSE']._serialized_start=1086
-  _globals['_DELETEADMINAPIKEYRESPONSE']._serialized_end=1113
-  _globals['_ADMINAPIKEYSERVICE']._serialized_start=1116
-  _globals['_ADMINAPIKEYSERVICE']._serialized_end=1604
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['CreateAdminApiKey']._loaded_options = None
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['CreateAdminApiKey']._serialized_options = b'\202\323\344\223\002e\"\037/accounts/{account_id}/api-keys:\radmin_api_keyZ3\"\"/v1/accounts/{account_id}/api-keys:\radmin_api_key'
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['GetAdminApiKey']._loaded_options = None
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['GetAdminApiKey']._serialized_options = b'\202\323\344\223\002%\022\016/api-keys/{id}Z\023\022\021/v1/api-keys/{id}'
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['ListAdminApiKeys']._loaded_options = None
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['ListAdminApiKeys']._serialized_options = b'\202\323\344\223\002\033\022\t/api-keysZ\016\022\014/v1/api-keys'
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['UpdateAdminApiKey']._loaded_options = None
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['UpdateAdminApiKey']._serialized_options = b'\202\323\344\223\002_2\034/api-keys/{admin_api_key.id}:\radmin_api_keyZ02\037/v1/api-keys/{admin_api_key.id}:\radmin_api_key'
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['DeleteAdminApiKey']._loaded_options = None
+  _globals['_ADMINAPIKEYSERVICE'].methods_by_name['DeleteAdminApiKey']._serialized_options = b'\202\323\344\223\002%*\016/api-keys/{id}Z\023*\021/v1/api-keys/{id}'
+  _globals['_ADMINAPIKEY']._serialized_start=143
+  _globals['_ADMINAPIKEY']._serialized_end=377
+  _globals['_CREATEADMINAPIKEYREQUEST']._serialized_start=379
+  _globals['_CREATEADMINAPIKEYREQUEST']._serialized_end=472
+  _globals['_CREATEADMINAPIKEYRESPONSE']._serialized_start=474
+  _globals['_CREATEADMINAPIKEYRESPONSE']._serialized_end=563
+  _globals['_GETADMINAPIKEYREQUEST']._serialized_start=565
+  _globals['_GETADMINAPIKEYREQUEST']._serialized_end=600
+  _globals['_GETADMINAPIKEYRESPONSE']._serialized_start=602
+  _globals['_GETADMINAPIKEYRESPONSE']._serialized_end=673
+  _globals['_LISTADMINAPIKEYSREQUEST']._serialized_start=675
+  _globals['_LISTADMINAPIKEYSREQUEST']._serialized_end=759
+  _globals['_LISTADMINAPIKEYSRESPONSE']._serialized_start=761
+  _globals['_LISTADMINAPIKEYSRESPONSE']._serialized_end=860
+  _globals['_UPDATEADMINAPIKEYREQUEST']._serialized_start=862
+  _globals['_UPDATEADMINAPIKEYREQUEST']._serialized_end=984
+  _globals['_UPDATEADMINAPIKEYRESPONSE']._serialized_start=986
+  _globals['_UPDATEADMINAPIKEYRESPONSE']._serialized_end=1060
+  _globals['_DELETEADMINAPIKEYREQUEST']._serialized_start=1062
+  _globals['_DELETEADMINAPIKEYREQUEST']._serialized_end=1114
+  _globals['_DELETEADMINAPIKEYRESPONSE']._serialized_start=1116
+  _globals['_DELETEADMINAPIKEYRESPONSE']._serialized_end=1143
+  _globals['_ADMINAPIKEYSERVICE']._serialized_start=1146
+  _globals['_ADMINAPIKEYSERVICE']._serialized_end=1975
 # @@protoc_insertion_point(module_scope)

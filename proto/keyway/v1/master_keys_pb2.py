@@ -22,19 +22,22 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/master_keys.proto\x12\tkeyway.v1\"-\n\x16RotateMasterKeyRequest\x12\x13\n\x0bresume_only\x18\x01 \x01(\x08\"q\n\x17RotateMasterKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\trewrapped\x18\x02 \x01(\x05\x12\x17\n\x0fretired_key_ids\x18\x03 \x03(\t\x12\x1a\n\x12unreadable_key_ids\x18\x04 \x03(\t2l\n\x10MasterKeyService\x12X\n\x0fRotateMasterKey\x12!.keyway.v1.RotateMasterKeyRequest\x1a\".keyway.v1.RotateMasterKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/master_keys.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\"-\n\x16RotateMasterKeyRequest\x12\x13\n\x0bresume_only\x18\x01 \x01(\x08\"q\n\x17RotateMasterKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\trewrapped\x18\x02 \x01(\x05\x12\x17\n\x0fretired_key_ids\x18\x03 \x03(\t\x12\x1a\n\x12unreadable_key_ids\x18\x04 \x03(\t2\xa8\x01\n\x10MasterKeyService\x12\x93\x01\n\x0fRotateMasterKey\x12!.keyway.v1.RotateMasterKeyRequest\x1a\".keyway.v1.RotateMasterKeyResponse\"9\x82\xd3\xe4\x93\x02\x33\"\x12/master-key/rotate:\x01*Z\x1a\"\x15/v1/master-key/rotate:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.master_keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROTATEMASTERKEYREQUEST']._serialized_start=42
-  _globals['_ROTATEMASTERKEYREQUEST']._serialized_end=87
-  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_start=89
-  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_end=202
-  _globals['_MASTERKEYSERVICE']._serialized_start=204
-  _globals['_MASTERKEYSERVICE']._serialized_end=312
+  _globals['_MASTERKEYSERVICE'].methods_by_name['RotateMasterKey']._loaded_options = None
+  _globals['_MASTERKEYSERVICE'].methods_by_name['RotateMasterKey']._serialized_options = b'\202\323\344\223\0023\"\022/master-key/rotate:\001*Z\032\"\025/v1/master-key/rotate:\001*'
+  _globals['_ROTATEMASTERKEYREQUEST']._serialized_start=72
+  _globals['_ROTATEMASTERKEYREQUEST']._serialized_end=117
+  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_start=119
+  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_end=232
+  _globals['_MASTERKEYSERVICE']._serialized_start=235
+  _globals['_MASTERKEYSERVICE']._serialized_end=403
 # @@protoc_insertion_point(module_scope)

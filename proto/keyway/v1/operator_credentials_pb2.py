@@ -22,34 +22,43 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$keyway/v1/operator_credentials.proto\x12\tkeyway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x12OperatorCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0eredacted_token\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x1f\x43reateOperatorCredentialRequest\x12\x31\n\ncredential\x18\x01 \x01(\x0b\x32\x1d.keyway.v1.OperatorCredential\"d\n CreateOperatorCredentialResponse\x12\x31\n\ncredential\x18\x01 \x01(\x0b\x32\x1d.keyway.v1.OperatorCredential\x12\r\n\x05token\x18\x02 \x01(\t\"G\n\x1eListOperatorCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"n\n\x1fListOperatorCredentialsResponse\x12\x32\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1d.keyway.v1.OperatorCredential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x1fRotateOperatorCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"d\n RotateOperatorCredentialResponse\x12\x31\n\ncredential\x18\x01 \x01(\x0b\x32\x1d.keyway.v1.OperatorCredential\x12\r\n\x05token\x18\x02 \x01(\t\"-\n\x1f\x44\x65leteOperatorCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n DeleteOperatorCredentialResponse2\xec\x03\n\x19OperatorCredentialService\x12s\n\x18\x43reateOperatorCredential\x12*.keyway.v1.CreateOperatorCredentialRequest\x1a+.keyway.v1.CreateOperatorCredentialResponse\x12p\n\x17ListOperatorCredentials\x12).keyway.v1.ListOperatorCredentialsRequest\x1a*.keyway.v1.ListOperatorCredentialsResponse\x12s\n\x18RotateOperatorCredential\x12*.keyway.v1.RotateOperatorCredentialRequest\x1a+.keyway.v1.RotateOperatorCredentialResponse\x12s\n\x18\x44\x65leteOperatorCredential\x12*.keyway.v1.DeleteOperatorCredentialRequest\x1a+.keyway.v1.DeleteOperatorCredentialResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$keyway/v1/operator_credentials.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x12OperatorCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0eredacted_token\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x1f\x43reateOperatorCredentialRequest\x12\x31\n\ncredential\x18\x01 \x01(\x0b\x32\x1d.keyway.v1.OperatorCredential\"d\n CreateOperatorCredentialResponse\x12\x31\n\ncredential\x18\x01 \x01(\x0b\x32\x1d.keyway.v1.OperatorCredential\x12\r\n\x05token\x18\x02 \x01(\t\"G\n\x1eListOperatorCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"n\n\x1fListOperatorCredentialsResponse\x12\x32\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1d.keyway.v1.OperatorCredential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x1fRotateOperatorCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"d\n RotateOperatorCredentialResponse\x12\x31\n\ncredential\x18\x01 \x01(\x0b\x32\x1d.keyway.v1.OperatorCredential\x12\r\n\x05token\x18\x02 \x01(\t\"-\n\x1f\x44\x65leteOperatorCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n DeleteOperatorCredentialResponse2\x9c\x06\n\x19OperatorCredentialService\x12\xc6\x01\n\x18\x43reateOperatorCredential\x12*.keyway.v1.CreateOperatorCredentialRequest\x1a+.keyway.v1.CreateOperatorCredentialResponse\"Q\x82\xd3\xe4\x93\x02K\"\x15/operator-credentials:\ncredentialZ&\"\x18/v1/operator-credentials:\ncredential\x12\xab\x01\n\x17ListOperatorCredentials\x12).keyway.v1.ListOperatorCredentialsRequest\x1a*.keyway.v1.ListOperatorCredentialsResponse\"9\x82\xd3\xe4\x93\x02\x33\x12\x15/operator-credentialsZ\x1a\x12\x18/v1/operator-credentials\x12\xcc\x01\n\x18RotateOperatorCredential\x12*.keyway.v1.RotateOperatorCredentialRequest\x1a+.keyway.v1.RotateOperatorCredentialResponse\"W\x82\xd3\xe4\x93\x02Q\"!/operator-credentials/{id}/rotate:\x01*Z)\"$/v1/operator-credentials/{id}/rotate:\x01*\x12\xb8\x01\n\x18\x44\x65leteOperatorCredential\x12*.keyway.v1.DeleteOperatorCredentialRequest\x1a+.keyway.v1.DeleteOperatorCredentialResponse\"C\x82\xd3\xe4\x93\x02=*\x1a/operator-credentials/{id}Z\x1f*\x1d/v1/operator-credentials/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.operator_credentials_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OPERATORCREDENTIAL']._serialized_start=85
-  _globals['_OPERATORCREDENTIAL']._serialized_end=253
-  _globals['_CREATEOPERATORCREDENTIALREQUEST']._serialized_start=255
-  _globals['_CREATEOPERATORCREDENTIALREQUEST']._serialized_end=339
-  _globals['_CREATEOPERATORCREDENTIALRESPONSE']._serialized_start=341
-  _globals['_CREATEOPERATORCREDENTIALRESPONSE']._serialized_end=441
-  _globals['_LISTOPERATORCREDENTIALSREQUEST']._serialized_start=443
-  _globals['_LISTOPERATORCREDENTIALSREQUEST']._serialized_end=514
-  _globals['_LISTOPERATORCREDENTIALSRESPONSE']._serialized_start=516
-  _globals['_LISTOPERATORCREDENTIALSRESPONSE']._serialized_end=626
-  _globals['_ROTATEOPERATORCREDENTIALREQUEST']._serialized_start=628
-  _globals['_ROTATEOPERATORCREDENTIALREQUEST']._serialized_end=673
-  _globals['_ROTATEOPERATORCREDENTIALRESPONSE']._serialized_start=675
-  _globals['_ROTATEOPERATORCREDENTIALRESPONSE']._serialized_end=775
-  _globals['_DELETEOPERATORCREDENTIALREQUEST']._serialized_start=777
-  _globals['_DELETEOPERATORCREDENTIALREQUEST']._serialized_end=822
-  _globals['_DELETEOPERATORCREDENTIALRESPONSE']._serialized_start=824
-  _globals['_DELETEOPERATORCREDENTIALRESPONSE']._serialized_end=858
-  _globals['_OPERATORCREDENTIALSERVICE']._serialized_start=861
-  _globals['_OPERATORCREDENTIALSERVICE']._serialized_end=1353
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['CreateOperatorCredential']._loaded_options = None
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['CreateOperatorCredential']._serialized_options = b'\202\323\344\223\002K\"\025/operator-credentials:\ncredentialZ&\"\030/v1/operator-credentials:\ncredential'
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['ListOperatorCredentials']._loaded_options = None
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['ListOperatorCredentials']._serialized_options = b'\202\323\344\223\0023\022\025/operator-credentialsZ\032\022\030/v1/operator-credentials'
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['RotateOperatorCredential']._loaded_options = None
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['RotateOperatorCredential']._serialized_options = b'\202\323\344\223\002Q\"!/operator-credentials/{id}/rotate:\001*Z)\"$/v1/operator-credentials/{id}/rotate:\001*'
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['DeleteOperatorCredential']._loaded_options = None
+  _globals['_OPERATORCREDENTIALSERVICE'].methods_by_name['DeleteOperatorCredential']._serialized_options = b'\202\323\344\223\002=*\032/operator-credentials/{id}Z\037*\035/v1/operator-credentials/{id}'
+  _globals['_OPERATORCREDENTIAL']._serialized_start=115
+  _globals['_OPERATORCREDENTIAL']._serialized_end=283
+  _globals['_CREATEOPERATORCREDENTIALREQUEST']._serialized_start=285
+  _globals['_CREATEOPERATORCREDENTIALREQUEST']._serialized_end=369
+  _globals['_CREATEOPERATORCREDENTIALRESPONSE']._serialized_start=371
+  _globals['_CREATEOPERATORCREDENTIALRESPONSE']._serialized_end=471
+  _globals['_LISTOPERATORCREDENTIALSREQUEST']._serialized_start=473
+  _globals['_LISTOPERATORCREDENTIALSREQUEST']._serialized_end=544
+  _globals['_LISTOPERATORCREDENTIALSRESPONSE']._serialized_start=546
+  _globals['_LISTOPERATORCREDENTIALSRESPONSE']._serialized_end=656
+  _globals['_ROTATEOPERATORCREDENTIALREQUEST']._serialized_start=658
+  _globals['_ROTATEOPERATORCREDENTIALREQUEST']._serialized_end=703
+  _globals['_ROTATEOPERATORCREDENTIALRESPONSE']._serialized_start=705
+  _globals['_ROTATEOPERATORCREDENTIALRESPONSE']._serialized_end=805
+  _globals['_DELETEOPERATORCREDENTIALREQUEST']._serialized_start=807
+  _globals['_DELETEOPERATORCREDENTIALREQUEST']._serialized_end=852
+  _globals['_DELETEOPERATORCREDENTIALRESPONSE']._serialized_start=854
+  _globals['_DELETEOPERATORCREDENTIALRESPONSE']._serialized_end=888
+  _globals['_OPERATORCREDENTIALSERVICE']._serialized_start=891
+  _globals['_OPERATORCREDENTIALSERVICE']._serialized_end=1687
 # @@protoc_insertion_point(module_scope)

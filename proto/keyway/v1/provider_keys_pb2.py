@@ -22,45 +22,58 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyway/v1/provider_keys.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x10ProviderKeyError\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xca\x03\n\x0bProviderKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x16\n\x0eredacted_value\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\nlast_error\x18\x0b \x01(\x0b\x32\x1b.keyway.v1.ProviderKeyError\x12/\n\x0brotate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_success_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64isabled\x18\x0e \x01(\x08\"W\n\x18\x43reateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12\r\n\x05value\x18\x02 \x01(\t\"I\n\x19\x43reateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"#\n\x15GetProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x16GetProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"U\n\x17ListProviderKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\"b\n\x18ListProviderKeysResponse\x12-\n\rprovider_keys\x18\x01 \x03(\x0b\x32\x16.keyway.v1.ProviderKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x18UpdateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x19UpdateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"4\n\x18\x44\x65leteProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1b\n\x19\x44\x65leteProviderKeyResponse\"Q\n\x18RotateProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"I\n\x19RotateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey2\xc8\x04\n\x12ProviderKeyService\x12^\n\x11\x43reateProviderKey\x12#.keyway.v1.CreateProviderKeyRequest\x1a$.keyway.v1.CreateProviderKeyResponse\x12U\n\x0eGetProviderKey\x12 .keyway.v1.GetProviderKeyRequest\x1a!.keyway.v1.GetProviderKeyResponse\x12[\n\x10ListProviderKeys\x12\".keyway.v1.ListProviderKeysRequest\x1a#.keyway.v1.ListProviderKeysResponse\x12^\n\x11UpdateProviderKey\x12#.keyway.v1.UpdateProviderKeyRequest\x1a$.keyway.v1.UpdateProviderKeyResponse\x12^\n\x11\x44\x65leteProviderKey\x12#.keyway.v1.DeleteProviderKeyRequest\x1a$.keyway.v1.DeleteProviderKeyResponse\x12^\n\x11RotateProviderKey\x12#.keyway.v1.RotateProviderKeyRequest\x1a$.keyway.v1.RotateProviderKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyway/v1/provider_keys.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x10ProviderKeyError\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd9\x03\n\x0bProviderKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x16\n\x0eredacted_value\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x32\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\nlast_error\x18\x0b \x01(\x0b\x32\x1b.keyway.v1.ProviderKeyError\x12/\n\x0brotate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_success_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64isabled\x18\x0e \x01(\x08\x12\r\n\x05value\x18\x0f \x01(\t\"W\n\x18\x43reateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12\r\n\x05value\x18\x02 \x01(\t\"I\n\x19\x43reateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"#\n\x15GetProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x16GetProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"U\n\x17ListProviderKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\"b\n\x18ListProviderKeysResponse\x12-\n\rprovider_keys\x18\x01 \x03(\x0b\x32\x16.keyway.v1.ProviderKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x18UpdateProviderKeyRequest\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x19UpdateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey\"4\n\x18\x44\x65leteProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1b\n\x19\x44\x65leteProviderKeyResponse\"Q\n\x18RotateProviderKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"I\n\x19RotateProviderKeyResponse\x12,\n\x0cprovider_key\x18\x01 \x01(\x0b\x32\x16.keyway.v1.ProviderKey2\xea\x07\n\x12ProviderKeyService\x12\xa7\x01\n\x11\x43reateProviderKey\x12#.keyway.v1.CreateProviderKeyRequest\x1a$.keyway.v1.CreateProviderKeyResponse\"G\x82\xd3\xe4\x93\x02\x41\"\x0e/provider-keys:\x0cprovider_keyZ!\"\x11/v1/provider-keys:\x0cprovider_key\x12\x8c\x01\n\x0eGetProviderKey\x12 .keyway.v1.GetProviderKeyRequest\x1a!.keyway.v1.GetProviderKeyResponse\"5\x82\xd3\xe4\x93\x02/\x12\x13/provider-keys/{id}Z\x18\x12\x16/v1/provider-keys/{id}\x12\x88\x01\n\x10ListProviderKeys\x12\".keyway.v1.ListProviderKeysRequest\x1a#.keyway.v1.ListProviderKeysResponse\"+\x82\xd3\xe4\x93\x02%\x12\x0e/provider-keysZ\x13\x12\x11/v1/provider-keys\x12\xcb\x01\n\x11UpdateProviderKey\x12#.keyway.v1.UpdateProviderKeyRequest\x1a$.keyway.v1.UpdateProviderKeyResponse\"k\x82\xd3\xe4\x93\x02\x65\x32 /provider-keys/{provider_key.id}:\x0cprovider_keyZ32#/v1/provider-keys/{provider_key.id}:\x0cprovider_key\x12\x95\x01\n\x11\x44\x65leteProviderKey\x12#.keyway.v1.DeleteProviderKeyRequest\x1a$.keyway.v1.DeleteProviderKeyResponse\"5\x82\xd3\xe4\x93\x02/*\x13/provider-keys/{id}Z\x18*\x16/v1/provider-keys/{id}\x12\xa9\x01\n\x11RotateProviderKey\x12#.keyway.v1.RotateProviderKeyRequest\x1a$.keyway.v1.RotateProviderKeyResponse\"I\x82\xd3\xe4\x93\x02\x43\"\x1a/provider-keys/{id}/rotate:\x01*Z\"\"\x1d/v1/provider-keys/{id}/rotate:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.provider_keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROVIDERKEYERROR']._serialized_start=111
-  _globals['_PROVIDERKEYERROR']._serialized_end=203
-  _globals['_PROVIDERKEY']._serialized_start=206
-  _globals['_PROVIDERKEY']._serialized_end=664
-  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_start=666
-  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_end=753
-  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_start=755
-  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_end=828
-  _globals['_GETPROVIDERKEYREQUEST']._serialized_start=830
-  _globals['_GETPROVIDERKEYREQUEST']._serialized_end=865
-  _globals['_GETPROVIDERKEYRESPONSE']._serialized_start=867
-  _globals['_GETPROVIDERKEYRESPONSE']._serialized_end=937
-  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_start=939
-  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_end=1024
-  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_start=1026
-  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_end=1124
-  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_start=1126
-  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_end=1247
-  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_start=1249
-  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_end=1322
-  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_start=1324
-  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_end=1376
-  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_start=1378
-  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_end=1405
-  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_start=1407
-  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_end=1488
-  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_start=1490
-  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_end=1563
-  _globals['_PROVIDERKEYSERVICE']._serialized_start=1566
-  _globals['_PROVIDERKEYSERVICE']._serialized_end=2150
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['CreateProviderKey']._loaded_options = None
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['CreateProviderKey']._serialized_options = b'\202\323\344\223\002A\"\016/provider-keys:\014provider_keyZ!\"\021/v1/provider-keys:\014provider_key'
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['GetProviderKey']._loaded_options = None
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['GetProviderKey']._serialized_options = b'\202\323\344\223\002/\022\023/provider-keys/{id}Z\030\022\026/v1/provider-keys/{id}'
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['ListProviderKeys']._loaded_options = None
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['ListProviderKeys']._serialized_options = b'\202\323\344\223\002%\022\016/provider-keysZ\023\022\021/v1/provider-keys'
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['UpdateProviderKey']._loaded_options = None
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['UpdateProviderKey']._serialized_options = b'\202\323\344\223\002e2 /provider-keys/{provider_key.id}:\014provider_keyZ32#/v1/provider-keys/{provider_key.id}:\014provider_key'
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['DeleteProviderKey']._loaded_options = None
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['DeleteProviderKey']._serialized_options = b'\202\323\344\223\002/*\023/provider-keys/{id}Z\030*\026/v1/provider-keys/{id}'
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['RotateProviderKey']._loaded_options = None
+  _globals['_PROVIDERKEYSERVICE'].methods_by_name['RotateProviderKey']._serialized_options = b'\202\323\344\223\002C\"\032/provider-keys/{id}/rotate:\001*Z\"\"\035/v1/provider-keys/{id}/rotate:\001*'
+  _globals['_PROVIDERKEYERROR']._serialized_start=141
+  _globals['_PROVIDERKEYERROR']._serialized_end=233
+  _globals['_PROVIDERKEY']._serialized_start=236
+  _globals['_PROVIDERKEY']._serialized_end=709
+  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_start=711
+  _globals['_CREATEPROVIDERKEYREQUEST']._serialized_end=798
+  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_start=800
+  _globals['_CREATEPROVIDERKEYRESPONSE']._serialized_end=873
+  _globals['_GETPROVIDERKEYREQUEST']._serialized_start=875
+  _globals['_GETPROVIDERKEYREQUEST']._serialized_end=910
+  _globals['_GETPROVIDERKEYRESPONSE']._serialized_start=912
+  _globals['_GETPROVIDERKEYRESPONSE']._serialized_end=982
+  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_start=984
+  _globals['_LISTPROVIDERKEYSREQUEST']._serialized_end=1069
+  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_start=1071
+  _globals['_LISTPROVIDERKEYSRESPONSE']._serialized_end=1169
+  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_start=1171
+  _globals['_UPDATEPROVIDERKEYREQUEST']._serialized_end=1292
+  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_start=1294
+  _globals['_UPDATEPROVIDERKEYRESPONSE']._serialized_end=1367
+  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_start=1369
+  _globals['_DELETEPROVIDERKEYREQUEST']._serialized_end=1421
+  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_start=1423
+  _globals['_DELETEPROVIDERKEYRESPONSE']._serialized_end=1450
+  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_start=1452
+  _globals['_ROTATEPROVIDERKEYREQUEST']._serialized_end=1533
+  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_start=1535
+  _globals['_ROTATEPROVIDERKEYRESPONSE']._serialized_end=1608
+  _globals['_PROVIDERKEYSERVICE']._serialized_start=1611
+  _globals['_PROVIDERKEYSERVICE']._serialized_end=2613
 # @@protoc_insertion_point(module_scope)

@@ -72,6 +72,7 @@ class ProviderKey(_message.Message):
     ROTATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_SUCCESS_TIME_FIELD_NUMBER: _builtins.int
     DISABLED_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id, prefixed `pk_`. Output only."""
     provider_id: _builtins.str
@@ -91,6 +92,12 @@ class ProviderKey(_message.Message):
     disabled: _builtins.bool
     """A disabled key is kept but not used: proxies skip it when routing, as if
     it were absent, until it is enabled again (update_mask `disabled`).
+    """
+    value: _builtins.str
+    """The secret value, input only: CreateProviderKey reads it here or from the
+    request's `value` (one of the two), so that the resource alone is a complete
+    create body (`{"providerId": …, "name": …, "value": …}` over REST). Never
+    returned; an update cannot set it (use RotateProviderKey).
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -136,10 +143,11 @@ class ProviderKey(_message.Message):
         rotate_time: _timestamp_pb2.Timestamp | None = ...,
         last_success_time: _timestamp_pb2.Timestamp | None = ...,
         disabled: _builtins.bool = ...,
+        value: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_error", b"last_error", "last_success_time", b"last_success_time", "last_used_time", b"last_used_time", "rotate_time", b"rotate_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "disabled", b"disabled", "etag", b"etag", "id", b"id", "last_error", b"last_error", "last_success_time", b"last_success_time", "last_used_time", b"last_used_time", "metadata", b"metadata", "name", b"name", "provider_id", b"provider_id", "redacted_value", b"redacted_value", "rotate_time", b"rotate_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "disabled", b"disabled", "etag", b"etag", "id", b"id", "last_error", b"last_error", "last_success_time", b"last_success_time", "last_used_time", b"last_used_time", "metadata", b"metadata", "name", b"name", "provider_id", b"provider_id", "redacted_value", b"redacted_value", "rotate_time", b"rotate_time", "update_time", b"update_time", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,51 +22,64 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19keyway/v1/providers.proto\x12\tkeyway.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\rProviderModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bupstream_id\x18\x02 \x01(\t\"\xc3\x01\n\x08Provider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x03 \x01(\t\x12%\n\x07\x66ormats\x18\x04 \x03(\x0e\x32\x14.keyway.v1.ApiFormat\x12(\n\nauth_style\x18\x05 \x01(\x0e\x32\x14.keyway.v1.AuthStyle\x12(\n\x06models\x18\x06 \x03(\x0b\x32\x18.keyway.v1.ProviderModel\x12\x10\n\x08\x62uilt_in\x18\x07 \x01(\x08\"\x16\n\x14ListProvidersRequest\"?\n\x15ListProvidersResponse\x12&\n\tproviders\x18\x01 \x03(\x0b\x32\x13.keyway.v1.Provider\"\xe3\x02\n\x0e\x43ustomProvider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x06 \x01(\t\x12%\n\x07\x66ormats\x18\x07 \x03(\x0e\x32\x14.keyway.v1.ApiFormat\x12(\n\nauth_style\x18\x08 \x01(\x0e\x32\x14.keyway.v1.AuthStyle\x12(\n\x06models\x18\t \x03(\x0b\x32\x18.keyway.v1.ProviderModel\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x0c \x01(\t\"Q\n\x1b\x43reateCustomProviderRequest\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"R\n\x1c\x43reateCustomProviderResponse\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"&\n\x18GetCustomProviderRequest\x12\n\n\x02id\x18\x01 \x01(\t\"O\n\x19GetCustomProviderResponse\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"C\n\x1aListCustomProvidersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"k\n\x1bListCustomProvidersResponse\x12\x33\n\x10\x63ustom_providers\x18\x01 \x03(\x0b\x32\x19.keyway.v1.CustomProvider\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x1bUpdateCustomProviderRequest\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"R\n\x1cUpdateCustomProviderResponse\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"7\n\x1b\x44\x65leteCustomProviderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1e\n\x1c\x44\x65leteCustomProviderResponse*X\n\tApiFormat\x12\x1a\n\x16\x41PI_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41PI_FORMAT_OPENAI\x10\x01\x12\x18\n\x14\x41PI_FORMAT_ANTHROPIC\x10\x02*X\n\tAuthStyle\x12\x1a\n\x16\x41UTH_STYLE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41UTH_STYLE_BEARER\x10\x01\x12\x18\n\x14\x41UTH_STYLE_X_API_KEY\x10\x02\x32\xe6\x04\n\x0fProviderService\x12R\n\rListProviders\x12\x1f.keyway.v1.ListProvidersRequest\x1a .keyway.v1.ListProvidersResponse\x12g\n\x14\x43reateCustomProvider\x12&.keyway.v1.CreateCustomProviderRequest\x1a\'.keyway.v1.CreateCustomProviderResponse\x12^\n\x11GetCustomProvider\x12#.keyway.v1.GetCustomProviderRequest\x1a$.keyway.v1.GetCustomProviderResponse\x12\x64\n\x13ListCustomProviders\x12%.keyway.v1.ListCustomProvidersRequest\x1a&.keyway.v1.ListCustomProvidersResponse\x12g\n\x14UpdateCustomProvider\x12&.keyway.v1.UpdateCustomProviderRequest\x1a\'.keyway.v1.UpdateCustomProviderResponse\x12g\n\x14\x44\x65leteCustomProvider\x12&.keyway.v1.DeleteCustomProviderRequest\x1a\'.keyway.v1.DeleteCustomProviderResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19keyway/v1/providers.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\rProviderModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bupstream_id\x18\x02 \x01(\t\"\xc3\x01\n\x08Provider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x03 \x01(\t\x12%\n\x07\x66ormats\x18\x04 \x03(\x0e\x32\x14.keyway.v1.ApiFormat\x12(\n\nauth_style\x18\x05 \x01(\x0e\x32\x14.keyway.v1.AuthStyle\x12(\n\x06models\x18\x06 \x03(\x0b\x32\x18.keyway.v1.ProviderModel\x12\x10\n\x08\x62uilt_in\x18\x07 \x01(\x08\"\x16\n\x14ListProvidersRequest\"?\n\x15ListProvidersResponse\x12&\n\tproviders\x18\x01 \x03(\x0b\x32\x13.keyway.v1.Provider\"\xe3\x02\n\x0e\x43ustomProvider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x06 \x01(\t\x12%\n\x07\x66ormats\x18\x07 \x03(\x0e\x32\x14.keyway.v1.ApiFormat\x12(\n\nauth_style\x18\x08 \x01(\x0e\x32\x14.keyway.v1.AuthStyle\x12(\n\x06models\x18\t \x03(\x0b\x32\x18.keyway.v1.ProviderModel\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x0c \x01(\t\"Q\n\x1b\x43reateCustomProviderRequest\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"R\n\x1c\x43reateCustomProviderResponse\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"&\n\x18GetCustomProviderRequest\x12\n\n\x02id\x18\x01 \x01(\t\"O\n\x19GetCustomProviderResponse\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"C\n\x1aListCustomProvidersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"k\n\x1bListCustomProvidersResponse\x12\x33\n\x10\x63ustom_providers\x18\x01 \x03(\x0b\x32\x19.keyway.v1.CustomProvider\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x1bUpdateCustomProviderRequest\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"R\n\x1cUpdateCustomProviderResponse\x12\x32\n\x0f\x63ustom_provider\x18\x01 \x01(\x0b\x32\x19.keyway.v1.CustomProvider\"7\n\x1b\x44\x65leteCustomProviderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1e\n\x1c\x44\x65leteCustomProviderResponse*X\n\tApiFormat\x12\x1a\n\x16\x41PI_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41PI_FORMAT_OPENAI\x10\x01\x12\x18\n\x14\x41PI_FORMAT_ANTHROPIC\x10\x02*X\n\tAuthStyle\x12\x1a\n\x16\x41UTH_STYLE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41UTH_STYLE_BEARER\x10\x01\x12\x18\n\x14\x41UTH_STYLE_X_API_KEY\x10\x02\x32\xdc\x07\n\x0fProviderService\x12\x87\x01\n\rListProviders\x12\x1f.keyway.v1.ListProvidersRequest\x1a .keyway.v1.ListProvidersResponse\"3\x82\xd3\xe4\x93\x02-\x12\x12/catalog/providersZ\x17\x12\x15/v1/catalog/providers\x12\xae\x01\n\x14\x43reateCustomProvider\x12&.keyway.v1.CreateCustomProviderRequest\x1a\'.keyway.v1.CreateCustomProviderResponse\"E\x82\xd3\xe4\x93\x02?\"\n/providers:\x0f\x63ustom_providerZ \"\r/v1/providers:\x0f\x63ustom_provider\x12\x8d\x01\n\x11GetCustomProvider\x12#.keyway.v1.GetCustomProviderRequest\x1a$.keyway.v1.GetCustomProviderResponse\"-\x82\xd3\xe4\x93\x02\'\x12\x0f/providers/{id}Z\x14\x12\x12/v1/providers/{id}\x12\x89\x01\n\x13ListCustomProviders\x12%.keyway.v1.ListCustomProvidersRequest\x1a&.keyway.v1.ListCustomProvidersResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\n/providersZ\x0f\x12\r/v1/providers\x12\xd8\x01\n\x14UpdateCustomProvider\x12&.keyway.v1.UpdateCustomProviderRequest\x1a\'.keyway.v1.UpdateCustomProviderResponse\"o\x82\xd3\xe4\x93\x02i2\x1f/providers/{custom_provider.id}:\x0f\x63ustom_providerZ52\"/v1/providers/{custom_provider.id}:\x0f\x63ustom_provider\x12\x96\x01\n\x14\x44\x65leteCustomProvider\x12&.keyway.v1.DeleteCustomProviderRequest\x1a\'.keyway.v1.DeleteCustomProviderResponse\"-\x82\xd3\xe4\x93\x02\'*\x0f/providers/{id}Z\x14*\x12/v1/providers/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.providers_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APIFORMAT']._serialized_start=1574
-  _globals['_APIFORMAT']._serialized_end=1662
-  _globals['_AUTHSTYLE']._serialized_start=1664
-  _globals['_AUTHSTYLE']._serialized_end=1752
-  _globals['_PROVIDERMODEL']._serialized_start=107
-  _globals['_PROVIDERMODEL']._serialized_end=155
-  _globals['_PROVIDER']._serialized_start=158
-  _globals['_PROVIDER']._serialized_end=353
-  _globals['_LISTPROVIDERSREQUEST']._serialized_start=355
-  _globals['_LISTPROVIDERSREQUEST']._serialized_end=377
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=379
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=442
-  _globals['_CUSTOMPROVIDER']._serialized_start=445
-  _globals['_CUSTOMPROVIDER']._serialized_end=800
-  _globals['_CREATECUSTOMPROVIDERREQUEST']._serialized_start=802
-  _globals['_CREATECUSTOMPROVIDERREQUEST']._serialized_end=883
-  _globals['_CREATECUSTOMPROVIDERRESPONSE']._serialized_start=885
-  _globals['_CREATECUSTOMPROVIDERRESPONSE']._serialized_end=967
-  _globals['_GETCUSTOMPROVIDERREQUEST']._serialized_start=969
-  _globals['_GETCUSTOMPROVIDERREQUEST']._serialized_end=1007
-  _globals['_GETCUSTOMPROVIDERRESPONSE']._serialized_start=1009
-  _globals['_GETCUSTOMPROVIDERRESPONSE']._serialized_end=1088
-  _globals['_LISTCUSTOMPROVIDERSREQUEST']._serialized_start=1090
-  _globals['_LISTCUSTOMPROVIDERSREQUEST']._serialized_end=1157
-  _globals['_LISTCUSTOMPROVIDERSRESPONSE']._serialized_start=1159
-  _globals['_LISTCUSTOMPROVIDERSRESPONSE']._serialized_end=1266
-  _globals['_UPDATECUSTOMPROVIDERREQUEST']._serialized_start=1269
-  _globals['_UPDATECUSTOMPROVIDERREQUEST']._serialized_end=1399
-  _globals['_UPDATECUSTOMPROVIDERRESPONSE']._serialized_start=1401
-  _globals['_UPDATECUSTOMPROVIDERRESPONSE']._serialized_end=1483
-  _globals['_DELETECUSTOMPROVIDERREQUEST']._serialized_start=1485
-  _globals['_DELETECUSTOMPROVIDERREQUEST']._serialized_end=1540
-  _globals['_DELETECUSTOMPROVIDERRESPONSE']._serialized_start=1542
-  _globals['_DELETECUSTOMPROVIDERRESPONSE']._serialized_end=1572
-  _globals['_PROVIDERSERVICE']._serialized_start=1755
-  _globals['_PROVIDERSERVICE']._serialized_end=2369
+  _globals['_PROVIDERSERVICE'].methods_by_name['ListProviders']._loaded_options = None
+  _globals['_PROVIDERSERVICE'].methods_by_name['ListProviders']._serialized_options = b'\202\323\344\223\002-\022\022/catalog/providersZ\027\022\025/v1/catalog/providers'
+  _globals['_PROVIDERSERVICE'].methods_by_name['CreateCustomProvider']._loaded_options = None
+  _globals['_PROVIDERSERVICE'].methods_by_name['CreateCustomProvider']._serialized_options = b'\202\323\344\223\002?\"\n/providers:\017custom_providerZ \"\r/v1/providers:\017custom_provider'
+  _globals['_PROVIDERSERVICE'].methods_by_name['GetCustomProvider']._loaded_options = None
+  _globals['_PROVIDERSERVICE'].methods_by_name['GetCustomProvider']._serialized_options = b'\202\323\344\223\002\'\022\017/providers/{id}Z\024\022\022/v1/providers/{id}'
+  _globals['_PROVIDERSERVICE'].methods_by_name['ListCustomProviders']._loaded_options = None
+  _globals['_PROVIDERSERVICE'].methods_by_name['ListCustomProviders']._serialized_options = b'\202\323\344\223\002\035\022\n/providersZ\017\022\r/v1/providers'
+  _globals['_PROVIDERSERVICE'].methods_by_name['UpdateCustomProvider']._loaded_options = None
+  _globals['_PROVIDERSERVICE'].methods_by_name['UpdateCustomProvider']._serialized_options = b'\202\323\344\223\002i2\037/providers/{custom_provider.id}:\017custom_providerZ52\"/v1/providers/{custom_provider.id}:\017custom_provider'
+  _globals['_PROVIDERSERVICE'].methods_by_name['DeleteCustomProvider']._loaded_options = None
+  _globals['_PROVIDERSERVICE'].methods_by_name['DeleteCustomProvider']._serialized_options = b'\202\323\344\223\002\'*\017/providers/{id}Z\024*\022/v1/providers/{id}'
+  _globals['_APIFORMAT']._serialized_start=1604
+  _globals['_APIFORMAT']._serialized_end=1692
+  _globals['_AUTHSTYLE']._serialized_start=1694
+  _globals['_AUTHSTYLE']._serialized_end=1782
+  _globals['_PROVIDERMODEL']._serialized_start=137
+  _globals['_PROVIDERMODEL']._serialized_end=185
+  _globals['_PROVIDER']._serialized_start=188
+  _globals['_PROVIDER']._serialized_end=383
+  _globals['_LISTPROVIDERSREQUEST']._serialized_start=385
+  _globals['_LISTPROVIDERSREQUEST']._serialized_end=407
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=409
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=472
+  _globals['_CUSTOMPROVIDER']._serialized_start=475
+  _globals['_CUSTOMPROVIDER']._serialized_end=830
+  _globals['_CREATECUSTOMPROVIDERREQUEST']._serialized_start=832
+  _globals['_CREATECUSTOMPROVIDERREQUEST']._serialized_end=913
+  _globals['_CREATECUSTOMPROVIDERRESPONSE']._serialized_start=915
+  _globals['_CREATECUSTOMPROVIDERRESPONSE']._serialized_end=997
+  _globals['_GETCUSTOMPROVIDERREQUEST']._serialized_start=999
+  _globals['_GETCUSTOMPROVIDERREQUEST']._serialized_end=1037
+  _globals['_GETCUSTOMPROVIDERRESPONSE']._serialized_start=1039
+  _globals['_GETCUSTOMPROVIDERRESPONSE']._serialized_end=1118
+  _globals['_LISTCUSTOMPROVIDERSREQUEST']._serialized_start=1120
+  _globals['_LISTCUSTOMPROVIDERSREQUEST']._serialized_end=1187
+  _globals['_LISTCUSTOMPROVIDERSRESPONSE']._serialized_start=1189
+  _globals['_LISTCUSTOMPROVIDERSRESPONSE']._serialized_end=1296
+  _globals['_UPDATECUSTOMPROVIDERREQUEST']._serialized_start=1299
+  _globals['_UPDATECUSTOMPROVIDERREQUEST']._serialized_end=1429
+  _globals['_UPDATECUSTOMPROVIDERRESPONSE']._serialized_start=1431
+  _globals['_UPDATECUSTOMPROVIDERRESPONSE']._serialized_end=1513
+  _globals['_DELETECUSTOMPROVIDERREQUEST']._serialized_start=1515
+  _globals['_DELETECUSTOMPROVIDERREQUEST']._serialized_end=1570
+  _globals['_DELETECUSTOMPROVIDERRESPONSE']._serialized_start=1572
+  _globals['_DELETECUSTOMPROVIDERRESPONSE']._serialized_end=1602
+  _globals['_PROVIDERSERVICE']._serialized_start=1785
+  _globals['_PROVIDERSERVICE']._serialized_end=2773
 # @@protoc_insertion_point(module_scope)
