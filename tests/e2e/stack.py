@@ -39,6 +39,7 @@ from keyway.v1 import (
 KEYWAY = str(Path(sys.executable).parent / "keyway")
 # The control plane's HTTP listener on a free port (its default, 8081, may be taken).
 HTTP_ANY = ("--http-listen", "127.0.0.1:0")
+_HTTP_API = re.compile(r"keyway: HTTP API on (\S+)")
 _LISTENING = re.compile(r"listening on (?:https?://)?(\S+:\d+)")
 
 
@@ -138,6 +139,14 @@ class Stack:
     @property
     def proxy_url(self) -> str:
         return f"http://{self.proxy.address}"
+
+    @property
+    def http_url(self) -> str:
+        """The control plane's HTTP API, as its start-up line names it."""
+        for line in self.control_plane.lines:
+            if match := _HTTP_API.match(line):
+                return match.group(1)
+        raise AssertionError("the control plane printed no HTTP API line")
 
     @property
     def auth(self) -> tuple[tuple[str, str]]:
