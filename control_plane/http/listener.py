@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from data_plane.shared.startup import bind
 
-WHAT = "control plane's HTTP API"
+WHAT = "HTTP API"
 
 
 @dataclass(frozen=True, slots=True)

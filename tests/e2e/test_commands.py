@@ -166,6 +166,8 @@ def test_a_second_control_plane_on_a_used_port_fails_and_the_first_keeps_serving
     ("command", "flag"),
     [
         (["control-plane"], "--listen"),
+        (["control-plane", "--listen", "127.0.0.1:0"], "--http-listen"),
+        (["up", "--listen", "127.0.0.1:0", "--proxy-listen", "127.0.0.1:0"], "--http-listen"),
         (["up", "--listen", "127.0.0.1:0"], "--proxy-listen"),
         (["up", "--proxy-listen", "127.0.0.1:0"], "--listen"),
         (["proxy"], "--listen"),
@@ -177,8 +179,9 @@ def test_every_listener_refuses_a_port_in_use(
     command: list[str], flag: str, held_port: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    stores = command[0] in ("control-plane", "up")
-    extra = ["--data-dir", str(data_dir), *HTTP_ANY] if stores else []
+    extra = ["--data-dir", str(data_dir)] if command[0] in ("control-plane", "up") else []
+    if extra and flag != "--http-listen":
+        extra += HTTP_ANY
     env = {"KEYWAY_DATA_PLANE_TOKEN": "kwdp_unused"}
     result = keyway(*command, *extra, flag, held_port, env=env)
     message = one_error_line(result)
@@ -188,6 +191,8 @@ def test_every_listener_refuses_a_port_in_use(
     what = "proxy" if flag == "--proxy-listen" or command[0] == "proxy" else "control plane"
     if command[0] == "mock-upstream":
         what = "mock upstream"
+    if flag == "--http-listen":
+        what = "HTTP API"
     assert message.endswith(f"; {flag} HOST:PORT sets the {what}'s address")
     if command[0] != "proxy":
         assert "listening" not in result.stdout  # nothing started on the other port either

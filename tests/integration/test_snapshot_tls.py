@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import logging
@@ -390,3 +391,53 @@ def test_admin_cli_speaks_tls_and_mtls(
     capsys.readouterr()
     assert cli_main([*common, "--tls-client-cert", str(pki.client.cert), "providers", "list"]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+# -- the HTTP API follows the same rules ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mtls"])
+def test_the_http_api_serves_https_with_the_control_planes_certificate(
+    tmp_path: Path, pki: Pki, mutual: bool
+) -> None:
+    settings = dataclasses.replace(
+        _settings(tmp_path, pki, mutual=mutual), http_listen="127.0.0.1:0"
+    )
+    server, background = start_control_plane(settings)
+    try:
+        assert server.http is not None
+        url = f"https://localhost:{server.http.port}/readyz"
+        trusted = ssl.create_default_context(cafile=str(pki.ca))
+        if mutual:
+            with pytest.raises(httpx.HTTPError):  # no client certificate
+                httpx.get(url, verify=trusted, timeout=5)
+            trusted.load_cert_chain(str(pki.client.cert), str(pki.client.key))
+        assert httpx.get(url, verify=trusted, timeout=5).status_code == 200
+        with pytest.raises(httpx.HTTPError):  # plaintext to the TLS port gets no answer
+            httpx.get(f"http://127.0.0.1:{server.http.port}/readyz", timeout=5)
+    finally:
+        stop_control_plane(server, background)
+
+
+@pytest.mark.parametrize("http_listen", ["0.0.0.0:8081", "[::]:0", "10.1.2.3:8081"])
+def test_the_http_api_off_loopback_without_tls_is_refused(tmp_path: Path, http_listen: str) -> None:
+    data_dir = tmp_path / "data"
+    settings = Settings(listen="127.0.0.1:0", data_dir=data_dir, http_listen=http_listen)
+    with pytest.raises(InsecureListenError, match=r"HTTP API .* without TLS"):
+        ControlPlane(settings)
+    assert not data_dir.exists()
+
+
+def test_the_http_api_off_loopback_is_allowed_when_told(tmp_path: Path) -> None:
+    settings = Settings(
+        listen="127.0.0.1:0",
+        data_dir=tmp_path / "data",
+        http_listen="0.0.0.0:0",
+        allow_insecure_remote=True,
+    )
+    server, background = start_control_plane(settings)
+    try:
+        assert server.http is not None
+        assert httpx.get(f"http://127.0.0.1:{server.http.port}/healthz").status_code == 200
+    finally:
+        stop_control_plane(server, background)
