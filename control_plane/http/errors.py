@@ -13,48 +13,46 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
-from google.rpc import status_pb2
+from google.rpc import code_pb2, status_pb2
 
-_HTTP_STATUS: dict[grpc.StatusCode, int] = {
-    grpc.StatusCode.OK: 200,
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500,
+_HTTP_STATUS: dict[int, int] = {
+    code_pb2.OK: 200,
+    code_pb2.CANCELLED: 499,
+    code_pb2.UNKNOWN: 500,
+    code_pb2.INVALID_ARGUMENT: 400,
+    code_pb2.DEADLINE_EXCEEDED: 504,
+    code_pb2.NOT_FOUND: 404,
+    code_pb2.ALREADY_EXISTS: 409,
+    code_pb2.PERMISSION_DENIED: 403,
+    code_pb2.UNAUTHENTICATED: 401,
+    code_pb2.RESOURCE_EXHAUSTED: 429,
+    code_pb2.FAILED_PRECONDITION: 409,
+    code_pb2.ABORTED: 409,
+    code_pb2.OUT_OF_RANGE: 400,
+    code_pb2.UNIMPLEMENTED: 501,
+    code_pb2.INTERNAL: 500,
+    code_pb2.UNAVAILABLE: 503,
+    code_pb2.DATA_LOSS: 500,
 }
-_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def code_of(status: status_pb2.Status) -> grpc.StatusCode:
-    return _BY_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN)
-
-
-def http_status(code: grpc.StatusCode) -> int:
+def http_status(code: int) -> int:
+    """The HTTP status of a `google.rpc.Code` (500 for a number it does not know)."""
     return _HTTP_STATUS.get(code, 500)
+
+
+def code_name(code: int) -> str:
+    return str(code_pb2.Code.Name(code)) if code in _HTTP_STATUS else "UNKNOWN"
 
 
 def error_body(status: status_pb2.Status, http: int | None = None) -> dict[str, Any]:
     """The Google JSON error of a `google.rpc.Status` (`http` overrides the mapped status)."""
-    code = code_of(status)
     return {
         "error": {
-            "code": http_status(code) if http is None else http,
+            "code": http_status(status.code) if http is None else http,
             "message": status.message,
-            "status": code.name,
+            "status": code_name(status.code),
             "details": [json_format.MessageToDict(detail) for detail in status.details],
         }
     }

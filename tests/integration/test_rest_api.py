@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -421,3 +423,14 @@ def test_secrets_never_reach_the_log_or_any_answer_but_their_create(
     assert plane.admin_token not in caplog.text
     lines = [r.getMessage() for r in caplog.records if r.name == "keyway.control_plane.http"]
     assert any(line.startswith("POST /provider-keys 201 caller=adk_") for line in lines), lines
+
+
+def test_make_openapi_prints_the_served_document() -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "control_plane.http"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(printed.stdout) == json.loads(json.dumps(document(ROUTER)))

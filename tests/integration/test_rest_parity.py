@@ -29,7 +29,7 @@ from keyway.v1 import operator_credentials_pb2 as oc
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import providers_pb2 as prov
 
-from control_plane.http.errors import code_of, http_status
+from control_plane.http.errors import code_name, http_status
 
 from .rest_client import ROUTER, RestPlane, grpc_call, http_call, method_types, rest_plane
 from .rpc_helpers import Api, auth
@@ -324,9 +324,9 @@ def test_http_answers_like_grpc(index: int, plane: tuple[RestPlane, Ids, dict[st
         expected = _status(error)
     if isinstance(expected, status_pb2.Status):
         body: dict[str, Any] = response.json()["error"]
-        assert response.status_code == body["code"] == http_status(code_of(expected))
+        assert response.status_code == body["code"] == http_status(expected.code)
         assert response.status_code >= 400
-        assert body["status"] == code_of(expected).name
+        assert body["status"] == code_name(expected.code)
         assert body["message"] == expected.message
         assert body["details"] == [json_format.MessageToDict(d) for d in expected.details]
         assert p.revision() == revision
