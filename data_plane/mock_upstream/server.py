@@ -7,24 +7,17 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from types import TracebackType
 
-import uvicorn
 import uvloop
 
+from data_plane.shared.serving import EmbeddedServer
 from data_plane.shared.startup import bind
 
 from .app import MockUpstream
 
 log = logging.getLogger("keyway.mock_upstream")
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # Whoever embeds the server owns the signals (uvicorn would re-raise them).
-        yield
 
 
 class MockServer:
@@ -46,53 +39,18 @@ class MockServer:
         host, self.port = self._socket.getsockname()[:2]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
         self.base_url = f"{self.url}/v1"
-        config = uvicorn.Config(
-            self.app,
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=2,
+        self._server = EmbeddedServer(
+            self.app, self._socket, http="httptools", timeout_graceful_shutdown=2
         )
-        self._server = _Server(config)
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # surfaces the start-up error
-            await asyncio.sleep(0.005)
+        await self._server.start()
 
     async def stop(self) -> None:
-        """Stop accepting, let in-flight responses end, then close (within a few ms).
-
-        uvicorn's own shutdown polls every 100 ms, which a suite that starts a
-        server per test pays many times over, so the same steps are done here.
-        """
+        """Stop accepting, let in-flight responses end, then close (within a few ms)."""
         # Held and stalled requests would otherwise wait for clients that may never leave.
         self.app.release()
-        server = self._server
-        server.should_exit = True
-        for listener in getattr(server, "servers", []):
-            listener.close()
-        state = server.server_state
-        for connection in list(state.connections):
-            connection.shutdown()  # closes idle keep-alive connections at once
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2):
-                while state.tasks:  # noqa: ASYNC110 - uvicorn exposes no event for this
-                    await asyncio.sleep(0.002)
-        for task in list(state.tasks):
-            task.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._socket.close()
+        await self._server.stop()
 
     async def __aenter__(self) -> MockServer:
         await self.start()
