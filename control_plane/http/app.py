@@ -4,9 +4,9 @@
 admin REST API, and whatever else mounts here: metrics, the console) and wraps them in the
 request log. The REST API is a catch-all, so it is always the last part.
 
-The request log records method, path, status, the caller's credential id and latency:
-never a body, a query string or a header value (bodies carry provider keys; a query could
-hold a pasted token).
+The request log records method, route, status, the caller's credential id and latency:
+never a body, a query string, a header value or the ids in a path (bodies carry provider
+keys; a query or a path could hold a pasted token).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .rest import RestApi
+from .rest import ROUTE_KEY, RestApi
 
 log = logging.getLogger("keyway.control_plane.http")
 
@@ -55,6 +55,14 @@ def rest_routes(api: RestApi) -> list[BaseRoute]:
     return [Route("/{path:path}", api.handle, methods=_METHODS)]
 
 
+def _route_of(scope: Scope) -> str:
+    """The REST route template a request matched (`/provider-keys/{id}`), never the ids or
+    junk the caller typed into its path (someone will paste a key value where an id goes);
+    the path itself for the other parts' fixed routes."""
+    template = scope.get(ROUTE_KEY)
+    return template if isinstance(template, str) else str(scope["path"])
+
+
 class _RequestLog:
     def __init__(self, app: ASGIApp, caller: Caller) -> None:
         self._app = app
@@ -83,7 +91,7 @@ class _RequestLog:
             log.info(
                 "%s %s %d caller=%s %.1fms",
                 scope["method"],
-                scope["path"],
+                _route_of(scope),
                 status,
                 caller,
                 (time.perf_counter() - started) * 1000,

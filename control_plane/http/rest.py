@@ -33,6 +33,8 @@ log = logging.getLogger("keyway.control_plane.http")
 Handler = Callable[[Message, Any], Awaitable[Message]]
 
 _DETAILS_KEY = "grpc-status-details-bin"
+ROUTE_KEY = "keyway.route"
+"""Where a request's scope notes the route template it matched, for the request log."""
 
 
 class RpcFailed(Exception):
@@ -135,6 +137,7 @@ class RestApi:
         parts = _path_parts(request)
         found = self.router.find(request.method, parts)
         if found is None:
+            request.scope[ROUTE_KEY] = "(no route)"
             allowed = self.router.verbs(parts)
             if allowed:
                 error = InvalidArgument(
@@ -145,6 +148,7 @@ class RestApi:
                 return response
             return domain_failure(NotFound(f"no admin API route {request.url.path}"))
         binding, variables = found
+        request.scope[ROUTE_KEY] = binding.template
         try:
             body = await _read_body(request, self._max_body)
         except _TooLarge as too_large:

@@ -434,3 +434,31 @@ def test_make_openapi_prints_the_served_document() -> None:
         check=True,
     )
     assert json.loads(printed.stdout) == json.loads(json.dumps(document(ROUTER)))
+
+
+def test_the_request_log_names_routes_not_what_was_typed_into_a_path(
+    plane: RestPlane, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="keyway.control_plane.http")
+    plane.http.get(f"/provider-keys/{OPENAI_VALUE}", headers=_admin(plane))
+    plane.http.get(f"/no/{OPENAI_VALUE}", headers=_admin(plane))
+    plane.http.get("/healthz")
+    lines = [r.getMessage() for r in caplog.records if r.name == "keyway.control_plane.http"]
+    assert OPENAI_VALUE[8:20] not in caplog.text
+    assert [line.split(" caller=")[0] for line in lines] == [
+        "GET /provider-keys/{id} 404",
+        "GET (no route) 404",
+        "GET /healthz 200",
+    ]
+    assert lines[0].split(" caller=")[1].startswith("adk_")
+    assert lines[2].split(" caller=")[1].startswith("- ")
+
+
+def test_an_oversize_request_head_is_refused(plane: RestPlane) -> None:
+    try:
+        response = plane.http.get(
+            "/provider-keys", headers={"X-Big": "a" * 200_000, **_admin(plane)}
+        )
+    except httpx.TransportError:
+        return  # answered 400 and closed while the head was still arriving
+    assert response.status_code == 400
