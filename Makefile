@@ -29,7 +29,7 @@ $(BUF):
 	mkdir -p $(BUF_DIR)
 	npm install --silent --no-audit --no-fund --prefix $(BUF_DIR) @bufbuild/buf@$(BUF_VERSION)
 
-# Flags pass through: make run ARGS="--mock-upstream --proxy-listen 127.0.0.1:8081"
+# Flags pass through: make run ARGS="--mock-upstream --proxy-listen 127.0.0.1:9080"
 run: $(STAMP)
 	$(BIN)/keyway up --data-dir $(DATA_DIR) $(ARGS)
 
