@@ -90,7 +90,10 @@ lint: $(STAMP) $(BUF)
 # Line coverage of both planes is printed and must stay at or above COVERAGE_FLOOR (the
 # whole) and tests.pure.FLOOR (each pure module, checked by `python -m tests.pure`).
 COVERAGE_FLOOR ?= 94
+# The README's REST quickstart is run by a test with real curl and jq.
 test: $(STAMP) proto-check lint
+	command -v curl >/dev/null && command -v jq >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl jq)
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 	$(BIN)/python -m tests.pure
 

@@ -8,21 +8,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import openai
-import pytest
 
 from .stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 _BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("curl") is None or shutil.which("jq") is None, reason="needs curl and jq"
-)
 
 
 def quickstart_blocks() -> list[str]:
