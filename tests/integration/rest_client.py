@@ -109,6 +109,8 @@ def encode(binding: Binding, message: Message) -> tuple[str, str, dict[str, Any]
         body = data.pop(camel[binding.body], {})
         if "updateMask" in data:
             query["updateMask"] = data.pop("updateMask")
+        if data:
+            raise ValueError(f"{sorted(data)} of {binding.rpc} have no place in its HTTP request")
     else:
         query.update(data)
     return binding.verb, path, query, body
