@@ -20,6 +20,7 @@ from openapi_spec_validator import validate
 
 from control_plane.http.openapi import document
 
+from .proxies import proxy_settings, start_proxy, wait_until
 from .rest_client import ROUTER, RestPlane, rest_plane
 from .rpc_helpers import OPENAI_VALUE, OPENAI_VALUE_2, Api, auth, expect_error
 
@@ -462,3 +463,27 @@ def test_an_oversize_request_head_is_refused(plane: RestPlane) -> None:
     except httpx.TransportError:
         return  # answered 400 and closed while the head was still arriving
     assert response.status_code == 400
+
+
+def test_a_proxy_is_listed_refused_while_connected_and_forgotten_once_gone(
+    plane: RestPlane,
+) -> None:
+    operator = plane.headers(plane.operator_token)
+    token = (plane.server.settings.data_dir / "data-plane.token").read_text().strip()
+    proxy = start_proxy(proxy_settings(f"127.0.0.1:{plane.server.port}", token, "rest-node"))
+
+    def state() -> str:
+        nodes = plane.http.get("/data-planes", headers=operator).json().get("dataPlanes", [])
+        return next((n["state"] for n in nodes if n["nodeId"] == "rest-node"), "")
+
+    try:
+        wait_until(lambda: state() == "DATA_PLANE_STATE_IN_SYNC", what="the proxy in sync")
+        connected = plane.http.delete("/data-planes/rest-node", headers=operator)
+        assert connected.status_code == 409
+        assert connected.json()["error"]["status"] == "FAILED_PRECONDITION"
+    finally:
+        proxy.stop()
+    wait_until(lambda: state() == "DATA_PLANE_STATE_DISCONNECTED", what="the proxy gone")
+    forgotten = plane.http.delete("/v1/data-planes/rest-node", headers=operator)
+    assert forgotten.status_code == 204
+    assert state() == ""
