@@ -219,8 +219,8 @@ def _set(message: Message, chain: list[FieldDescriptor], text: str, where: str) 
         setattr(holder, field.name, value)
 
 
-def _query(request: Message, binding: Binding, query: Iterable[tuple[str, str]]) -> set[str]:
-    """Sets the fields the query names; returns their proto paths."""
+def _query(request: Message, binding: Binding, query: Iterable[tuple[str, str]]) -> None:
+    """Sets the fields the query names."""
     descriptor = cast(Descriptor, request.DESCRIPTOR)
     bound = {v.split(".")[0] for v in binding.variables}
     if binding.body == "*":
@@ -243,7 +243,6 @@ def _query(request: Message, binding: Binding, query: Iterable[tuple[str, str]])
             raise InvalidArgument.field(key, "is given more than once")
         seen.add(path)
         _set(request, chain, text, key)
-    return seen
 
 
 def _etag_target(request: Message, binding: Binding) -> Message | None:
@@ -301,17 +300,43 @@ def _variables(request: Message, variables: Mapping[str, str]) -> None:
         _set(request, chain, text, path)
 
 
+def _whole_request(binding: Binding, data: object) -> bool:
+    """Whether a body meant to be the resource is the whole request message instead: it has
+    the resource's field name at its top (`{"providerKey": {…}, "value": …}`), which is no
+    field of the resource itself, so the two readings cannot be confused."""
+    if binding.body in ("", "*") or not isinstance(data, dict):
+        return False
+    field = binding.method.input_type.fields_by_name[binding.body]
+    resource = cast(Descriptor, field.message_type)
+    names = (field.json_name, field.name)
+    return any(key in names for key in data) and not any(field_of(resource, n) for n in names)
+
+
 def request_message(binding: Binding, call: HttpCall) -> Message:
-    """The request message of `binding`'s RPC for one HTTP request."""
+    """The request message of `binding`'s RPC for one HTTP request.
+
+    A route whose body is the resource (`body: "provider_key"`, AIP-133/134) also takes the
+    proto3 JSON of the whole request message, so the gRPC request's JSON is valid input of
+    its route too.
+    """
     request = GetMessageClass(binding.method.input_type)()
-    data: object = None
+    resource: object = None
     if binding.body:
         data = _parse_body(call.body)
-        _fill(request if binding.body == "*" else getattr(request, binding.body), data)
+        if binding.body == "*" or _whole_request(binding, data):
+            _fill(request, data)
+            body_field = binding.method.input_type.fields_by_name.get(binding.body)
+            if body_field is not None and isinstance(data, dict):
+                resource = data.get(body_field.json_name, data.get(body_field.name))
+        else:
+            _fill(getattr(request, binding.body), data)
+            resource = data
     elif call.body.strip():
         raise InvalidArgument.field("body", f"{binding.verb} {binding.template} takes no body")
-    if _MASK not in _query(request, binding, call.query):
-        _derived_mask(request, binding, data)
+    _query(request, binding, call.query)
+    mask = getattr(request, _MASK, None)
+    if mask is not None and not mask.paths:
+        _derived_mask(request, binding, resource)
     _variables(request, call.variables)
     if call.if_match is not None:
         _if_match(request, binding, call.if_match)

@@ -74,6 +74,25 @@ def test_the_reference_products_provider_key_calls_work_and_rotation_keeps_the_i
     assert again.json()["providerKey"]["etag"] == got.provider_key.etag
 
 
+def test_the_grpc_requests_json_is_accepted_as_the_body_too(plane: RestPlane) -> None:
+    created = plane.http.post(
+        "/v1/provider-keys",
+        json={"providerKey": {"providerId": "openai", "name": "aip"}, "value": OPENAI_VALUE},
+        headers=_admin(plane),
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()["providerKey"]
+    assert (key["name"], key["redactedValue"]) == ("aip", "sk-proj-Qz***A0dF")
+    renamed = plane.http.patch(
+        f"/v1/provider-keys/{key['id']}",
+        json={"providerKey": {"name": "renamed", "description": "kept"}, "updateMask": "name"},
+        headers=_admin(plane),
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["providerKey"]["name"] == "renamed"
+    assert "description" not in renamed.json()["providerKey"]
+
+
 def test_grpc_callers_may_put_the_value_in_the_resource_but_not_twice(plane: RestPlane) -> None:
     api = Api(plane.channel, auth(plane.admin_token))
     inside = api.provider_keys.CreateProviderKey(

@@ -169,6 +169,31 @@ def test_a_flat_create_body_is_the_resource() -> None:
     )
 
 
+def test_the_whole_request_message_is_a_body_too() -> None:
+    request = _request(
+        "ProviderKeyService/CreateProviderKey",
+        {"providerKey": {"providerId": "openai", "name": "k"}, "value": "sk-1"},
+    )
+    assert request == pk.CreateProviderKeyRequest(
+        provider_key=pk.ProviderKey(provider_id="openai", name="k"), value="sk-1"
+    )
+    updated = _request(
+        "ProviderKeyService/UpdateProviderKey",
+        {"providerKey": {"disabled": False, "name": "n"}},
+        variables={"provider_key.id": "pk_1"},
+    )
+    assert list(updated.update_mask.paths) == ["disabled", "name"]
+    assert updated.provider_key.id == "pk_1"
+    masked = _request(
+        "ProviderKeyService/UpdateProviderKey",
+        {"provider_key": {"disabled": False, "name": "n"}, "updateMask": "name"},
+        variables={"provider_key.id": "pk_1"},
+    )
+    assert list(masked.update_mask.paths) == ["name"]
+    mixed = {"providerKey": {"providerId": "openai"}, "name": "k"}
+    assert _refusal("ProviderKeyService/CreateProviderKey", mixed) == ["name"]
+
+
 def test_proto_names_and_nested_messages_are_read() -> None:
     request = _request(
         "AccessKeyConfigurationService/CreateAccessKeyConfiguration",
