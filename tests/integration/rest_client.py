@@ -84,8 +84,11 @@ def _get(message: Message, path: str) -> str:
     return str(value)
 
 
-def encode(binding: Binding, message: Message) -> tuple[str, str, dict[str, Any], Any]:
-    """(verb, path, query params, JSON body or None) of `message` sent over `binding`."""
+def encode(
+    binding: Binding, message: Message, *, whole: bool = False
+) -> tuple[str, str, dict[str, Any], Any]:
+    """(verb, path, query params, JSON body or None) of `message` sent over `binding`; with
+    `whole`, a route whose body is the resource gets the whole request's JSON instead."""
     path = "/" + "/".join(
         quote(_get(message, s[1:-1]), safe="") if s.startswith("{") else s for s in binding.segments
     )
@@ -103,7 +106,7 @@ def encode(binding: Binding, message: Message) -> tuple[str, str, dict[str, Any]
         _pop(data, names)
     body: Any = None
     query: dict[str, Any] = {}
-    if binding.body == "*":
+    if binding.body == "*" or (binding.body and whole):
         body = data
     elif binding.body:
         body = data.pop(camel[binding.body], {})
@@ -132,6 +135,8 @@ def grpc_call(channel: grpc.Channel, rpc: str, message: Message, token: str) -> 
     return call(message, metadata=(("authorization", f"Bearer {token}"),))
 
 
-def http_call(plane: RestPlane, binding: Binding, message: Message, token: str) -> httpx.Response:
-    verb, path, query, body = encode(binding, message)
+def http_call(
+    plane: RestPlane, binding: Binding, message: Message, token: str, *, whole: bool = False
+) -> httpx.Response:
+    verb, path, query, body = encode(binding, message, whole=whole)
     return plane.http.request(verb, path, params=query, json=body, headers=plane.headers(token))
