@@ -225,14 +225,14 @@ def _operation(binding: Binding, operation_id: str, schemas: _Schemas) -> dict[s
         },
     }
     if binding.body:
-        target = (
-            method.input_type
-            if binding.body == "*"
-            else cast(Descriptor, method.input_type.fields_by_name[binding.body].message_type)
-        )
+        schema = schemas.ref(method.input_type)
+        if binding.body != "*":
+            # The resource, or (see transcode.request_message) the whole request.
+            resource = method.input_type.fields_by_name[binding.body].message_type
+            schema = {"anyOf": [schemas.ref(cast(Descriptor, resource)), schema]}
         operation["requestBody"] = {
             "required": binding.body != "*",
-            "content": {"application/json": {"schema": schemas.ref(target)}},
+            "content": {"application/json": {"schema": schema}},
         }
     status = binding.success_status
     if status == 204:
