@@ -24,7 +24,7 @@ from starlette.responses import Response
 from control_plane.api.errors import internal_status, to_status
 from control_plane.domain.errors import DomainError, InvalidArgument, NotFound
 
-from .bindings import Binding, Router
+from .bindings import Router
 from .errors import error_body
 from .transcode import HttpCall, etag_of, request_message, response_body
 
@@ -91,29 +91,31 @@ def _failure(status: status_pb2.Status, http: int | None = None) -> Response:
     return _json(body, body["error"]["code"])
 
 
-def domain_failure(error: DomainError, http: int | None = None) -> Response:
-    """A transcoding error, rendered like the servicers' own."""
-    return _failure(to_status(error)[1], http)
+class _Refused(Exception):
+    """A refusal with its own HTTP status (405, 413) and headers."""
+
+    def __init__(
+        self, error: DomainError, http: int, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.http = http
+        self.headers = dict(headers or {})
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = _Refused(InvalidArgument.field("body", f"is larger than {limit} bytes"), 413)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(limit)
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _TooLarge(limit)
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-class _TooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
 
 
 def _path_parts(request: Request) -> tuple[str, ...]:
@@ -134,51 +136,53 @@ class RestApi:
         self._max_body = max_body_bytes
 
     async def handle(self, request: Request) -> Response:
+        """The one place where this endpoint's failures become responses."""
+        try:
+            return await self._serve(request)
+        except RpcFailed as failed:
+            return _failure(failed.status)
+        except _Refused as refused:
+            response = _failure(to_status(refused.error)[1], refused.http)
+            response.headers.update(refused.headers)
+            return response
+        except DomainError as error:
+            return _failure(to_status(error)[1])
+        except Exception:
+            request_id = secrets.token_hex(6)
+            log.exception("unexpected error in %s (request id %s)", request.url.path, request_id)
+            return _failure(internal_status(request_id)[1])
+
+    async def _serve(self, request: Request) -> Response:
         parts = _path_parts(request)
         found = self.router.find(request.method, parts)
         if found is None:
             request.scope[ROUTE_KEY] = "(no route)"
             allowed = self.router.verbs(parts)
-            if allowed:
-                error = InvalidArgument(
-                    f"{request.method} is not a method of this path; it takes {', '.join(allowed)}"
-                )
-                response = domain_failure(error, 405)
-                response.headers["Allow"] = ", ".join(allowed)
-                return response
-            return domain_failure(NotFound(f"no admin API route {request.url.path}"))
+            if not allowed:
+                raise NotFound(f"no admin API route {request.url.path}")
+            listed = ", ".join(allowed)
+            raise _Refused(
+                InvalidArgument(
+                    f"{request.method} is not a method of this path; it takes {listed}"
+                ),
+                405,
+                {"Allow": listed},
+            )
         binding, variables = found
         request.scope[ROUTE_KEY] = binding.template
-        try:
-            body = await _read_body(request, self._max_body)
-        except _TooLarge as too_large:
-            error = InvalidArgument.field("body", f"is larger than {too_large.limit} bytes")
-            return domain_failure(error, 413)
-        try:
-            message = request_message(
-                binding,
-                HttpCall(
-                    variables=variables,
-                    query=tuple(request.query_params.multi_items()),
-                    body=body,
-                    if_match=request.headers.get("if-match"),
-                ),
-            )
-        except DomainError as error:
-            return domain_failure(error)
-        return await self._invoke(binding, message, request)
-
-    async def _invoke(self, binding: Binding, message: Message, request: Request) -> Response:
+        body = await _read_body(request, self._max_body)
+        message = request_message(
+            binding,
+            HttpCall(
+                variables=variables,
+                query=tuple(request.query_params.multi_items()),
+                body=body,
+                if_match=request.headers.get("if-match"),
+            ),
+        )
         authorization = request.headers.get("authorization")
         metadata = () if authorization is None else (("authorization", authorization),)
-        try:
-            reply = await self._handlers[binding.rpc](message, _CallContext(metadata))
-        except RpcFailed as failed:
-            return _failure(failed.status)
-        except Exception:
-            request_id = secrets.token_hex(6)
-            log.exception("unexpected error in %s (request id %s)", binding.rpc, request_id)
-            return _failure(internal_status(request_id)[1])
+        reply = await self._handlers[binding.rpc](message, _CallContext(metadata))
         status = binding.success_status
         etag = etag_of(reply)
         headers = {} if etag is None else {"ETag": f'"{etag}"'}
