@@ -7,9 +7,10 @@ annotated RPC is reachable over HTTP with no code here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from google.protobuf import descriptor_pool
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from control_plane.domain import tokens
@@ -29,8 +30,18 @@ def admin_router(service_names: list[str]) -> Router:
     return Router(bindings(pool.FindServiceByName(name) for name in service_names))
 
 
-def http_app(store: Store, servicers: Mapping[str, object], *, ready: Ready) -> ASGIApp:
-    """The app of a control plane serving `servicers` (service full name -> servicer)."""
+def http_app(
+    store: Store,
+    servicers: Mapping[str, object],
+    *,
+    ready: Ready,
+    parts: Iterable[Iterable[BaseRoute]] = (),
+) -> ASGIApp:
+    """The app of a control plane serving `servicers` (service full name -> servicer).
+
+    `parts` are more routes to serve (metrics, the console), mounted before the REST API's
+    catch-all; a path the contract also routes is theirs.
+    """
     router = admin_router(list(servicers))
     api = RestApi(router, servicers, max_body_bytes=MAX_BODY_BYTES)
 
@@ -43,5 +54,5 @@ def http_app(store: Store, servicers: Mapping[str, object], *, ready: Ready) -> 
         return "-" if found is None else found.id
 
     return build_app(
-        [health_routes(ready), openapi_routes(router), rest_routes(api)], caller=caller
+        [health_routes(ready), openapi_routes(router), *parts, rest_routes(api)], caller=caller
     )

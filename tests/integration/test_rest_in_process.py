@@ -5,15 +5,20 @@ route without a servicer stops the start."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
+from control_plane.http import http_app
 from control_plane.http.app import rest_routes
 from control_plane.http.rest import RestApi
 from control_plane.server import ADMIN_SERVICES
+from control_plane.store.port import Store
 
 from .rest_client import ROUTER
 
@@ -66,3 +71,25 @@ def test_a_route_without_a_servicer_stops_the_start() -> None:
     del servicers["keyway.v1.MasterKeyService"]
     with pytest.raises(LookupError, match=r"no servicer for keyway.v1.MasterKeyService"):
         RestApi(ROUTER, servicers, max_body_bytes=1024)
+
+
+async def test_more_parts_mount_before_the_rest_api() -> None:
+    async def ready() -> str | None:
+        return None
+
+    async def metrics(_: Request) -> PlainTextResponse:
+        return PlainTextResponse("keyway_up 1\n")
+
+    app = http_app(
+        cast(Store, None),  # no request here carries a token to look up
+        _servicers(),
+        ready=ready,
+        parts=[[Route("/metrics", metrics)]],
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://cp"
+    ) as client:
+        assert (await client.get("/metrics")).text == "keyway_up 1\n"
+        assert (await client.get("/openapi.json")).json()["openapi"] == "3.1.0"
+        unknown = await client.get("/metrics/x")
+        assert unknown.json()["error"]["status"] == "NOT_FOUND"
