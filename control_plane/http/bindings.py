@@ -16,7 +16,8 @@ from typing import cast
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 
-_VARIABLE = re.compile(r"^\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)\}$")
+# `{field}` and its long form `{field=*}`: one segment. Multi-segment forms are refused.
+_VARIABLE = re.compile(r"^\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?:=\*)?\}$")
 _VERBS = ("get", "put", "post", "delete", "patch")
 
 
@@ -85,18 +86,21 @@ def _binding(rule: http_pb2.HttpRule, method: MethodDescriptor) -> Binding:
     template = cast(str, getattr(rule, verb))
     if not template.startswith("/") or template.endswith("/"):
         raise BindingError(f"{method.full_name}: bad path template {template!r}")
-    segments = tuple(template[1:].split("/"))
-    for segment in segments:
+    segments: list[str] = []
+    for segment in template[1:].split("/"):
         variable = _VARIABLE.match(segment)
         if "{" in segment and variable is None:
             raise BindingError(f"{method.full_name}: unsupported segment {segment!r}")
         if variable and not _field_path_exists(method.input_type, variable.group(1)):
             raise BindingError(f"{method.full_name}: {segment} names no request field")
+        segments.append("{" + variable.group(1) + "}" if variable else segment)
     if rule.body not in ("", "*"):
         field = method.input_type.fields_by_name.get(rule.body)
         if field is None or field.message_type is None or field.is_repeated:
             raise BindingError(f"{method.full_name}: body {rule.body!r} names no message field")
-    return Binding(verb.upper(), template, segments, rule.body, method)
+    # The template as served and documented: variables in their short form.
+    normal = "/" + "/".join(segments)
+    return Binding(verb.upper(), normal, tuple(segments), rule.body, method)
 
 
 def _rules(method: MethodDescriptor) -> Iterator[http_pb2.HttpRule]:

@@ -117,7 +117,7 @@ def _service(*rules: http_pb2.HttpRule, name: str = "T") -> ServiceDescriptor:
     ("rule", "problem"),
     [
         (http_pb2.HttpRule(get="/x/{nope}"), "names no request field"),
-        (http_pb2.HttpRule(get="/x/{id=*}"), "unsupported segment"),
+        (http_pb2.HttpRule(get="/x/{id=**}"), "unsupported segment"),
         (http_pb2.HttpRule(get="x"), "bad path template"),
         (http_pb2.HttpRule(post="/x", body="n"), "names no message field"),
         (http_pb2.HttpRule(custom=http_pb2.CustomHttpPattern(kind="HEAD", path="/x")), "custom"),
@@ -126,6 +126,12 @@ def _service(*rules: http_pb2.HttpRule, name: str = "T") -> ServiceDescriptor:
 def test_annotations_it_cannot_serve_stop_the_start(rule: http_pb2.HttpRule, problem: str) -> None:
     with pytest.raises(BindingError, match=problem):
         bindings([_service(rule, name="".join(c for c in problem if c.isalpha()))])
+
+
+def test_a_variables_long_form_is_one_segment() -> None:
+    (binding,) = bindings([_service(http_pb2.HttpRule(get="/x/{id=*}"), name="L")])
+    assert binding.match(("x", "a")) == {"id": "a"}
+    assert (binding.variables, binding.template) == (("id",), "/x/{id}")
 
 
 def test_two_routes_one_request_could_match_stop_the_start() -> None:
