@@ -33,8 +33,9 @@ from control_plane.snapshots import publisher
 from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.compiler import Compiled, compile_snapshot, serialise
 from control_plane.store.records import AccessKeyFields
+from control_plane.store.relational.snapshot_reader import SnapshotReader
 from control_plane.store.sqlite import open_store
-from control_plane.store.sqlite.snapshot_reader import SnapshotReader
+from control_plane.store.sqlite.database import reader_session
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import build
 from data_plane.shared.validate import validate
@@ -62,7 +63,7 @@ def _summary(samples: list[float], fmt: Callable[[float], str] = ms) -> str:
 
 @pytest.fixture(scope="session")
 def scale_snapshot(scale_dataset: scale.Dataset) -> Compiled:
-    reader = SnapshotReader(scale_dataset.path, scale_dataset.sealer)
+    reader = SnapshotReader(reader_session(scale_dataset.path), scale_dataset.sealer)
     try:
         return publisher.build(full_state(reader))
     finally:
@@ -73,7 +74,7 @@ def scale_snapshot(scale_dataset: scale.Dataset) -> Compiled:
 
 
 def test_compile_at_scale(scale_dataset: scale.Dataset) -> None:
-    reader = SnapshotReader(scale_dataset.path, scale_dataset.sealer)
+    reader = SnapshotReader(reader_session(scale_dataset.path), scale_dataset.sealer)
     stages: dict[str, list[float]] = {"read": [], "compile": [], "validate": [], "serialise": []}
     totals: list[float] = []
     hashes: set[str] = set()
@@ -126,7 +127,7 @@ def test_one_account_changed_at_scale(scale_dataset: scale.Dataset, tmp_path: Pa
     data_dir = tmp_path / "data"
     shutil.copytree(scale_dataset.path.parent, data_dir)
     db_path = data_dir / "keyway.db"
-    reader = SnapshotReader(db_path, scale_dataset.sealer)
+    reader = SnapshotReader(reader_session(db_path), scale_dataset.sealer)
     assembly = Assembly({}, allow_private_upstreams=False, account_budget=16 << 20)
     try:
         first = assembly.update(reader.read(assembly.known()), now_us=1)

@@ -21,7 +21,8 @@ from control_plane.secrets.sealing import Sealer
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
 from control_plane.snapshots.publisher import build
-from control_plane.store.sqlite.snapshot_reader import SnapshotReader
+from control_plane.store.relational.snapshot_reader import SnapshotReader
+from control_plane.store.sqlite.database import reader_session
 from data_plane.routing.apply import Applied, apply
 from data_plane.snapshot.cache import SnapshotCache
 
@@ -405,7 +406,7 @@ def test_provider_key_values_never_leak(
 def reader(control_plane: RunningControlPlane) -> Iterator[SnapshotReader]:
     data_dir = control_plane.data_dir
     sealer = Sealer(load_key_provider(data_dir, os.environ))
-    state_reader = SnapshotReader(data_dir / "keyway.db", sealer)
+    state_reader = SnapshotReader(reader_session(data_dir / "keyway.db"), sealer)
     try:
         yield state_reader
     finally:
