@@ -9,6 +9,7 @@ port and directory, for the database-down scenarios.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import itertools
@@ -119,3 +120,32 @@ class PostgresServer:
         self.stop()
         with contextlib.suppress(OSError):
             shutil.rmtree(self._dir)
+
+
+_shared: PostgresServer | None = None
+
+
+def shared_server() -> PostgresServer:
+    """The session's server, started on first use and stopped when the tests end."""
+    global _shared
+    if _shared is None:
+        found = binaries()
+        if found is None:
+            import pytest
+
+            pytest.skip("PostgreSQL is not installed (make test installs it with apt)")
+        server = PostgresServer(found)
+        server.start()
+        atexit.register(server.close)
+        _shared = server
+    return _shared
+
+
+def fresh_url() -> str:
+    """A URL whose tables live in a new, empty schema of the shared server's database
+    (much quicker than a database per test)."""
+    server = shared_server()
+    name = f"t{os.getpid()}_{next(server._names)}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    return f"{server.url}?options=-csearch_path%3D{name}"

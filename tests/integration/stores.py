@@ -15,8 +15,10 @@ from pathlib import Path
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.secrets.keyring import EnvKeyProvider
 from control_plane.secrets.sealing import Sealer
+from control_plane.store import postgres
 from control_plane.store.port import Store
 from control_plane.store.sqlite import SqliteStore, open_store
+from tests.postgres import fresh_url
 
 TEST_KEYS = "test-kek:" + base64.b64encode(bytes(range(32))).decode()
 """A fixed master key for stores made here (never a deployment's)."""
@@ -31,7 +33,15 @@ def open_sqlite(directory: Path, quotas: Quotas = DEFAULT_QUOTAS) -> SqliteStore
     return open_store(directory / "keyway.db", test_sealer(), quotas=quotas)
 
 
-ADAPTERS: dict[str, Callable[[Path, Quotas], Store]] = {"sqlite": open_sqlite}
+def open_postgres(directory: Path, quotas: Quotas = DEFAULT_QUOTAS) -> Store:
+    """A store in a new schema of the test session's PostgreSQL server."""
+    return postgres.open_store(fresh_url(), test_sealer(), quotas=quotas)
+
+
+ADAPTERS: dict[str, Callable[[Path, Quotas], Store]] = {
+    "sqlite": open_sqlite,
+    "postgresql": open_postgres,
+}
 
 
 @contextlib.contextmanager

@@ -45,6 +45,11 @@ class Session(Protocol):
         """A transaction; nested, a savepoint. Needs `held()`."""
         ...
 
+    def announce(self, revision: int) -> None:
+        """In a write transaction that moved the revision: tell other processes, at
+        commit, if the database can (nothing on SQLite)."""
+        ...
+
     def reading(self) -> AbstractContextManager[None]:
         """A read-only transaction whose statements all see one committed state."""
         ...

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
 
@@ -245,7 +245,9 @@ def write(db: Session) -> Iterator[int]:
     """
     with db.atomic():
         db.execute("UPDATE revision SET value = value + 1 WHERE id = 1")
-        yield current_revision(db)
+        revision = current_revision(db)
+        db.announce(revision)
+        yield revision
 
 
 def _serialised(
@@ -256,6 +258,16 @@ def _serialised(
             return method(self, *args, **kwargs)
 
     return held
+
+
+class Watcher(Protocol):
+    """Sees commits made through other processes on a shared database."""
+
+    def start(self, tell: Callable[[int], None]) -> None:
+        """From now on, `tell(revision)` (from a thread of its own) when it moved."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class _Pending(threading.local):
@@ -274,6 +286,7 @@ class RelationalStore:
         snapshots: SnapshotReader,
         sealed: SealedRows,
         workers: int = 1,
+        watcher: Watcher | None = None,
         clock: Callable[[], int] = _now_us,
         quotas: Quotas = DEFAULT_QUOTAS,
     ) -> None:
@@ -288,6 +301,9 @@ class RelationalStore:
         # pool: as many as it has connections.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keyway-store")
         self._pending = _Pending()
+        self._watcher = watcher
+        self._tell_lock = threading.Lock()
+        self._told_up_to = 0
 
     @property
     def executor(self) -> Executor:
@@ -302,6 +318,8 @@ class RelationalStore:
         return self._sealed
 
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
         self._executor.shutdown(wait=True)
         self._sealed.close()
         self._snapshots.close()
@@ -309,6 +327,8 @@ class RelationalStore:
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)
+        if self._watcher is not None and len(self._listeners) == 1:
+            self._watcher.start(self._tell)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -337,8 +357,17 @@ class RelationalStore:
         if self._db.in_transaction or self._pending.announce is None:
             return
         revision, self._pending.announce = self._pending.announce, None
-        for listener in self._listeners:
-            listener(revision)
+        self._tell(revision)
+
+    def _tell(self, revision: int) -> None:
+        # Once per revision, whether this process wrote it or the watcher saw another
+        # replica's commit first (or saw this one's before the writer got here).
+        with self._tell_lock:
+            if revision <= self._told_up_to:
+                return
+            self._told_up_to = revision
+            for listener in self._listeners:
+                listener(revision)
 
     @_serialised
     def revision(self) -> int:

@@ -37,6 +37,9 @@ class SqliteSession:
         with self._db.atomic():
             yield
 
+    def announce(self, revision: int) -> None:
+        return None  # one process writes the file: its own listeners are told
+
     reading = atomic  # WAL: a deferred transaction reads one state
 
     @property
