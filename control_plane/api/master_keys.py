@@ -40,16 +40,7 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
                     "new key first in KEYWAY_MASTER_KEYS, restart, then call with resume_only",
                     reason="KEY_PROVIDER_READ_ONLY",
                 )
-            rewrapped = 0
-            unreadable: set[str] = set()
-            while True:
-                # Writes that sealed under the old key just before the new one became
-                # current may land behind the pass: repeat until a pass finds nothing.
-                result = await asyncio.to_thread(self._rows.rewrap)
-                rewrapped += result.done
-                unreadable.update(result.unreadable)
-                if result.done == 0:
-                    break
+            rewrapped, unreadable = await asyncio.to_thread(self._rewrap_everything)
             retired = await self._retire()
         return pb.RotateMasterKeyResponse(
             key_id=self._sealer.current_kek_id(),
@@ -57,6 +48,26 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
             retired_key_ids=retired,
             unreadable_key_ids=sorted(unreadable),
         )
+
+    def _rewrap_everything(self) -> tuple[int, set[str]]:
+        rewrapped = 0
+        unreadable: set[str] = set()
+        # One replica at a time re-wraps a shared database.
+        with self.store.exclusive("master-key-rewrap") as mine:
+            if not mine:
+                raise FailedPrecondition(
+                    "another control-plane replica is re-wrapping the data keys: call "
+                    "again with resume_only once it is done",
+                    reason="REWRAP_RUNNING",
+                )
+            while True:
+                # Writes that sealed under the old key just before the new one became
+                # current may land behind the pass: repeat until a pass finds nothing.
+                result = self._rows.rewrap()
+                rewrapped += result.done
+                unreadable.update(result.unreadable)
+                if result.done == 0:
+                    return rewrapped, unreadable
 
     async def _retire(self) -> list[str]:
         provider = self._sealer.provider

@@ -32,6 +32,7 @@ from .admin import add_admin_parser
 from .parsing import Parser
 
 if TYPE_CHECKING:
+    from control_plane.server import Storage
     from data_plane.runner import ConnectionLimits, ProxyOptions, ProxySettings
 
 T = TypeVar("T")
@@ -93,6 +94,23 @@ def _add_listen(parser: argparse.ArgumentParser, flag: str, default: str, what: 
     )
 
 
+def _add_database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB (default: "
+        "$KEYWAY_DATABASE_URL, else SQLite in the data dir); replicas share a PostgreSQL one",
+    )
+    parser.add_argument(
+        "--master-key-file",
+        type=Path,
+        metavar="PATH",
+        help="the master keyring file (default: $KEYWAY_MASTER_KEY_FILE, else "
+        "DATA_DIR/master.keys); KEYWAY_MASTER_KEYS, when set, wins. Every replica of a "
+        "shared database must use the same keys",
+    )
+
+
 def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -101,6 +119,7 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         help="where the database, master key and tokens live "
         "(default: $KEYWAY_DATA_DIR, else .keyway)",
     )
+    _add_database_options(parser)
     parser.add_argument(
         "--provider-base-url",
         type=_base_url_override,
@@ -154,6 +173,20 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=f"{quota.help} (default: %(default)s)",
         )
+
+
+def _storage(args: argparse.Namespace) -> Storage:
+    """The data dir, database and key file: flags first, then the environment."""
+    from control_plane.server import Storage
+
+    url: str | None = args.database_url
+    key_file: Path | None = args.master_key_file
+    env_key_file = os.environ.get("KEYWAY_MASTER_KEY_FILE", "")
+    return Storage(
+        _data_dir(args),
+        url if url is not None else os.environ.get("KEYWAY_DATABASE_URL", ""),
+        key_file or (Path(env_key_file) if env_key_file else None),
+    )
 
 
 def _quotas(args: argparse.Namespace) -> Quotas:
@@ -417,6 +450,7 @@ def build_parser() -> Parser:
         metavar="DIR",
         help="the control plane's data directory (default: $KEYWAY_DATA_DIR, else .keyway)",
     )
+    _add_database_options(reset)
     reset.set_defaults(func=_reset_operator_token)
 
     add_admin_parser(commands)
@@ -427,10 +461,11 @@ def _reset_operator_token(args: argparse.Namespace) -> int:
     from control_plane.bootstrap import reset_operator_token
     from control_plane.server import open_data_dir
 
-    data_dir = _data_dir(args)
-    if not (data_dir / "keyway.db").exists():
+    storage = _storage(args)
+    data_dir = storage.data_dir
+    if not storage.database_url and not (data_dir / "keyway.db").exists():
         raise StartupError(f"no control plane data in {data_dir} (see --data-dir)")
-    with open_data_dir(data_dir) as (store, _):
+    with open_data_dir(storage) as (store, _):
         path = reset_operator_token(store, data_dir)
         store.close()
     print(f"keyway: revoked every operator token; the new one is in {path} (mode 0600)")
@@ -556,9 +591,12 @@ async def _serve(args: argparse.Namespace) -> None:
 
         control_plane = None
         if args.control_plane_on:
+            storage = _storage(args)
             settings = Settings(
                 listen=args.listen,
-                data_dir=_data_dir(args),
+                data_dir=storage.data_dir,
+                database_url=storage.database_url,
+                master_key_file=storage.master_key_file,
                 provider_base_urls=base_urls | dict(args.provider_base_url),
                 allow_private_upstreams=args.allow_private_upstreams,
                 tls_cert=args.tls_cert,

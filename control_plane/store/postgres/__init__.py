@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 
+from control_plane.domain.errors import Unavailable
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.secrets.sealing import Sealer
 from control_plane.store.relational.sealed_rows import SealedRows
@@ -47,8 +48,11 @@ def open_store(
     `sealer` may be chosen from the master key ids the stored secrets are sealed with
     (`sealer(ids)`), before anything is opened with it.
     """
-    with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout))) as conn:
-        migrate(conn)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout))) as conn:
+            migrate(conn)
+    except psycopg.OperationalError:
+        raise Unavailable("the database cannot be reached") from None
     pool = open_pool(url, size=WORKERS + 2, name="keyway-store")
     session = PoolSession(pool, timeout=timeout)
     try:

@@ -76,6 +76,28 @@ class PoolSession:
             log.warning("database call failed: %s", type(error).__name__)
             raise Unavailable(_UNAVAILABLE) from None
 
+    @contextmanager
+    def exclusive(self, job: str, *, wait: bool) -> Iterator[bool]:
+        # A session-level advisory lock on a connection of its own, released at the end
+        # (or by the server, if this replica dies holding it).
+        key = "hashtext('keyway.job.' || current_schema() || '.' || %s)"
+        try:
+            with self._pool.connection(timeout=self._timeout) as conn:
+                if wait:
+                    conn.execute(f"SELECT pg_advisory_lock({key})", [job])
+                    mine = True
+                else:
+                    row = conn.execute(f"SELECT pg_try_advisory_lock({key})", [job]).fetchone()
+                    mine = bool(row and row[0])
+                try:
+                    yield mine
+                finally:
+                    if mine and not conn.closed:
+                        conn.execute(f"SELECT pg_advisory_unlock({key})", [job])
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as error:
+            log.warning("database call failed: %s", type(error).__name__)
+            raise Unavailable(_UNAVAILABLE) from None
+
     def _conn(self) -> psycopg.Connection[Any]:
         conn = self._held.conn
         if conn is None:

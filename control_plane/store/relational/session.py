@@ -45,6 +45,10 @@ class Session(Protocol):
         """A transaction; nested, a savepoint. Needs `held()`."""
         ...
 
+    def exclusive(self, job: str, *, wait: bool) -> AbstractContextManager[bool]:
+        """See `Store.exclusive`."""
+        ...
+
     def announce(self, revision: int) -> None:
         """In a write transaction that moved the revision: tell other processes, at
         commit, if the database can (nothing on SQLite)."""

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
@@ -324,6 +324,9 @@ class RelationalStore:
         self._sealed.close()
         self._snapshots.close()
         self._db.close()
+
+    def exclusive(self, job: str, *, wait: bool = False) -> AbstractContextManager[bool]:
+        return self._db.exclusive(job, wait=wait)
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)

@@ -26,6 +26,19 @@ class SqliteSession:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = threading.RLock()
+        self._jobs: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def exclusive(self, job: str, *, wait: bool) -> Iterator[bool]:
+        # One process owns the file (the data directory's lock keeps others out).
+        with self._lock:
+            lock = self._jobs.setdefault(job, threading.Lock())
+        mine = lock.acquire(blocking=wait)
+        try:
+            yield mine
+        finally:
+            if mine:
+                lock.release()
 
     @contextmanager
     def held(self) -> Iterator[None]:
