@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,11 @@ class Storage:
     same keyring: this file (on a shared volume or secret), or KEYWAY_MASTER_KEYS."""
 
     @property
+    def shared(self) -> bool:
+        """Whether other replicas may use the same database."""
+        return urls.parse(self.database_url, self.data_dir).shared
+
+    @property
     def key_path(self) -> Path:
         return self.master_key_file or key_file(self.data_dir)
 
@@ -244,6 +250,8 @@ class Settings:
     """Seconds after which a disconnected proxy's status row is dropped."""
     reflection: bool = True
     """Serve gRPC reflection (to callers with an admin or operator token only)."""
+    replica_id: str = ""
+    """How `data-planes list` names this control plane (default: HOST:PORT)."""
 
 
 class ControlPlane:
@@ -301,7 +309,13 @@ class ControlPlane:
             quiet=settings.publish_quiet,
             cap=settings.publish_cap,
         )
-        self.status = StatusBook(self.store, forget_after=settings.forget_disconnected_after)
+        self.replica_id = settings.replica_id
+        self.status = StatusBook(
+            self.store,
+            forget_after=settings.forget_disconnected_after,
+            shared=storage.shared,
+            replica=settings.replica_id,
+        )
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
         self._resealing: asyncio.Task[None] | None = None
@@ -386,6 +400,8 @@ class ControlPlane:
 
     async def start(self) -> int:
         self.port = self._bind()
+        self.replica_id = self.settings.replica_id or f"{socket.gethostname()}:{self.port}"
+        self.status.replica = self.replica_id
         loop = asyncio.get_running_loop()
 
         def committed(revision: int) -> None:

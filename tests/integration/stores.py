@@ -10,11 +10,13 @@ import base64
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.secrets.keyring import EnvKeyProvider
 from control_plane.secrets.sealing import Sealer
+from control_plane.server import Settings
 from control_plane.store import postgres
 from control_plane.store.port import Store
 from control_plane.store.sqlite import SqliteStore, open_store
@@ -42,6 +44,20 @@ ADAPTERS: dict[str, Callable[[Path, Quotas], Store]] = {
     "sqlite": open_sqlite,
     "postgresql": open_postgres,
 }
+
+
+BACKENDS = ("sqlite", "postgresql")
+"""The databases a control plane runs on, for suites that run against each."""
+
+
+def settings_for(backend: str, tmp_path: Path) -> Settings:
+    """A control plane's settings on 127.0.0.1:0 over `backend` (a fresh database)."""
+    settings = Settings(listen="127.0.0.1:0", data_dir=tmp_path / "data")
+    if backend == "sqlite":
+        return settings
+    return replace(
+        settings, database_url=fresh_url(), master_key_file=tmp_path / "keys" / "master.keys"
+    )
 
 
 @contextlib.contextmanager

@@ -95,7 +95,8 @@ _INITIAL = (
         rejected_version BIGINT,
         rejected_message TEXT,
         rejected_time BIGINT,
-        rejected_hash TEXT NOT NULL DEFAULT '')""",
+        rejected_hash TEXT NOT NULL DEFAULT '',
+        control_plane TEXT NOT NULL DEFAULT '')""",
 )
 
 

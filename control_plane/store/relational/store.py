@@ -861,9 +861,13 @@ class RelationalStore:
         with self._db.atomic():
             for node in sorted(saved, key=lambda n: n.node_id):
                 row = _node_row(node)
-                self._db.execute(
-                    upsert_sql("data_planes", list(row), "node_id"), list(row.values())
+                # A replica that saw a stream end never overwrites the row of the
+                # replica the proxy moved to.
+                sql = upsert_sql("data_planes", list(row), "node_id") + (
+                    " WHERE data_planes.control_plane = excluded.control_plane"
+                    " OR excluded.connected = 1 OR data_planes.connected = 0"
                 )
+                self._db.execute(sql, list(row.values()))
             for node_id in forgotten:
                 self._db.execute("DELETE FROM data_planes WHERE node_id = ?", [node_id])
 
@@ -891,6 +895,7 @@ def _node(row: Row) -> NodeStatus:
         applied=applied if row["applied_version"] else None,
         rejection=rejection,
         rejected_time_us=row["rejected_time"],
+        control_plane=row["control_plane"],
     )
 
 
@@ -909,6 +914,7 @@ def _node_row(node: NodeStatus) -> Row:
         "rejected_hash": node.rejection.revision.sha256 if node.rejection else "",
         "rejected_message": node.rejection.message if node.rejection else None,
         "rejected_time": node.rejected_time_us,
+        "control_plane": node.control_plane,
     }
 
 

@@ -155,3 +155,9 @@ def _meta(db: Database) -> None:
     # labels account admins see instead of node ids.
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute("INSERT INTO meta (key, value) VALUES ('label_salt', ?)", [secrets.token_hex(32)])
+
+
+@MIGRATIONS(name="0009_data_plane_replica")
+def _data_plane_replica(db: Database) -> None:
+    # Which control plane holds a proxy's stream (replicas of a shared database).
+    db.execute("ALTER TABLE data_planes ADD COLUMN control_plane TEXT NOT NULL DEFAULT ''")

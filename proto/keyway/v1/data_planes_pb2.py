@@ -25,41 +25,41 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/data_planes.proto\x12\tkeyway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n\x11SnapshotRejection\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0f\n\x07message\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x02\n\tDataPlane\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04pool\x18\x02 \x01(\t\x12\x15\n\rbuild_version\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyway.v1.DataPlaneState\x12\x30\n\x0c\x63onnect_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csent_version\x18\x07 \x01(\x03\x12\x17\n\x0f\x61pplied_version\x18\x08 \x01(\x03\x12\x14\n\x0c\x61pplied_hash\x18\t \x01(\t\x12\x34\n\x0elast_rejection\x18\n \x01(\x0b\x32\x1c.keyway.v1.SnapshotRejection\x12\x16\n\x0elatest_version\x18\x0b \x01(\x03\x12\x10\n\x08redacted\x18\x0c \x01(\x08\">\n\x15ListDataPlanesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListDataPlanesResponse\x12)\n\x0b\x64\x61ta_planes\x18\x01 \x03(\x0b\x32\x14.keyway.v1.DataPlane\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x16\x44\x65leteDataPlaneRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteDataPlaneResponse\"x\n\x13\x44\x61taPlaneCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0eredacted_token\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n CreateDataPlaneCredentialRequest\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\"f\n!CreateDataPlaneCredentialResponse\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\r\n\x05token\x18\x02 \x01(\t\"H\n\x1fListDataPlaneCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"p\n ListDataPlaneCredentialsResponse\x12\x33\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n DeleteDataPlaneCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n!DeleteDataPlaneCredentialResponse*\xae\x01\n\x0e\x44\x61taPlaneState\x12 \n\x1c\x44\x41TA_PLANE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x41TA_PLANE_STATE_IN_SYNC\x10\x01\x12\x1a\n\x16\x44\x41TA_PLANE_STATE_STALE\x10\x02\x12\x1d\n\x19\x44\x41TA_PLANE_STATE_REJECTED\x10\x03\x12!\n\x1d\x44\x41TA_PLANE_STATE_DISCONNECTED\x10\x04\x32\xa8\x04\n\x10\x44\x61taPlaneService\x12U\n\x0eListDataPlanes\x12 .keyway.v1.ListDataPlanesRequest\x1a!.keyway.v1.ListDataPlanesResponse\x12X\n\x0f\x44\x65leteDataPlane\x12!.keyway.v1.DeleteDataPlaneRequest\x1a\".keyway.v1.DeleteDataPlaneResponse\x12v\n\x19\x43reateDataPlaneCredential\x12+.keyway.v1.CreateDataPlaneCredentialRequest\x1a,.keyway.v1.CreateDataPlaneCredentialResponse\x12s\n\x18ListDataPlaneCredentials\x12*.keyway.v1.ListDataPlaneCredentialsRequest\x1a+.keyway.v1.ListDataPlaneCredentialsResponse\x12v\n\x19\x44\x65leteDataPlaneCredential\x12+.keyway.v1.DeleteDataPlaneCredentialRequest\x1a,.keyway.v1.DeleteDataPlaneCredentialResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/data_planes.proto\x12\tkeyway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n\x11SnapshotRejection\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0f\n\x07message\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x03\n\tDataPlane\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04pool\x18\x02 \x01(\t\x12\x15\n\rbuild_version\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyway.v1.DataPlaneState\x12\x30\n\x0c\x63onnect_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csent_version\x18\x07 \x01(\x03\x12\x17\n\x0f\x61pplied_version\x18\x08 \x01(\x03\x12\x14\n\x0c\x61pplied_hash\x18\t \x01(\t\x12\x34\n\x0elast_rejection\x18\n \x01(\x0b\x32\x1c.keyway.v1.SnapshotRejection\x12\x16\n\x0elatest_version\x18\x0b \x01(\x03\x12\x10\n\x08redacted\x18\x0c \x01(\x08\x12\x15\n\rcontrol_plane\x18\r \x01(\t\">\n\x15ListDataPlanesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListDataPlanesResponse\x12)\n\x0b\x64\x61ta_planes\x18\x01 \x03(\x0b\x32\x14.keyway.v1.DataPlane\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x16\x44\x65leteDataPlaneRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteDataPlaneResponse\"x\n\x13\x44\x61taPlaneCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0eredacted_token\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n CreateDataPlaneCredentialRequest\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\"f\n!CreateDataPlaneCredentialResponse\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\r\n\x05token\x18\x02 \x01(\t\"H\n\x1fListDataPlaneCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"p\n ListDataPlaneCredentialsResponse\x12\x33\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n DeleteDataPlaneCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n!DeleteDataPlaneCredentialResponse*\xae\x01\n\x0e\x44\x61taPlaneState\x12 \n\x1c\x44\x41TA_PLANE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x41TA_PLANE_STATE_IN_SYNC\x10\x01\x12\x1a\n\x16\x44\x41TA_PLANE_STATE_STALE\x10\x02\x12\x1d\n\x19\x44\x41TA_PLANE_STATE_REJECTED\x10\x03\x12!\n\x1d\x44\x41TA_PLANE_STATE_DISCONNECTED\x10\x04\x32\xa8\x04\n\x10\x44\x61taPlaneService\x12U\n\x0eListDataPlanes\x12 .keyway.v1.ListDataPlanesRequest\x1a!.keyway.v1.ListDataPlanesResponse\x12X\n\x0f\x44\x65leteDataPlane\x12!.keyway.v1.DeleteDataPlaneRequest\x1a\".keyway.v1.DeleteDataPlaneResponse\x12v\n\x19\x43reateDataPlaneCredential\x12+.keyway.v1.CreateDataPlaneCredentialRequest\x1a,.keyway.v1.CreateDataPlaneCredentialResponse\x12s\n\x18ListDataPlaneCredentials\x12*.keyway.v1.ListDataPlaneCredentialsRequest\x1a+.keyway.v1.ListDataPlaneCredentialsResponse\x12v\n\x19\x44\x65leteDataPlaneCredential\x12+.keyway.v1.DeleteDataPlaneCredentialRequest\x1a,.keyway.v1.DeleteDataPlaneCredentialResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyway.v1.data_planes_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATAPLANESTATE']._serialized_start=1365
-  _globals['_DATAPLANESTATE']._serialized_end=1539
+  _globals['_DATAPLANESTATE']._serialized_start=1388
+  _globals['_DATAPLANESTATE']._serialized_end=1562
   _globals['_SNAPSHOTREJECTION']._serialized_start=75
   _globals['_SNAPSHOTREJECTION']._serialized_end=170
   _globals['_DATAPLANE']._serialized_start=173
-  _globals['_DATAPLANE']._serialized_end=547
-  _globals['_LISTDATAPLANESREQUEST']._serialized_start=549
-  _globals['_LISTDATAPLANESREQUEST']._serialized_end=611
-  _globals['_LISTDATAPLANESRESPONSE']._serialized_start=613
-  _globals['_LISTDATAPLANESRESPONSE']._serialized_end=705
-  _globals['_DELETEDATAPLANEREQUEST']._serialized_start=707
-  _globals['_DELETEDATAPLANEREQUEST']._serialized_end=748
-  _globals['_DELETEDATAPLANERESPONSE']._serialized_start=750
-  _globals['_DELETEDATAPLANERESPONSE']._serialized_end=775
-  _globals['_DATAPLANECREDENTIAL']._serialized_start=777
-  _globals['_DATAPLANECREDENTIAL']._serialized_end=897
-  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_start=899
-  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_end=985
-  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_start=987
-  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_end=1089
-  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_start=1091
-  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_end=1163
-  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_start=1165
-  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_end=1277
-  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_start=1279
-  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_end=1325
-  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_start=1327
-  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_end=1362
-  _globals['_DATAPLANESERVICE']._serialized_start=1542
-  _globals['_DATAPLANESERVICE']._serialized_end=2094
+  _globals['_DATAPLANE']._serialized_end=570
+  _globals['_LISTDATAPLANESREQUEST']._serialized_start=572
+  _globals['_LISTDATAPLANESREQUEST']._serialized_end=634
+  _globals['_LISTDATAPLANESRESPONSE']._serialized_start=636
+  _globals['_LISTDATAPLANESRESPONSE']._serialized_end=728
+  _globals['_DELETEDATAPLANEREQUEST']._serialized_start=730
+  _globals['_DELETEDATAPLANEREQUEST']._serialized_end=771
+  _globals['_DELETEDATAPLANERESPONSE']._serialized_start=773
+  _globals['_DELETEDATAPLANERESPONSE']._serialized_end=798
+  _globals['_DATAPLANECREDENTIAL']._serialized_start=800
+  _globals['_DATAPLANECREDENTIAL']._serialized_end=920
+  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_start=922
+  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_end=1008
+  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_start=1010
+  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_end=1112
+  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_start=1114
+  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_end=1186
+  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_start=1188
+  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_end=1300
+  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_start=1302
+  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_end=1348
+  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_start=1350
+  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_end=1385
+  _globals['_DATAPLANESERVICE']._serialized_start=1565
+  _globals['_DATAPLANESERVICE']._serialized_end=2117
 # @@protoc_insertion_point(module_scope)
