@@ -31,6 +31,7 @@ from .shared.startup import StartupError, bind, read_file
 from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .snapshot.state import SnapshotState
+from .snapshot.targets import parse_targets
 from .upstream.client import AiohttpTransport, UpstreamSettings
 from .usage import UsageRecorder, report_forever
 
@@ -41,6 +42,7 @@ log = logging.getLogger("keyway.data_plane")
 class ProxySettings:
     listen: str = "127.0.0.1:8080"
     control_plane: str = "127.0.0.1:50051"
+    """HOST:PORT, or several comma-separated (replicas): see `snapshot.targets`."""
     token: str = ""
     cache_dir: Path | None = None
     node_id: str = ""
@@ -74,10 +76,11 @@ def check_transport(s: ProxySettings) -> None:
         # uvicorn reads them only once serving: a missing file is reported now, by its flag.
         read_file(s.tls_cert, "--tls-cert")
         read_file(s.tls_key, "--tls-key")
-    if s.tls_ca is None and not is_loopback(s.control_plane):
+    remote = [t for t in control_plane_targets(s) if not is_loopback(t)]
+    if s.tls_ca is None and remote:
         if not s.allow_insecure_control_plane:
             raise InsecureSettingsError(
-                f"refusing to follow the control plane at {s.control_plane} without TLS: "
+                f"refusing to follow the control plane at {remote[0]} without TLS: "
                 "snapshots carry provider keys, and usage reports the data-plane token. "
                 "Pass --tls-ca (the control plane's CA), or --allow-insecure-control-plane "
                 "if a trusted network layer already encrypts the traffic"
@@ -85,8 +88,15 @@ def check_transport(s: ProxySettings) -> None:
         log.warning(
             "following the control plane at %s WITHOUT TLS (--allow-insecure-control-plane): "
             "provider keys and the data-plane token cross the network in clear",
-            s.control_plane,
+            ", ".join(remote),
         )
+
+
+def control_plane_targets(s: ProxySettings) -> tuple[str, ...]:
+    try:
+        return parse_targets(s.control_plane)
+    except ValueError as error:
+        raise StartupError(str(error)) from None
 
 
 def raise_open_files_limit(needed: int) -> None:
@@ -139,7 +149,7 @@ class ProxyRunner:
             restore_from_cache(self.state, self.cache)
         self.node_id = node_id
         self.client = SnapshotClient(
-            settings.control_plane,
+            control_plane_targets(settings),
             settings.token,
             Identity(node_id=node_id, pool=settings.pool),
             self.state,
@@ -154,11 +164,6 @@ class ProxyRunner:
         raise_open_files_limit(3 * limits.max_connections + 256)
         self.usage = UsageRecorder()
         self.context = ProxyContext(self.state, self.upstream, self.usage, settings.options)
-        self._usage_channel = (
-            grpc.aio.secure_channel(settings.control_plane, credentials)
-            if credentials is not None
-            else grpc.aio.insecure_channel(settings.control_plane)
-        )
         config = uvicorn.Config(
             create_app(self.context),
             lifespan="off",
@@ -185,7 +190,7 @@ class ProxyRunner:
             asyncio.create_task(
                 report_forever(
                     self.usage,
-                    self._usage_channel,
+                    self.client.control_planes.channel,
                     self.settings.token,
                     self.node_id,
                     self.settings.usage_interval,
@@ -213,5 +218,5 @@ class ProxyRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstream.close()
-        await self._usage_channel.close()
+        await self.client.control_planes.close()
         self.context.body_worker.shutdown(wait=False, cancel_futures=True)

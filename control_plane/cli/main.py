@@ -296,7 +296,11 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     if not standalone:
         return
     parser.add_argument(
-        "--control-plane", default="127.0.0.1:50051", metavar="HOST:PORT", help="where to sync"
+        "--control-plane",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT[,…]",
+        help="where to sync: one control plane, or replicas as a comma-separated list (a "
+        "broken stream moves to the next); a DNS name may have several addresses",
     )
     parser.add_argument(
         "--data-plane-token-file",

@@ -9,6 +9,7 @@ key refuses to start.
 from __future__ import annotations
 
 import base64
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -240,3 +241,61 @@ def test_a_one_off_job_runs_on_one_replica_at_a_time() -> None:
     finally:
         one.close()
         two.close()
+
+
+def test_a_proxy_moves_to_another_replica_when_its_own_stops(tmp_path: Path) -> None:
+    url = fresh_url()
+    processes = [
+        ControlPlaneProcess(replica_settings(tmp_path, url, "r1")),
+        ControlPlaneProcess(replica_settings(tmp_path, url, "r2"), token_dir=tmp_path / "r1"),
+    ]
+    running = [p.start() for p in processes]
+    try:
+        token = data_plane_token(running[0].data_dir)
+        admin = Admin(running[0])
+        _, access_token = admin.access_key()
+        key_id = admin.provider_key(SECRET)
+        targets = ",".join(cp.address for cp in running)
+        with proxy_running(proxy_settings(targets, token, "mover")) as proxy:
+            node = wait_until(lambda: admin.in_sync("mover"), timeout=15, what="in sync")
+            on = next(
+                i for i, cp in enumerate(running) if cp.server.replica_id == node.control_plane
+            )
+            survivor = running[1 - on]
+            processes[on].stop()
+            moved = wait_until(
+                lambda: (
+                    (n := Admin(survivor).in_sync("mover")) is not None
+                    and n.control_plane == survivor.server.replica_id
+                    and n
+                ),
+                timeout=20,
+                what="the proxy IN_SYNC on the surviving replica",
+            )
+            assert moved
+            Admin(survivor).rotate(key_id, SECRET + "-rotated")
+
+            def rotated() -> bool:
+                caller = proxy.table().callers.get(token_sha256(access_token))
+                return caller is not None and (
+                    caller.account.keys[key_id].value == SECRET + "-rotated"
+                )
+
+            wait_until(rotated, what="the rotation made through the survivor in the proxy")
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def test_a_proxy_listing_an_unreachable_control_plane_follows_the_one_that_answers(
+    replicas: tuple[RunningControlPlane, RunningControlPlane],
+) -> None:
+    r1, _ = replicas
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{unused.getsockname()[1]}"  # bound, never listening
+        targets = f"{dead},{r1.address}"
+        token = data_plane_token(r1.data_dir)
+        with proxy_running(proxy_settings(targets, token, "picky")):
+            node = wait_until(lambda: Admin(r1).in_sync("picky"), timeout=15, what="in sync")
+            assert node.control_plane == r1.server.replica_id

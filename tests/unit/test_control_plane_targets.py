@@ -1,0 +1,42 @@
+"""`--control-plane a:50051,b:50051`: parsing, and moving along the list."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_plane.snapshot.targets import ControlPlanes, parse_targets
+
+
+def test_one_address_or_several() -> None:
+    assert parse_targets("127.0.0.1:50051") == ("127.0.0.1:50051",)
+    assert parse_targets("a:1, b:2 ,dns:///cp.example:3") == ("a:1", "b:2", "dns:///cp.example:3")
+    assert parse_targets("[::1]:50051") == ("[::1]:50051",)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "no empty entry"),
+        ("a:1,,b:2", "no empty entry"),
+        ("a:1,", "no empty entry"),
+        ("a", "'a' is not HOST:PORT"),
+        ("a:port", "is not HOST:PORT"),
+        (":50051", "is not HOST:PORT"),
+        ("a:1,a:1", "listed twice"),
+    ],
+)
+def test_bad_lists_are_refused_naming_the_flag(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match="--control-plane") as refused:
+        parse_targets(text)
+    assert says in str(refused.value)
+
+
+def test_proxies_start_at_a_random_place_and_go_round_the_list() -> None:
+    targets = ("a:1", "b:2", "c:3")
+    assert ControlPlanes(targets, None, lambda: 0.0).current == "a:1"
+    assert ControlPlanes(targets, None, lambda: 0.5).current == "b:2"
+    planes = ControlPlanes(targets, None, lambda: 0.99999)
+    assert planes.current == "c:3"
+    assert [planes.advance() for _ in range(4)] == ["a:1", "b:2", "c:3", "a:1"]
+    alone = ControlPlanes(("a:1",), None, lambda: 0.7)
+    assert (alone.current, alone.advance()) == ("a:1", "a:1")
