@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
 
+from control_plane.domain.errors import Unavailable
 from control_plane.store.port import Store, call
 from control_plane.store.records import NodeStatus
 
@@ -125,11 +126,16 @@ class StatusBook:
             self.forget_disconnected()
             self._heartbeat()
             saved, forgotten = self._changes()
-            if saved or forgotten:
-                await call(self._store, self._store.save_data_planes, saved, forgotten)
-            if self._shared:
-                rows = await call(self._store, self._store.data_planes)
-                self._remote = {node.node_id: node for node in rows}
+            try:
+                if saved or forgotten:
+                    await call(self._store, self._store.save_data_planes, saved, forgotten)
+                if self._shared:
+                    rows = await call(self._store, self._store.data_planes)
+                    self._remote = {node.node_id: node for node in rows}
+            except Unavailable:
+                # The database is down: keep the changes for the next flush.
+                self._dirty.update(n.node_id for n in saved if n.node_id in self._nodes)
+                self._forgotten.update(forgotten)
 
     def _heartbeat(self) -> None:
         now = self._clock()
