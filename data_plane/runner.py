@@ -34,6 +34,10 @@ from .snapshot.state import SnapshotState
 from .snapshot.targets import parse_targets
 from .upstream.client import AiohttpTransport, UpstreamSettings
 from .usage import UsageRecorder, report_forever
+from .workers import Supervisor as Supervisor
+from .workers import Worker as Worker
+from .workers import this_worker as this_worker
+from .workers import worker_command as worker_command
 
 log = logging.getLogger("keyway.data_plane")
 
@@ -60,6 +64,8 @@ class ProxySettings:
     """Follow a non-loopback control plane without TLS (snapshots carry provider keys)."""
     max_snapshot_age: float | None = None
     """Stop serving once the snapshot has gone this many seconds without confirmation."""
+    worker: Worker | None = None
+    """Set in a worker of `--workers N` (see `workers`): it serves the inherited socket."""
 
 
 class InsecureSettingsError(StartupError):
@@ -141,10 +147,17 @@ class ProxyRunner:
         self.settings = settings
         self.state = SnapshotState(max_age=settings.max_snapshot_age)
         credentials = _credentials(settings)
-        self._socket = bind(settings.listen, "proxy")
+        worker = settings.worker
+        if worker is None:
+            self._socket = bind(settings.listen, "proxy")
+        else:
+            self._socket = socket.socket(fileno=worker.fd)
         self.port: int = self._socket.getsockname()[1]
         node_id = settings.node_id or f"{socket.gethostname()}:{self.port}"
-        self.cache = SnapshotCache(settings.cache_dir) if settings.cache_dir else None
+        cache_dir = settings.cache_dir
+        if worker is not None:
+            node_id, cache_dir = worker.node_id(node_id), worker.cache_dir(cache_dir)
+        self.cache = SnapshotCache(cache_dir) if cache_dir else None
         if self.cache is not None:
             restore_from_cache(self.state, self.cache)
         self.node_id = node_id

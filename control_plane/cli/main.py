@@ -303,6 +303,14 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
         "broken stream moves to the next); a DNS name may have several addresses",
     )
     parser.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="serve the port with N processes (one per core), each its own data-plane node "
+        "(node id + /wI) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--data-plane-token-file",
         type=Path,
         metavar="PATH",
@@ -533,7 +541,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettings:
     """`keyway proxy` follows the control plane it is given; `keyway up` the one beside it."""
-    from data_plane.runner import ProxySettings
+    from data_plane.runner import ProxySettings, this_worker
 
     tls: tuple[Path | None, ...] = (None,) * 5
     if control_plane is None:
@@ -566,6 +574,7 @@ def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettin
         tls_key=tls_key,
         allow_insecure_control_plane=allow_insecure,
         max_snapshot_age=args.max_snapshot_age,
+        worker=this_worker() if control_plane is None else None,
     )
 
 
@@ -631,6 +640,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from data_plane.runner import this_worker
     from data_plane.shared.hardening import disable_core_dumps
 
     # Before any provider key is read: a core dump would write them all to disk.
@@ -638,13 +648,32 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.proxy and not args.control_plane_on and args.workers > 1 and this_worker() is None:
+        return _supervise(args)
     # uvloop: the proxy's event loop is its hot path (see the README's benchmarks).
     uvloop.run(_serve(args))
     return 0
 
 
+def _supervise(args: argparse.Namespace) -> int:
+    """`keyway proxy --workers N`: the settings are checked here, once, then N copies of
+    this command serve the port (`data_plane.workers`)."""
+    from data_plane.runner import Supervisor, check_transport, worker_command
+
+    check_transport(_checked(lambda: _proxy_settings(args, None)))
+    supervisor = Supervisor(args.listen, args.workers, worker_command(args.argv))
+    host = args.listen.rpartition(":")[0]
+    scheme = "https" if args.tls_cert else "http"
+    print(
+        f"keyway: proxy listening on {scheme}://{host}:{supervisor.port} ({args.workers} workers)",
+        flush=True,
+    )
+    return supervisor.run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = build_parser().parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if unknown:
         # Reported by the subcommand they were given to, with that subcommand's usage.
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
