@@ -128,7 +128,7 @@ class Storage:
     start, the start-up lock), the database, and the master key file."""
 
     data_dir: Path
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # it may hold a password
     """Empty: SQLite in the data directory (see `control_plane.store.urls`)."""
     master_key_file: Path | None = None
     """Default: `<data_dir>/master.keys`. Replicas of a shared database must all use the
@@ -232,7 +232,7 @@ class _EmptyKeyring:
 class Settings:
     listen: str = "127.0.0.1:50051"
     data_dir: Path = Path(".keyway")
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # it may hold a password
     """See `Storage`."""
     master_key_file: Path | None = None
     """See `Storage`."""

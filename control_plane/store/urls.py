@@ -10,7 +10,7 @@ Messages about a URL never quote it: it may carry a password.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
@@ -28,7 +28,7 @@ class DatabaseUrlError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    url: str
+    url: str = field(repr=False)  # it may hold a password
     sqlite_path: Path | None
     """Set for SQLite; None for PostgreSQL (shared by replicas)."""
 

@@ -27,6 +27,7 @@ from control_plane.domain.tokens import TokenKind
 from control_plane.secrets.keyring import ENV_VAR
 from control_plane.server import ControlPlane, Settings, Storage, open_data_dir
 from control_plane.store import postgres
+from control_plane.store.records import Labels
 from data_plane.shared.startup import StartupError
 from tests.postgres import fresh_url
 
@@ -37,6 +38,7 @@ from .proxies import (
     ControlPlaneProcess,
     caught_up,
     data_plane_token,
+    free_port,
     proxy_running,
     proxy_settings,
     token_sha256,
@@ -299,3 +301,37 @@ def test_a_proxy_listing_an_unreachable_control_plane_follows_the_one_that_answe
         with proxy_running(proxy_settings(targets, token, "picky")):
             node = wait_until(lambda: Admin(r1).in_sync("picky"), timeout=15, what="in sync")
             assert node.control_plane == r1.server.replica_id
+
+
+def test_a_database_password_never_shows_in_errors_or_reprs(tmp_path: Path) -> None:
+    # Nothing listens there: the start fails, and says so without the URL.
+    url = f"postgresql://postgres:hunter2-Secret@127.0.0.1:{free_port()}/postgres"
+    settings = replica_settings(tmp_path, url, "r1")
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in repr(Storage(settings.data_dir, url))
+    with pytest.raises(StartupError) as refused:
+        ControlPlane(settings)
+    assert "cannot reach PostgreSQL" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_an_unknown_database_url_is_refused_by_its_flag(tmp_path: Path) -> None:
+    settings = replica_settings(tmp_path, "mysql://u:pw-Secret@h/db", "r1")
+    with pytest.raises(StartupError, match="--database-url: unsupported scheme 'mysql'") as refused:
+        ControlPlane(settings)
+    assert "pw-Secret" not in str(refused.value)
+
+
+def test_a_store_on_another_replica_sees_the_job_lock_and_the_commits() -> None:
+    url = fresh_url()
+    one = postgres.open_store(url, stores.test_sealer(), poll=0.2)
+    two = postgres.open_store(url, stores.test_sealer(), poll=0.2)
+    told: list[int] = []
+    try:
+        two.on_commit(told.append)
+        one.create_account(Labels(name="written through one"))
+        revision = one.revision()
+        wait_until(lambda: revision in told or None, what="the other store to hear of it")
+    finally:
+        one.close()
+        two.close()
