@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
+
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.secrets.keyring import EnvKeyProvider
 from control_plane.secrets.sealing import Sealer
@@ -81,7 +83,12 @@ def provider_key_ids(data_dir: Path) -> list[str]:
     return [str(r[0]) for r in _read(data_dir, "SELECT id FROM provider_keys ORDER BY seq")]
 
 
-def rows_of(data_dir: Path, table: str, account_id: str) -> int:
-    """How many rows of `table` belong to the account."""
+def rows_of(settings: Settings, table: str, account_id: str) -> int:
+    """How many rows of `table` belong to the account, in whichever database it is."""
     sql = f"SELECT count(*) FROM {table} WHERE account_id = ?"
-    return int(str(_read(data_dir, sql, (account_id,))[0][0]))
+    if not settings.database_url:
+        return int(str(_read(settings.data_dir, sql, (account_id,))[0][0]))
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(sql.replace("?", "%s"), [account_id]).fetchone()
+        assert row is not None
+        return int(row[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,9 @@ log = logging.getLogger("keyway.control_plane.store")
 
 CHANNEL = "keyway_revision"
 """NOTIFY channel of revision moves; the payload is `schema:revision`."""
+
+_SLICE = 0.1
+"""Seconds the watcher waits for a notice at a time (and so, at most, to close)."""
 
 _UNAVAILABLE = "the database is unavailable: nothing was written; try again"
 
@@ -178,7 +182,7 @@ class RevisionWatcher:
     def close(self) -> None:
         self._closed.set()
         if self._thread is not None:
-            self._thread.join(timeout=self._poll * 4 + 5)
+            self._thread.join(timeout=self._poll + 5)
 
     def _run(self, tell: Callable[[int], None]) -> None:
         failures = 0
@@ -195,11 +199,15 @@ class RevisionWatcher:
     def _watch(self, tell: Callable[[int], None]) -> None:
         with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
+            checked = 0.0
             while not self._closed.is_set():
-                # Whatever woke us (a notice, one for another schema on this database,
-                # or the poll), the revision row says what is committed.
-                for _ in conn.notifies(timeout=self._poll, stop_after=1):
-                    pass
+                # Short waits, so that closing never waits long; whatever woke us (a
+                # notice, maybe for another schema of this database, or the poll), the
+                # revision row says what is committed.
+                woken = any(True for _ in conn.notifies(timeout=_SLICE, stop_after=1))
+                if not woken and time.monotonic() - checked < self._poll:
+                    continue
+                checked = time.monotonic()
                 row = conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()
                 if row is not None:
                     tell(int(row[0]))
