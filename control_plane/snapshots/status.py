@@ -159,7 +159,10 @@ class StatusBook:
             merged[node_id] = row
         for node_id, node in self._nodes.items():
             other = merged.get(node_id)
-            if node.connected or other is None or not other.connected:
+            # A stream held here wins; else the latest news (the replica it moved to).
+            if node.connected or other is None or (
+                not other.connected and other.last_seen_us < node.last_seen_us
+            ):
                 merged[node_id] = node
         for node_id in self._forgotten:
             merged.pop(node_id, None)

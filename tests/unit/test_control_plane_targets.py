@@ -1,10 +1,15 @@
-"""`--control-plane a:50051,b:50051`: parsing, and moving along the list."""
+"""`--control-plane a:50051,b:50051`: parsing, and moving along the list; which
+worker of `--workers N` a process is."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from data_plane.shared.startup import StartupError
 from data_plane.snapshot.targets import ControlPlanes, parse_targets
+from data_plane.workers import Worker, this_worker
 
 
 def test_one_address_or_several() -> None:
@@ -40,3 +45,14 @@ def test_proxies_start_at_a_random_place_and_go_round_the_list() -> None:
     assert [planes.advance() for _ in range(4)] == ["a:1", "b:2", "c:3", "a:1"]
     alone = ControlPlanes(("a:1",), None, lambda: 0.7)
     assert (alone.current, alone.advance()) == ("a:1", "a:1")
+
+
+def test_a_worker_knows_its_socket_and_index_from_the_environment() -> None:
+    assert this_worker({}) is None
+    worker = this_worker({"KEYWAY_WORKER": "7:2"})
+    assert worker == Worker(7, 2)
+    assert worker.node_id("edge-1") == "edge-1/w2"
+    assert worker.cache_dir(Path("/var/cache/keyway")) == Path("/var/cache/keyway/w2")
+    assert worker.cache_dir(None) is None
+    with pytest.raises(StartupError, match="KEYWAY_WORKER must be FD:INDEX"):
+        this_worker({"KEYWAY_WORKER": "seven"})
