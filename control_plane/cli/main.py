@@ -121,6 +121,12 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     )
     _add_database_options(parser)
     parser.add_argument(
+        "--replica-id",
+        default="",
+        metavar="NAME",
+        help="how `data-planes list` names this control plane (default: HOST:PORT)",
+    )
+    parser.add_argument(
         "--provider-base-url",
         type=_base_url_override,
         action="append",
@@ -619,6 +625,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 quotas=_quotas(args),
                 forget_disconnected_after=args.forget_disconnected_after,
                 reflection=args.reflection,
+                replica_id=args.replica_id,
             )
             control_plane = ControlPlane(settings)
             running.push_async_callback(control_plane.stop)
