@@ -20,6 +20,8 @@ from control_plane.domain.tokens import TokenKind, mint
 from control_plane.secrets.keyring import load_key_provider
 from control_plane.secrets.sealing import Sealer
 from control_plane.secrets.secret import Secret
+from control_plane.store import postgres
+from control_plane.store.port import Store
 from control_plane.store.records import (
     AccessKeyFields,
     ConfigurationFields,
@@ -94,12 +96,40 @@ def _configuration(openai: list[str], anthropic: list[str]) -> cfg.AccessKeyConf
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PostgresDataset:
+    url: str
+    key_file: Path
+    """The master keyring it is sealed with (for a control plane's --master-key-file)."""
+    sealer: Sealer
+    revision: int
+
+
+def build_postgres(url: str, key_dir: Path, scale: Scale = FULL) -> PostgresDataset:
+    """The same data set in the (empty) PostgreSQL database or schema at `url`."""
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sealer = Sealer(load_key_provider(key_dir, os.environ))
+    store = postgres.open_store(url, sealer)
+    try:
+        _, revision = populate(store, scale)
+    finally:
+        store.close()
+    return PostgresDataset(url, key_dir / "master.keys", sealer, revision)
+
+
 def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
     """Creates `data_dir` with the data set; a ControlPlane may then be started on it."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     sealer = Sealer(load_key_provider(data_dir, os.environ))
     path = data_dir / "keyway.db"
     store = open_store(path, sealer)
+    tokens, revision = populate(store, scale)
+    store.close()
+    return Dataset(path, sealer, tokens, revision)
+
+
+def populate(store: Store, scale: Scale = FULL) -> tuple[tuple[str, ...], int]:
+    """Writes the data set into an empty store (any adapter): its tokens and revision."""
     tokens: list[str] = []
     with store.transaction():
         for a in range(scale.accounts):
@@ -143,6 +173,4 @@ def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
                     token=token,
                 )
                 tokens.append(token)
-    revision = store.revision()
-    store.close()
-    return Dataset(path, sealer, tuple(tokens), revision)
+    return tuple(tokens), store.revision()
