@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -149,3 +150,19 @@ def fresh_url() -> str:
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
     return f"{server.url}?options=-csearch_path%3D{name}"
+
+
+@contextlib.contextmanager
+def own_server() -> Iterator[PostgresServer]:
+    """A server for one test only (one that stops and starts it, for instance)."""
+    found = binaries()
+    if found is None:
+        import pytest
+
+        pytest.skip("PostgreSQL is not installed (make test installs it with apt)")
+    server = PostgresServer(found)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -2,8 +2,8 @@
 
 1,000 accounts, each with 10 provider keys (6 OpenAI, 4 Anthropic), 1 configuration (an
 access scope plus three router rules naming keys of the account) and 10 access keys, 9 of
-them linked to the configuration. Everything goes in as one transaction, so building it
-costs one commit instead of 22,000.
+them linked to the configuration. Each account goes in as one transaction, so building it
+costs 1,000 commits instead of 22,000.
 """
 
 from __future__ import annotations
@@ -131,8 +131,10 @@ def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
 def populate(store: Store, scale: Scale = FULL) -> tuple[tuple[str, ...], int]:
     """Writes the data set into an empty store (any adapter): its tokens and revision."""
     tokens: list[str] = []
-    with store.transaction():
-        for a in range(scale.accounts):
+    for a in range(scale.accounts):
+        # One transaction per account: a single one for everything would make PostgreSQL
+        # walk ever longer version chains of the rows every write updates.
+        with store.transaction():
             account = store.create_account(
                 Labels(name=f"account-{a:04d}", description="scale benchmark")
             ).id

@@ -21,7 +21,7 @@ from keyway.v1 import data_planes_pb2_grpc as dp_grpc
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
 
-from tests.postgres import PostgresServer, binaries, fresh_url
+from tests.postgres import PostgresServer, fresh_url, own_server
 
 from .stack import Process, Stack, Traffic, wait_until
 
@@ -180,15 +180,8 @@ def test_a_write_through_one_replica_reaches_proxies_on_the_other(tmp_path: Path
 
 @pytest.fixture
 def own_database() -> Iterator[PostgresServer]:
-    found = binaries()
-    if found is None:
-        pytest.skip("PostgreSQL is not installed (make test installs it with apt)")
-    server = PostgresServer(found)
-    server.start()
-    try:
+    with own_server() as server:
         yield server
-    finally:
-        server.close()
 
 
 def test_restarting_postgresql_under_load_fails_no_request(

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from keyway.v1 import provider_keys_pb2 as pk
 
-from tests.postgres import PostgresServer, binaries
+from tests.postgres import PostgresServer, own_server
 
 from .control_planes import RunningControlPlane
 from .proxies import (
@@ -31,15 +31,8 @@ from .test_replicas import SECRET, replica_settings
 
 @pytest.fixture
 def database() -> Iterator[PostgresServer]:
-    found = binaries()
-    if found is None:
-        pytest.skip("PostgreSQL is not installed (make test installs it with apt)")
-    server = PostgresServer(found)
-    server.start()
-    try:
+    with own_server() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
