@@ -518,7 +518,9 @@ def test_propagation_at_scale(
     else:
         # Each run adds its writes to the one PostgreSQL data set (runs after the compile).
         pg: scale.PostgresDataset = request.getfixturevalue("pg_scale_dataset")
-        h = harness_factory(data_dir, database_url=pg.url, master_key_file=pg.key_file)
+        # One data dir for every run on it: the first start writes the tokens there.
+        home = pg.key_file.parent
+        h = harness_factory(home, database_url=pg.url, master_key_file=pg.key_file)
     _propagate(
         h,
         proxies=proxies,
