@@ -1,7 +1,9 @@
 """Stores for tests: an adapter opened directly, and read-only looks into the SQLite file.
 
-`ADAPTERS` names every store adapter the contract tests run against; a new backend adds
-one entry (a function that opens an empty store in a temporary directory).
+`ADAPTERS` names every store adapter the contract tests run against (a function that
+opens an empty store: SQLite in a temporary directory, PostgreSQL in a new schema of the
+test session's server, `tests.postgres`); `BACKENDS` and `settings_for` run a whole
+control plane on either.
 """
 
 from __future__ import annotations
