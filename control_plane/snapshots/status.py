@@ -160,8 +160,10 @@ class StatusBook:
         for node_id, node in self._nodes.items():
             other = merged.get(node_id)
             # A stream held here wins; else the latest news (the replica it moved to).
-            if node.connected or other is None or (
-                not other.connected and other.last_seen_us < node.last_seen_us
+            if (
+                node.connected
+                or other is None
+                or (not other.connected and other.last_seen_us < node.last_seen_us)
             ):
                 merged[node_id] = node
         for node_id in self._forgotten:
