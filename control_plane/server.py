@@ -50,6 +50,7 @@ from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
 from control_plane.domain.errors import Unavailable
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.key_checks import check_keyring
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
@@ -184,6 +185,7 @@ def _open_store(
         ) from None
     try:
         _check_master_keys(store, chosen[0].provider, key_path, environ)
+        check_keyring(store, chosen[0], _key_source(key_path, environ))
     except BaseException:
         store.close()
         raise

@@ -13,9 +13,10 @@ from keyway.v1 import master_keys_pb2_grpc
 
 from control_plane.domain import master_keys
 from control_plane.domain.errors import FailedPrecondition
+from control_plane.key_checks import record_current_key
 from control_plane.secrets.keyring import FileKeyProvider
 from control_plane.secrets.sealing import Sealer
-from control_plane.store.port import Store
+from control_plane.store.port import Store, call
 
 from .auth import Principal
 from .base import Options, Servicer, async_rpc
@@ -40,6 +41,9 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
                     "new key first in KEYWAY_MASTER_KEYS, restart, then call with resume_only",
                     reason="KEY_PROVIDER_READ_ONLY",
                 )
+            # Before anything is sealed under it: a replica starting meanwhile must know
+            # the new key as this deployment's.
+            await call(self.store, record_current_key, self.store, self._sealer)
             rewrapped, unreadable = await asyncio.to_thread(self._rewrap_everything)
             retired = await self._retire()
         return pb.RotateMasterKeyResponse(

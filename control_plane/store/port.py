@@ -174,6 +174,14 @@ class Store(Protocol):
         """A random value per deployment (every replica shares it), for opaque labels."""
         ...
 
+    def deployment_values(self, prefix: str) -> dict[str, str]:
+        """Deployment-wide values (every replica shares them) whose names start so."""
+        ...
+
+    def keep_deployment_value(self, name: str, value: str) -> None:
+        """Stores `value` under `name` unless one is there already (bookkeeping)."""
+        ...
+
     # -- any resource kind -----------------------------------------------------------------
 
     def get(self, kind: Kind[T, Any], resource_id: str, account_id: str | None) -> T:

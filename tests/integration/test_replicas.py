@@ -335,3 +335,37 @@ def test_a_store_on_another_replica_sees_the_job_lock_and_the_commits() -> None:
     finally:
         one.close()
         two.close()
+
+
+def test_another_deployments_key_is_refused_even_before_any_provider_key_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_url()
+    ours = "ours-kek:" + base64.b64encode(bytes(range(32))).decode()
+    monkeypatch.setenv(ENV_VAR, ours)
+
+    def settings(name: str) -> Settings:
+        # The keyring from the environment only (KEYWAY_MASTER_KEYS).
+        return replace(replica_settings(tmp_path, url, name), master_key_file=None)
+
+    first = ControlPlaneProcess(settings("r1"))
+    first.start()
+    first.stop()
+    theirs = "theirs-kek:" + base64.b64encode(bytes(range(1, 33))).decode()
+    monkeypatch.setenv(ENV_VAR, theirs)
+    with pytest.raises(StartupError, match="none of this deployment's master keys") as other:
+        ControlPlane(settings("r2"))
+    assert "ours-kek" in str(other.value)
+    same_id = "ours-kek:" + base64.b64encode(bytes(range(2, 34))).decode()
+    monkeypatch.setenv(ENV_VAR, same_id)
+    with pytest.raises(StartupError, match="not this deployment's key of that id"):
+        ControlPlane(settings("r3"))
+    # A rotation: the new key first, the old one still there, is this deployment's.
+    monkeypatch.setenv(ENV_VAR, f"{theirs},{ours}")
+    rotated = ControlPlaneProcess(settings("r4"), token_dir=tmp_path / "r1")
+    rotated.start()
+    rotated.stop()
+    monkeypatch.setenv(ENV_VAR, theirs)  # the old key dropped after the rotation
+    again = ControlPlaneProcess(settings("r5"), token_dir=tmp_path / "r1")
+    again.start()
+    again.stop()

@@ -381,6 +381,21 @@ class RelationalStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'label_salt'").fetchone()
         return bytes.fromhex(row[0])
 
+    @_serialised
+    def deployment_values(self, prefix: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", [len(prefix), prefix]
+        ).fetchall()
+        return {str(k): str(v) for k, v in rows}
+
+    @_serialised
+    def keep_deployment_value(self, name: str, value: str) -> None:
+        with self._db.atomic():
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                [name, value],
+            )
+
     # -- generic helpers -------------------------------------------------------------------
 
     def _select(self, table: _Table, where: Mapping[str, Any]) -> Row | None:
