@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from keyway.v1 import (
@@ -34,7 +36,10 @@ from keyway.v1 import (
     provider_keys_pb2_grpc,
     providers_pb2,
     providers_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
 )
+from prometheus_client import CollectorRegistry
 
 from control_plane.api.access_keys import AccessKeyServicer
 from control_plane.api.accounts import AccountServicer, AdminApiKeyServicer
@@ -46,8 +51,12 @@ from control_plane.api.master_keys import MasterKeyServicer
 from control_plane.api.operator_credentials import OperatorCredentialServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
+from control_plane.api.usage import UsageServicer
 from control_plane.bootstrap import bootstrap
+from control_plane.domain import catalog
+from control_plane.domain.pricing import Price
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.metrics import control_plane_registry, metrics_app
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
@@ -55,11 +64,11 @@ from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.discovery import DiscoveryServicer
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import StatusBook
-from control_plane.store.port import Store
+from control_plane.store.port import Store, call
 from control_plane.store.sqlite import open_store
 from data_plane.shared.addresses import is_loopback
 from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
-from data_plane.shared.startup import ListenError, StartupError, check_free, read_file
+from data_plane.shared.startup import ListenError, StartupError, bind, check_free, read_file
 
 log = logging.getLogger("keyway.control_plane")
 
@@ -76,7 +85,41 @@ _SERVICES = (
     operator_credentials_pb2.DESCRIPTOR.services_by_name["OperatorCredentialService"],
     data_planes_pb2.DESCRIPTOR.services_by_name["DataPlaneService"],
     discovery_pb2.DESCRIPTOR.services_by_name["DataPlaneDiscoveryService"],
+    usage_pb2.DESCRIPTOR.services_by_name["UsageService"],
 )
+_DAY = 24 * 3600.0
+
+
+class _MetricsServer:
+    """`/metrics` on its own address, served by uvicorn on the control plane's loop."""
+
+    def __init__(self, listen: str, registry: CollectorRegistry) -> None:
+        self._socket = bind(listen, "control plane metrics")
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            metrics_app(registry), lifespan="off", access_log=False, log_config=None
+        )
+        self._server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The CLI owns signals, so `keyway up` stops its parts in order.
+        yield
 
 
 class InsecureListenError(StartupError):
@@ -195,6 +238,14 @@ class Settings:
     """Seconds after which a disconnected proxy's status row is dropped."""
     reflection: bool = True
     """Serve gRPC reflection (to callers with an admin or operator token only)."""
+    model_prices: Mapping[str, Price] = field(default_factory=lambda: dict(catalog.PRICES))
+    """`provider/model` -> price: the catalog's, with the operator's on top."""
+    usage_retention: float = 30 * _DAY
+    """Seconds raw attempt records (`admin requests get`) are kept."""
+    rollup_retention: float = 400 * _DAY
+    """Seconds hourly usage totals (`admin usage`) are kept."""
+    metrics_listen: str | None = None
+    """Serve Prometheus `/metrics` on this address (None: not served)."""
 
 
 class ControlPlane:
@@ -255,13 +306,21 @@ class ControlPlane:
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
         self._resealing: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
             quotas=settings.quotas,
         )
+        self.discovery = DiscoveryServicer(
+            self.store, self.publisher, self.status, settings.model_prices
+        )
+        self.metrics, rpc_metrics = control_plane_registry(
+            self.status, self.publisher, self.discovery
+        )
+        self._metrics_server: _MetricsServer | None = None
         self._server = grpc.aio.server(
-            interceptors=[ReflectionGate(self.store)],
+            interceptors=[rpc_metrics, ReflectionGate(self.store)],
             options=[
                 # Never share the port (see data_plane.shared.startup).
                 ("grpc.so_reuseport", 0),
@@ -295,7 +354,8 @@ class ControlPlane:
         operator_credentials_pb2_grpc.add_OperatorCredentialServiceServicer_to_server(
             OperatorCredentialServicer(st, options), s
         )
-        discovery = DiscoveryServicer(st, self.publisher, self.status)
+        discovery = self.discovery
+        usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(st, options), s)
         discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server(discovery, s)
         data_planes_pb2_grpc.add_DataPlaneServiceServicer_to_server(
             DataPlaneServicer(st, options, self.status, self.publisher, discovery.revoke), s
@@ -347,6 +407,10 @@ class ControlPlane:
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")
         self._resealing = asyncio.create_task(self._reseal_legacy_rows(), name="reseal")
+        self._pruning = asyncio.create_task(self._prune_usage_forever(), name="usage-prune")
+        if self.settings.metrics_listen is not None:
+            self._metrics_server = _MetricsServer(self.settings.metrics_listen, self.metrics)
+            await self._metrics_server.start()
         await self._server.start()
         for svc in _SERVICES:
             await self._health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
@@ -366,12 +430,33 @@ class ControlPlane:
         result = await asyncio.to_thread(self.store.sealed.reseal_legacy)
         log.info("re-sealed %d provider key(s) bound to their account", result.done)
 
+    async def _prune_usage_forever(self, every: float = 3600.0) -> None:
+        """Drops usage past its retention: at start, then hourly."""
+        while True:
+            now = time.time()
+            dropped = await call(
+                self.store,
+                self.store.usage.prune,
+                attempts_before_us=int((now - self.settings.usage_retention) * 1e6),
+                rollups_before_us=int((now - self.settings.rollup_retention) * 1e6),
+            )
+            if dropped:
+                log.info("dropped %d usage row(s) past their retention", dropped)
+            await asyncio.sleep(every)
+
+    @property
+    def metrics_port(self) -> int:
+        """The `--metrics-listen` port once started (0: not serving metrics)."""
+        return self._metrics_server.port if self._metrics_server is not None else 0
+
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
         self.store.sealed.close()
         self.publisher.close()
-        for task in (self._publishing, self._status_flush, self._resealing):
+        for task in (self._publishing, self._status_flush, self._resealing, self._pruning):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -32,7 +32,11 @@ from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .snapshot.state import SnapshotState
 from .upstream.client import AiohttpTransport, UpstreamSettings
-from .usage import UsageRecorder, report_forever
+from .usage import Observer
+from .usage import ObserveSettings as ObserveSettings
+from .usage.request_log import LogFormat as LogFormat
+from .usage.request_log import RequestLog
+from .usage.shipping import Shipper, report_forever
 
 log = logging.getLogger("keyway.data_plane")
 
@@ -58,6 +62,7 @@ class ProxySettings:
     """Follow a non-loopback control plane without TLS (snapshots carry provider keys)."""
     max_snapshot_age: float | None = None
     """Stop serving once the snapshot has gone this many seconds without confirmation."""
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
 
 class InsecureSettingsError(StartupError):
@@ -152,8 +157,10 @@ class ProxyRunner:
         limits = settings.limits
         self.upstream = AiohttpTransport(UpstreamSettings(pool_limit=limits.max_connections))
         raise_open_files_limit(3 * limits.max_connections + 256)
-        self.usage = UsageRecorder()
-        self.context = ProxyContext(self.state, self.upstream, self.usage, settings.options)
+        self.observer = Observer.of(settings.observe)
+        self.context = ProxyContext(self.state, self.upstream, self.observer, settings.options)
+        buffer = self.observer.buffer
+        self.shipper = None if buffer is None else Shipper(buffer, node_id)
         self._usage_channel = (
             grpc.aio.secure_channel(settings.control_plane, credentials)
             if credentials is not None
@@ -180,20 +187,15 @@ class ProxyRunner:
     async def start(self) -> None:
         await self.upstream.start()
         http = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="http")
-        self._tasks = [
-            asyncio.create_task(self.client.run(), name="snapshot-client"),
-            asyncio.create_task(
-                report_forever(
-                    self.usage,
-                    self._usage_channel,
-                    self.settings.token,
-                    self.node_id,
-                    self.settings.usage_interval,
-                ),
-                name="usage-reporter",
-            ),
-            http,
-        ]
+        self._tasks = [asyncio.create_task(self.client.run(), name="snapshot-client")]
+        if self.shipper is not None:
+            reporter = report_forever(
+                self.shipper, self._usage_channel, self.settings.token, self.settings.usage_interval
+            )
+            self._tasks.append(asyncio.create_task(reporter, name="usage-reporter"))
+        if self.observer.log is not None:
+            self._tasks.append(asyncio.create_task(_flush_forever(self.observer.log), name="log"))
+        self._tasks.append(http)
         while not self._server.started:
             if http.done():
                 http.result()
@@ -215,3 +217,13 @@ class ProxyRunner:
         await self.upstream.close()
         await self._usage_channel.close()
         self.context.body_worker.shutdown(wait=False, cancel_futures=True)
+
+
+async def _flush_forever(log: RequestLog) -> None:
+    # Request lines are written without a flush each; a quarter second is "as they happen".
+    try:
+        while True:
+            await asyncio.sleep(0.25)
+            log.flush()
+    finally:
+        log.flush()

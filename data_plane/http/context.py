@@ -18,7 +18,7 @@ from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.snapshot.state import SnapshotState
 from data_plane.upstream.transport import Transport
-from data_plane.usage import UsageRecorder
+from data_plane.usage import Observer
 
 T = TypeVar("T")
 
@@ -64,7 +64,8 @@ class ProxyContext:
 
     state: SnapshotState
     upstream: Transport
-    usage: UsageRecorder
+    observer: Observer = field(default_factory=Observer)
+    """Where each finished request goes: records, metrics, the request log."""
     options: ProxyOptions = field(default_factory=ProxyOptions)
     cooldowns: Cooldowns = field(default_factory=Cooldowns)
     clock: Callable[[], float] = loop_clock

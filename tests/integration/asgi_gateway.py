@@ -26,7 +26,7 @@ from data_plane.mock_upstream.server import MockServer
 from data_plane.shared.tokens import ACCESS_PREFIX, BODY_LEN, checksum
 from data_plane.snapshot.state import SnapshotState
 from data_plane.upstream.client import AiohttpTransport
-from data_plane.usage import UsageRecorder
+from data_plane.usage import Observer, ObserveSettings
 from tests.unit import snapshots as s
 
 
@@ -127,7 +127,9 @@ async def asgi_gateway(
         )
         upstream = AiohttpTransport()
         await upstream.start()
-        ctx = ProxyContext(state, upstream, UsageRecorder(), options or ProxyOptions())
+        ctx = ProxyContext(
+            state, upstream, Observer.of(ObserveSettings()), options or ProxyOptions()
+        )
         app = create_app(ctx)
         try:
             transport = httpx.ASGITransport(app=app)

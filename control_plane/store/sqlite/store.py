@@ -65,6 +65,7 @@ from . import footprint
 from .database import current_revision, write
 from .sealed_rows import SealedRows
 from .snapshot_reader import SnapshotReader
+from .usage import SqliteUsage, record_key_usage
 
 Row = dict[str, Any]
 Columns = dict[str, object]
@@ -262,6 +263,7 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyway-store")
         self._announce: int | None = None
         """The revision of a write committed inside an open transaction, not yet told."""
+        self._usage = SqliteUsage(db, self._lock, clock)
 
     @property
     def executor(self) -> Executor:
@@ -274,6 +276,10 @@ class SqliteStore:
     @property
     def sealed(self) -> SealedPasses:
         return self._sealed
+
+    @property
+    def usage(self) -> SqliteUsage:
+        return self._usage
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -681,35 +687,7 @@ class SqliteStore:
         self, provider_keys: Sequence[KeyUsage], access_keys: Sequence[AccessKeyUsage]
     ) -> None:
         with self._db.atomic():
-            for u in provider_keys:
-                for column, when in (
-                    ("last_used_time", u.last_used_us),
-                    ("last_success_time", u.last_success_us),
-                ):
-                    if when:
-                        self._db.execute(
-                            f"UPDATE provider_keys SET {column} = "  # noqa: S608 - constant
-                            f"max(coalesce({column}, 0), ?) WHERE id = ?",
-                            [when, u.key_id],
-                        )
-                if u.error_time_us:
-                    self._db.execute(
-                        "UPDATE provider_keys SET last_error_status = ?, last_error_reason = ?, "
-                        "last_error_time = ? WHERE id = ? AND coalesce(last_error_time, 0) < ?",
-                        [
-                            u.error_status,
-                            u.error_reason[:255],
-                            u.error_time_us,
-                            u.key_id,
-                            u.error_time_us,
-                        ],
-                    )
-            for a in access_keys:
-                self._db.execute(
-                    "UPDATE access_keys SET last_used_time = "
-                    "max(coalesce(last_used_time, 0), ?) WHERE id = ?",
-                    [a.last_used_us, a.key_id],
-                )
+            record_key_usage(self._db, provider_keys, access_keys)
 
     # -- access keys -----------------------------------------------------------------------
 

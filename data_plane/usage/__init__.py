@@ -1,0 +1,56 @@
+"""What the proxy observes of every request: attempt records, metrics, the request log.
+
+A request's stages fill in a `RequestTrace`; when it ends, `Observer.finish` appends its
+records to the buffer the shipper drains (`shipping`), adds it to the metrics
+(`metrics`) and writes its log line (`request_log`). Each of the three can be off.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from .metrics import RequestMetrics
+from .records import RequestTrace, records
+from .request_log import LogFormat, RequestLog
+from .shipping import DEFAULT_CAPACITY, UsageBuffer
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveSettings:
+    records: bool = True
+    """Keep and ship attempt records (usage, request lookups, last used / last error)."""
+    buffer_records: int = DEFAULT_CAPACITY
+    """Records kept while the control plane is away; then the oldest are dropped."""
+    metrics: bool = True
+    metrics_key_labels: bool = False
+    """Label request and attempt metrics with access key and provider key ids."""
+    request_log: LogFormat = LogFormat.OFF
+
+    def __post_init__(self) -> None:
+        if self.buffer_records < 1:
+            raise ValueError("usage_buffer must be at least 1")
+
+
+@dataclass(slots=True)
+class Observer:
+    buffer: UsageBuffer | None = None
+    metrics: RequestMetrics | None = None
+    log: RequestLog | None = None
+
+    @classmethod
+    def of(cls, settings: ObserveSettings) -> Observer:
+        form = settings.request_log
+        return cls(
+            UsageBuffer(settings.buffer_records) if settings.records else None,
+            RequestMetrics(key_labels=settings.metrics_key_labels) if settings.metrics else None,
+            None if form is LogFormat.OFF else RequestLog(form, sys.stdout),
+        )
+
+    def finish(self, trace: RequestTrace) -> None:
+        if self.buffer is not None and trace.account_id:
+            self.buffer.add(records(trace))
+        if self.metrics is not None:
+            self.metrics.observe(trace)
+        if self.log is not None:
+            self.log.write(trace)
