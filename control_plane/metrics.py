@@ -1,6 +1,6 @@
 """The control plane's Prometheus metrics (`prometheus_client`), and the app serving them.
 
-Admin RPCs are counted and timed by `RpcMetrics`, a gRPC interceptor (method and status
+Unary RPCs are counted and timed by `RpcMetrics`, a gRPC interceptor (method and status
 code labels; no caller or resource ids). What is read at scrape time: connected proxies,
 each proxy's version lag behind the latest snapshot (labelled by node id: proxies are
 few and named by the operator), the latest compile's duration and size, and the usage
@@ -36,13 +36,13 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
-            "keyway_admin_rpcs",
-            "RPCs answered, by method and status code",
+            "keyway_rpcs",
+            "unary RPCs answered (the admin API, proxies' usage reports), by method and code",
             ["method", "code"],
             registry=registry,
         )
         self.latency = PromHistogram(
-            "keyway_admin_rpc_duration_seconds",
+            "keyway_rpc_duration_seconds",
             "RPC handling time, by method",
             ["method"],
             buckets=_LATENCY,

@@ -42,7 +42,7 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
         ctx, surface = self.ctx, self.surface
-        trace = RequestTrace(request_id, ctx.wall(), ctx.clock(), surface.path)
+        trace = RequestTrace(request_id, ctx.wall(), ctx.timer(), surface.path)
         out: Headers = [(HEADER, request_id.encode()), *CORS]
         task = asyncio.current_task()
         assert task is not None
@@ -101,9 +101,9 @@ class Endpoint:
             if trace.attempts and not trace.attempts[-1].ended_at:
                 attempt = trace.attempts[-1]
                 attempt.outcome, attempt.reason = CLIENT_CANCELLED, "The client disconnected"
-                attempt.ended_at = ctx.clock()
+                attempt.ended_at = ctx.timer()
         finally:
-            trace.ended = ctx.clock()
+            trace.ended = ctx.timer()
             ctx.observer.finish(trace)
             if watcher is not None:
                 watcher.cancel()

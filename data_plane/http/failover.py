@@ -121,7 +121,7 @@ async def fail_over(
             payload_model = upstream_model
         provider = caller.account.providers[step.candidate.provider]
         headers = with_credentials(client_headers, provider, caller.account.keys[step.key_id])
-        attempt = AttemptTrace(tries, provider.id, upstream_model, step.key_id, ctx.clock())
+        attempt = AttemptTrace(tries, provider.id, upstream_model, step.key_id, ctx.timer())
         trace.attempts.append(attempt)
         opened, first, outcome = await _attempt(
             ctx, step, provider, headers, payload, suffix, attempt
@@ -131,7 +131,7 @@ async def fail_over(
         attempt.status = outcome.status or 0
         decision = engine.record(step, outcome, ctx.clock())
         if decision is Decision.CONTINUE:
-            attempt.ended_at = ctx.clock()
+            attempt.ended_at = ctx.timer()
             if opened is not None:
                 # Pooled again when its (small) error body is complete.
                 opened.release()
@@ -159,7 +159,7 @@ async def _attempt(
     trace: AttemptTrace,
 ) -> tuple[Response | None, bytes, Outcome]:
     """(the response, its first bytes if it is served, the outcome) of one attempt."""
-    started = trace.started
+    started = ctx.clock()
     opened = await ctx.upstream.open(
         provider.base_url + suffix,
         headers,
@@ -169,7 +169,7 @@ async def _attempt(
     )
     if isinstance(opened, Outcome):
         return None, b"", opened
-    trace.headers_at = ctx.clock()
+    trace.headers_at = ctx.timer()
     outcome = classify(opened.status, opened.headers, ctx.wall())
     if outcome.kind is not OutcomeKind.SUCCESS:
         return opened, b"", outcome
@@ -185,5 +185,5 @@ async def _attempt(
     except Exception as error:  # mapped by the transport's own table
         opened.close()
         return None, b"", ctx.upstream.outcome_of(error)
-    trace.first_byte_at = ctx.clock()
+    trace.first_byte_at = ctx.timer()
     return opened, first, outcome

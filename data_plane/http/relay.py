@@ -108,7 +108,7 @@ async def relay(
         opened.close()
         attempt.outcome, attempt.reason = STREAM_ERROR, f"Upstream stream {error.reason}"
         attempt.tokens = usage.tokens() if usage is not None else None
-        attempt.ended_at = ctx.clock()
+        attempt.ended_at = ctx.timer()
         log.warning("%s: upstream stream %s after the response started", request_id, error.reason)
         if not is_sse:
             raise
@@ -134,7 +134,7 @@ async def relay(
             metrics.active_streams -= 1
     await send({"type": "http.response.body", "body": final, "more_body": False})
     if not attempt.ended_at:
-        attempt.ended_at = ctx.clock()
+        attempt.ended_at = ctx.timer()
         # Read once the client has its last byte, so the count never delays the answer.
         if usage is not None:
             attempt.tokens = usage.tokens()

@@ -23,7 +23,7 @@ SUCCESS = "success"
 
 @dataclass(slots=True)
 class AttemptTrace:
-    """One attempt while it runs; times are the loop clock's seconds."""
+    """One attempt while it runs; times are `ProxyContext.timer` seconds."""
 
     attempt: int
     provider_id: str
@@ -47,7 +47,7 @@ class RequestTrace:
     time: float
     """Wall-clock seconds when it arrived."""
     started: float
-    """The loop clock then."""
+    """`ProxyContext.timer` then."""
     surface: str
     account_id: str = ""
     """Empty until the caller is authenticated (and for ever, for a refused token)."""

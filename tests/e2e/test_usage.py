@@ -201,7 +201,7 @@ def test_usage_records_metrics_and_the_request_log_agree_with_the_clients(stack:
     scraped = httpx.get(cp_metrics).text
     assert metric_sum(scraped, "keyway_usage_records_ingested_total") == attempts
     assert metric_sum(scraped, "keyway_connected_proxies") == 1
-    assert metric_sum(scraped, "keyway_admin_rpcs_total", method="CreateProviderKey") == 5
+    assert metric_sum(scraped, "keyway_rpcs_total", method="CreateProviderKey") == 5
 
 
 def test_requests_made_while_the_control_plane_is_down_are_counted_once_it_is_back(
