@@ -216,6 +216,8 @@ class ProxyRunner:
                 await task
         await self.upstream.close()
         await self._usage_channel.close()
+        if self.observer.tracing is not None:
+            self.observer.tracing.shutdown()
         self.context.body_worker.shutdown(wait=False, cancel_futures=True)
 
 

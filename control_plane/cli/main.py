@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -337,6 +338,13 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
         "(one series per key: mind the cardinality)",
     )
     observe.add_argument(
+        "--otlp-endpoint",
+        default="",
+        metavar="URL",
+        help="send OpenTelemetry spans per request and attempt to this OTLP/HTTP collector, "
+        "e.g. http://127.0.0.1:4318/v1/traces (needs: pip install 'keyway[tracing]')",
+    )
+    observe.add_argument(
         "--request-log",
         choices=("json", "text", "off"),
         default="off",
@@ -617,12 +625,18 @@ def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettin
 def observe_settings(args: argparse.Namespace) -> ObserveSettings:
     from data_plane.runner import LogFormat, ObserveSettings
 
+    if args.otlp_endpoint and importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise StartupError(
+            "--otlp-endpoint needs OpenTelemetry: pip install 'keyway[tracing]' "
+            "(opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http)"
+        )
     return ObserveSettings(
         records=args.usage_records == "on",
         buffer_records=args.usage_buffer,
         metrics=args.metrics == "on",
         metrics_key_labels=args.metrics_key_labels,
         request_log=LogFormat(args.request_log),
+        otlp_endpoint=args.otlp_endpoint,
     )
 
 

@@ -43,6 +43,9 @@ class Endpoint:
         request_id = new_request_id()
         ctx, surface = self.ctx, self.surface
         trace = RequestTrace(request_id, ctx.wall(), ctx.timer(), surface.path)
+        tracing = ctx.observer.tracing
+        if tracing is not None:
+            trace.span = tracing.request(scope["headers"], trace)
         out: Headers = [(HEADER, request_id.encode()), *CORS]
         task = asyncio.current_task()
         assert task is not None

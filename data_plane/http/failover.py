@@ -123,6 +123,8 @@ async def fail_over(
         headers = with_credentials(client_headers, provider, caller.account.keys[step.key_id])
         attempt = AttemptTrace(tries, provider.id, upstream_model, step.key_id, ctx.timer())
         trace.attempts.append(attempt)
+        if trace.span is not None and ctx.observer.tracing is not None:
+            attempt.span = ctx.observer.tracing.attempt(trace.span, attempt, headers)  # type: ignore[arg-type]
         opened, first, outcome = await _attempt(
             ctx, step, provider, headers, payload, suffix, attempt
         )

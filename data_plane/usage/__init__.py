@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .metrics import RequestMetrics
 from .records import RequestTrace, records
 from .request_log import LogFormat, RequestLog
 from .shipping import DEFAULT_CAPACITY, UsageBuffer
+
+if TYPE_CHECKING:
+    from .tracing import Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,8 @@ class ObserveSettings:
     metrics_key_labels: bool = False
     """Label request and attempt metrics with access key and provider key ids."""
     request_log: LogFormat = LogFormat.OFF
+    otlp_endpoint: str = ""
+    """Send OpenTelemetry spans here (OTLP/HTTP); empty: no tracing."""
 
     def __post_init__(self) -> None:
         if self.buffer_records < 1:
@@ -37,14 +43,22 @@ class Observer:
     buffer: UsageBuffer | None = None
     metrics: RequestMetrics | None = None
     log: RequestLog | None = None
+    tracing: Tracing | None = None
 
     @classmethod
     def of(cls, settings: ObserveSettings) -> Observer:
         form = settings.request_log
+        tracing = None
+        if settings.otlp_endpoint:
+            # Imported only here: OpenTelemetry is an optional extra.
+            from .tracing import Tracing, otlp_processor
+
+            tracing = Tracing(otlp_processor(settings.otlp_endpoint))
         return cls(
             UsageBuffer(settings.buffer_records) if settings.records else None,
             RequestMetrics(key_labels=settings.metrics_key_labels) if settings.metrics else None,
             None if form is LogFormat.OFF else RequestLog(form, sys.stdout),
+            tracing,
         )
 
     def finish(self, trace: RequestTrace) -> None:
@@ -54,3 +68,5 @@ class Observer:
             self.metrics.observe(trace)
         if self.log is not None:
             self.log.write(trace)
+        if self.tracing is not None and trace.span is not None:
+            self.tracing.finish(trace)

@@ -37,6 +37,8 @@ class AttemptTrace:
     reason: str = ""
     status: int = 0
     tokens: Tokens | None = None
+    span: object | None = None
+    """Its tracing span, with `--otlp-endpoint` only."""
 
 
 @dataclass(slots=True)
@@ -61,6 +63,8 @@ class RequestTrace:
     """The error code the client received, or `client_cancelled`."""
     streamed: bool = False
     ended: float = 0.0
+    span: object | None = None
+    """Its tracing span, with `--otlp-endpoint` only."""
 
 
 @dataclass(frozen=True, slots=True)
