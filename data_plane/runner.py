@@ -35,7 +35,6 @@ from .upstream.client import AiohttpTransport, UpstreamSettings
 from .usage import Observer
 from .usage import ObserveSettings as ObserveSettings
 from .usage.request_log import LogFormat as LogFormat
-from .usage.request_log import RequestLog
 from .usage.shipping import Shipper, report_forever
 
 log = logging.getLogger("keyway.data_plane")
@@ -190,11 +189,14 @@ class ProxyRunner:
         self._tasks = [asyncio.create_task(self.client.run(), name="snapshot-client")]
         if self.shipper is not None:
             reporter = report_forever(
-                self.shipper, self._usage_channel, self.settings.token, self.settings.usage_interval
+                self.shipper,
+                self._usage_channel,
+                self.settings.token,
+                self.settings.usage_interval,
+                prepare=self.observer.digest,
             )
             self._tasks.append(asyncio.create_task(reporter, name="usage-reporter"))
-        if self.observer.log is not None:
-            self._tasks.append(asyncio.create_task(_flush_forever(self.observer.log), name="log"))
+        self._tasks.append(asyncio.create_task(_digest_forever(self.observer), name="digest"))
         self._tasks.append(http)
         while not self._server.started:
             if http.done():
@@ -221,11 +223,15 @@ class ProxyRunner:
         self.context.body_worker.shutdown(wait=False, cancel_futures=True)
 
 
-async def _flush_forever(log: RequestLog) -> None:
-    # Request lines are written without a flush each; a quarter second is "as they happen".
+async def _digest_forever(observer: Observer) -> None:
+    # Metrics and request log lines follow within a quarter second: "as they happen".
     try:
         while True:
             await asyncio.sleep(0.25)
-            log.flush()
+            observer.digest()
+            if observer.log is not None:
+                observer.log.flush()
     finally:
-        log.flush()
+        observer.digest()
+        if observer.log is not None:
+            observer.log.flush()

@@ -55,6 +55,7 @@ def status_app(ctx: ProxyContext) -> Starlette:
         return JSONResponse({"status": "ready", **detail})
 
     async def metrics(request: Request) -> Response:
+        observer.digest()  # the requests finished since the last digest count too
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(

@@ -1,6 +1,8 @@
 """Attempt records, buffered in the proxy and shipped to the control plane in batches.
 
-The request path only appends to a bounded `UsageBuffer`. A background task takes up to
+The request path only appends its finished `RequestTrace` to a list (see `Observer`); the
+traces reach a bounded `UsageBuffer` and become protobuf records only here, off the
+request path. A background task takes up to
 `BATCH_RECORDS` records at a time, gives the batch a random id and sends it over the
 proxy's existing channel (`ReportUsage`); a batch whose reply is lost is resent with
 the same id, and the control plane stores a batch id once, so a retried batch is never
@@ -18,15 +20,16 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
-from .records import AttemptRecord
+from .records import SUCCESS, RequestTrace
+from .tokens import Tokens
 
 if TYPE_CHECKING:
     from keyway.v1.discovery_pb2_grpc import DataPlaneDiscoveryServiceAsyncStub
@@ -39,31 +42,42 @@ MAX_BACKOFF = 30.0
 
 
 class UsageBuffer:
-    """Records waiting to be shipped, oldest first, at most `capacity` of them."""
+    """Finished requests waiting to be shipped, oldest first, at most `capacity` records
+    (a request holds one record per attempt, or one when it made none)."""
 
-    __slots__ = ("_records", "capacity", "dropped")
+    __slots__ = ("_requests", "capacity", "dropped", "records")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise ValueError("the usage buffer must hold at least 1 record")
         self.capacity = capacity
-        self._records: deque[AttemptRecord] = deque()
+        self._requests: deque[RequestTrace] = deque()
+        self.records = 0
         self.dropped = 0
+        """Records dropped, oldest first, to stay within `capacity` (since start)."""
 
-    def add(self, records: Iterable[AttemptRecord]) -> None:
-        queue = self._records
-        for record in records:
-            if len(queue) >= self.capacity:
-                queue.popleft()
-                self.dropped += 1
-            queue.append(record)
+    def add(self, trace: RequestTrace) -> None:
+        queue = self._requests
+        size = len(trace.attempts) or 1
+        while queue and self.records + size > self.capacity:
+            old = len(queue.popleft().attempts) or 1
+            self.records -= old
+            self.dropped += old
+        queue.append(trace)
+        self.records += size
 
     def __len__(self) -> int:
-        return len(self._records)
+        return self.records
 
-    def take(self, limit: int) -> list[AttemptRecord]:
-        queue = self._records
-        return [queue.popleft() for _ in range(min(limit, len(queue)))]
+    def take(self, limit: int) -> list[pb.AttemptRecord]:
+        """Up to about `limit` records, oldest first (a request's records stay together)."""
+        queue = self._requests
+        taken: list[pb.AttemptRecord] = []
+        while queue and len(taken) < limit:
+            trace = queue.popleft()
+            self.records -= len(trace.attempts) or 1
+            taken += messages(trace)
+        return taken
 
 
 def _timestamp(seconds: float) -> Timestamp:
@@ -72,36 +86,65 @@ def _timestamp(seconds: float) -> Timestamp:
     return ts
 
 
-def _message(r: AttemptRecord) -> pb.AttemptRecord:
-    tokens = r.tokens
-    return pb.AttemptRecord(
-        request_id=r.request_id,
-        request_time=_timestamp(r.time),
-        account_id=r.account_id,
-        access_key_id=r.access_key_id,
-        configuration_id=r.configuration_id,
-        surface=r.surface,
-        requested_model=r.requested_model,
-        provider_id=r.provider_id,
-        upstream_model=r.upstream_model,
-        provider_key_id=r.provider_key_id,
-        attempt=r.attempt,
-        outcome=r.outcome,
-        reason=r.reason,
-        status=r.status,
-        headers_ms=r.headers_ms,
-        first_byte_ms=r.first_byte_ms,
-        duration_ms=r.duration_ms,
-        tokens=None
-        if tokens is None
-        else pb.TokenCounts(
-            input=tokens.input,
-            output=tokens.output,
-            cached_input=tokens.cached_input,
-            reasoning=tokens.reasoning,
-        ),
-        final=r.final,
+def _ms(start: float, at: float) -> float:
+    return round((at - start) * 1000, 3) if at else 0.0
+
+
+def _tokens(tokens: Tokens | None) -> pb.TokenCounts | None:
+    if tokens is None:
+        return None
+    return pb.TokenCounts(
+        input=tokens.input,
+        output=tokens.output,
+        cached_input=tokens.cached_input,
+        reasoning=tokens.reasoning,
     )
+
+
+def messages(trace: RequestTrace) -> list[pb.AttemptRecord]:
+    """A finished request's records: one per attempt, or an attempt-0 record when it made
+    none; none for a caller that was never authenticated."""
+    if not trace.account_id:
+        return []
+    common: dict[str, Any] = {
+        "request_id": trace.request_id,
+        "request_time": _timestamp(trace.time),
+        "account_id": trace.account_id,
+        "access_key_id": trace.access_key_id,
+        "configuration_id": trace.configuration_id,
+        "surface": trace.surface,
+        "requested_model": trace.requested_model,
+    }
+    if not trace.attempts:
+        return [
+            pb.AttemptRecord(
+                **common,
+                upstream_model=trace.requested_model,
+                outcome=trace.error or SUCCESS,
+                status=trace.status,
+                duration_ms=_ms(trace.started, trace.ended),
+                final=True,
+            )
+        ]
+    last = len(trace.attempts) - 1
+    return [
+        pb.AttemptRecord(
+            **common,
+            provider_id=a.provider_id,
+            upstream_model=a.upstream_model,
+            provider_key_id=a.provider_key_id,
+            attempt=a.attempt,
+            outcome=a.outcome,
+            reason=a.reason,
+            status=a.status,
+            headers_ms=_ms(a.started, a.headers_at),
+            first_byte_ms=_ms(a.started, a.first_byte_at),
+            duration_ms=_ms(a.started, a.ended_at or trace.ended),
+            tokens=_tokens(a.tokens),
+            final=i == last,
+        )
+        for i, a in enumerate(trace.attempts)
+    ]
 
 
 class Shipper:
@@ -120,9 +163,7 @@ class Shipper:
             if not taken:
                 return None
             self._pending = pb.ReportUsageRequest(
-                node_id=self.node_id,
-                batch_id=uuid.uuid4().hex,
-                attempts=[_message(r) for r in taken],
+                node_id=self.node_id, batch_id=uuid.uuid4().hex, attempts=taken
             )
         self._pending.dropped_records = self.buffer.dropped
         return self._pending
@@ -156,15 +197,22 @@ class Shipper:
 
 
 async def report_forever(
-    shipper: Shipper, channel: grpc.aio.Channel, token: str, interval: float = 2.0
+    shipper: Shipper,
+    channel: grpc.aio.Channel,
+    token: str,
+    interval: float = 2.0,
+    prepare: Callable[[], None] = lambda: None,
 ) -> None:
+    """Ships every `interval` seconds; `prepare` first moves finished requests in."""
     stub = discovery_pb2_grpc.DataPlaneDiscoveryServiceStub(channel)
     pause = interval
     try:
         while True:
             await asyncio.sleep(pause)
+            prepare()
             delivered = await shipper.flush(stub, token)
             pause = interval if delivered else min(MAX_BACKOFF, pause * 2)
     finally:
         # On shutdown, one last best-effort flush.
+        prepare()
         await shipper.flush(stub, token)

@@ -102,6 +102,7 @@ async def test_a_rate_limited_key_fails_over_and_is_then_tried_last() -> None:
     async with in_process([tenant(TOKEN, "sk-mock-429-30-busy", "sk-mock-ok-spare")]) as p:
         first = await p.chat(TOKEN)
         second = await p.chat(TOKEN)
+        p.ctx.observer.digest()
         buffer = p.ctx.observer.buffer
         assert buffer is not None
         records = buffer.take(10)

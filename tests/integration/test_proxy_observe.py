@@ -44,6 +44,8 @@ async def test_one_log_line_per_request_with_ids_and_counts_only(form: LogFormat
     async with asgi_gateway([Tenant(TOKEN, KEYS, CONFIG)], observer=observer) as gw:
         served = await chat(gw)
         await chat(gw, token=access_token("Z"))
+        assert stream.getvalue() == ""  # written off the request path, by the next digest
+        observer.digest()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     request_id = served["headers"]["x-keyway-request-id"]  # type: ignore[index]
@@ -105,6 +107,7 @@ async def test_a_request_refused_before_any_attempt_is_recorded_with_its_code() 
         refused = await chat(gw, model="no-such-model-anywhere")
     assert refused["status"] == 404 or refused["status"] == 400
     assert observer.buffer is not None
+    observer.digest()
     (record,) = observer.buffer.take(5)
     assert (record.attempt, record.final, record.provider_key_id) == (0, True, "")
     assert record.outcome == json.loads(str(refused["text"]))["error"]["code"]
