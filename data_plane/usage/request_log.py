@@ -18,6 +18,9 @@ from typing import TextIO
 
 from .records import RequestTrace
 
+# One encoder: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 
 class LogFormat(enum.Enum):
     JSON = "json"
@@ -61,7 +64,7 @@ class RequestLog:
     def write(self, trace: RequestTrace) -> None:
         line = fields(trace)
         if self.form is LogFormat.JSON:
-            text = json.dumps(line, separators=(",", ":"))
+            text = _ENCODER.encode(line)
         else:
             text = " ".join(f"{name}={value}" for name, value in line.items() if value != "")
         self.stream.write(text + "\n")
