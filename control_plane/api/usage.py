@@ -125,6 +125,7 @@ class UsageServicer(Servicer, usage_pb2_grpc.UsageServiceServicer):
             request.start_time.ToMicroseconds() if request.HasField("start_time") else None,
             request.end_time.ToMicroseconds() if request.HasField("end_time") else None,
             time.time_ns() // 1000,
+            hourly=bucket is UsageBucket.HOUR,
         )
         filters = [(d, getattr(request, name)) for name, d in _FILTERS if getattr(request, name)]
         if account is not None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 from .errors import PermissionDenied, Violations
 
 MAX_RANGE_DAYS = 400
+MAX_HOURLY_DAYS = 31
+"""Hourly rows over a longer range would be thousands per group: use days."""
 DEFAULT_RANGE_US = 24 * 3600 * 1_000_000
 _DAY_US = 24 * 3600 * 1_000_000
 
 
-def time_range(start_us: int | None, end_us: int | None, now_us: int) -> tuple[int, int]:
+def time_range(
+    start_us: int | None, end_us: int | None, now_us: int, *, hourly: bool = False
+) -> tuple[int, int]:
     """The range asked for, with defaults (the 24 hours before `end`, which is now)."""
     end = now_us if end_us is None else end_us
     start = end - DEFAULT_RANGE_US if start_us is None else start_us
@@ -23,6 +27,8 @@ def time_range(start_us: int | None, end_us: int | None, now_us: int) -> tuple[i
         v.add("end_time", "must be after start_time")
     elif end - start > MAX_RANGE_DAYS * _DAY_US:
         v.add("start_time", f"the range may span at most {MAX_RANGE_DAYS} days")
+    elif hourly and end - start > MAX_HOURLY_DAYS * _DAY_US:
+        v.add("bucket", f"hourly buckets span at most {MAX_HOURLY_DAYS} days: use days")
     v.raise_if_any()
     return start, end
 

@@ -221,6 +221,21 @@ def test_a_range_ending_before_it_starts_is_refused(
     assert error.fields == ("end_time",)
 
 
+def test_hourly_rows_over_more_than_a_month_are_refused(
+    control_plane: RunningControlPlane, usage: usage_pb2_grpc.UsageServiceStub
+) -> None:
+    request = pb.ListUsageRequest(bucket=pb.USAGE_BUCKET_HOUR)
+    request.start_time.FromSeconds(1_700_000_000)
+    request.end_time.FromSeconds(1_700_000_000 + 32 * 86400)
+    error = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: usage.ListUsage(request, metadata=control_plane.admin),
+    )
+    assert error.fields == ("bucket",)
+    request.bucket = pb.USAGE_BUCKET_DAY
+    assert usage.ListUsage(request, metadata=control_plane.admin).rows == []
+
+
 def test_a_malformed_batch_is_refused_whole(
     control_plane: RunningControlPlane, usage: usage_pb2_grpc.UsageServiceStub
 ) -> None:

@@ -60,8 +60,8 @@ class UsageServiceServicer:
     def ListUsage(self, request, context):
         """Totals over a time range, by hour or day and by the chosen dimensions.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED (another account's id),
-        INVALID_ARGUMENT (end before start, a range over 400 days, unknown
-        dimension or bucket).
+        INVALID_ARGUMENT (end before start, a range over 400 days, hourly
+        buckets over more than 31 days, unknown dimension or bucket).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

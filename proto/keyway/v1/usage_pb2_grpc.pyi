@@ -40,8 +40,8 @@ class UsageServiceStub:
     ListUsage: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ListUsageRequest, _usage_pb2.ListUsageResponse]
     """Totals over a time range, by hour or day and by the chosen dimensions.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED (another account's id),
-    INVALID_ARGUMENT (end before start, a range over 400 days, unknown
-    dimension or bucket).
+    INVALID_ARGUMENT (end before start, a range over 400 days, hourly
+    buckets over more than 31 days, unknown dimension or bucket).
     """
     GetRequest: _grpc.UnaryUnaryMultiCallable[_usage_pb2.GetRequestRequest, _usage_pb2.GetRequestResponse]
     """Every attempt of one request, in order.
@@ -61,8 +61,8 @@ class UsageServiceAsyncStub(UsageServiceStub):
     ListUsage: _aio.UnaryUnaryMultiCallable[_usage_pb2.ListUsageRequest, _usage_pb2.ListUsageResponse]  # type: ignore[assignment]
     """Totals over a time range, by hour or day and by the chosen dimensions.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED (another account's id),
-    INVALID_ARGUMENT (end before start, a range over 400 days, unknown
-    dimension or bucket).
+    INVALID_ARGUMENT (end before start, a range over 400 days, hourly
+    buckets over more than 31 days, unknown dimension or bucket).
     """
     GetRequest: _aio.UnaryUnaryMultiCallable[_usage_pb2.GetRequestRequest, _usage_pb2.GetRequestResponse]  # type: ignore[assignment]
     """Every attempt of one request, in order.
@@ -85,8 +85,8 @@ class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_usage_pb2.ListUsageResponse, _abc.Awaitable[_usage_pb2.ListUsageResponse]]:
         """Totals over a time range, by hour or day and by the chosen dimensions.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED (another account's id),
-        INVALID_ARGUMENT (end before start, a range over 400 days, unknown
-        dimension or bucket).
+        INVALID_ARGUMENT (end before start, a range over 400 days, hourly
+        buckets over more than 31 days, unknown dimension or bucket).
         """
 
     @_abc_1.abstractmethod
