@@ -24,12 +24,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
 from .records import SUCCESS, RequestTrace
-from .tokens import Tokens
 
 if TYPE_CHECKING:
     from keyway.v1.discovery_pb2_grpc import DataPlaneDiscoveryServiceAsyncStub
@@ -69,67 +67,55 @@ class UsageBuffer:
     def __len__(self) -> int:
         return self.records
 
-    def take(self, limit: int) -> list[pb.AttemptRecord]:
-        """Up to about `limit` records, oldest first (a request's records stay together)."""
-        queue = self._requests
-        taken: list[pb.AttemptRecord] = []
-        while queue and len(taken) < limit:
+    def take(self, limit: int, into: pb.ReportUsageRequest) -> int:
+        """Moves up to about `limit` records, oldest first, into `into.attempts` (a request's
+        records stay together); how many."""
+        queue, moved = self._requests, 0
+        while queue and moved < limit:
             trace = queue.popleft()
-            self.records -= len(trace.attempts) or 1
-            taken += messages(trace)
-        return taken
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromMicroseconds(int(seconds * 1e6))
-    return ts
+            size = len(trace.attempts) or 1
+            self.records -= size
+            add_messages(trace, into.attempts)
+            moved += size
+        return moved
 
 
 def _ms(start: float, at: float) -> float:
     return round((at - start) * 1000, 3) if at else 0.0
 
 
-def _tokens(tokens: Tokens | None) -> pb.TokenCounts | None:
-    if tokens is None:
-        return None
-    return pb.TokenCounts(
-        input=tokens.input,
-        output=tokens.output,
-        cached_input=tokens.cached_input,
-        reasoning=tokens.reasoning,
-    )
-
-
-def messages(trace: RequestTrace) -> list[pb.AttemptRecord]:
-    """A finished request's records: one per attempt, or an attempt-0 record when it made
-    none; none for a caller that was never authenticated."""
+def add_messages(trace: RequestTrace, into: Any) -> None:
+    """A finished request's records, added to the repeated field `into`: one per attempt,
+    or an attempt-0 record when it made none; none for a caller never authenticated."""
     if not trace.account_id:
-        return []
-    common: dict[str, Any] = {
-        "request_id": trace.request_id,
-        "request_time": _timestamp(trace.time),
-        "account_id": trace.account_id,
-        "access_key_id": trace.access_key_id,
-        "configuration_id": trace.configuration_id,
-        "surface": trace.surface,
-        "requested_model": trace.requested_model,
-    }
+        return
+    seconds = int(trace.time)
+    nanos = int((trace.time - seconds) * 1e6) * 1000
     if not trace.attempts:
-        return [
-            pb.AttemptRecord(
-                **common,
-                upstream_model=trace.requested_model,
-                outcome=trace.error or SUCCESS,
-                status=trace.status,
-                duration_ms=_ms(trace.started, trace.ended),
-                final=True,
-            )
-        ]
-    last = len(trace.attempts) - 1
-    return [
-        pb.AttemptRecord(
-            **common,
+        record = into.add(
+            request_id=trace.request_id,
+            account_id=trace.account_id,
+            access_key_id=trace.access_key_id,
+            configuration_id=trace.configuration_id,
+            surface=trace.surface,
+            requested_model=trace.requested_model,
+            upstream_model=trace.requested_model,
+            outcome=trace.error or SUCCESS,
+            status=trace.status,
+            duration_ms=_ms(trace.started, trace.ended),
+            final=True,
+        )
+        record.request_time.seconds, record.request_time.nanos = seconds, nanos
+        return
+    last = trace.attempts[-1]
+    for a in trace.attempts:
+        record = into.add(
+            request_id=trace.request_id,
+            account_id=trace.account_id,
+            access_key_id=trace.access_key_id,
+            configuration_id=trace.configuration_id,
+            surface=trace.surface,
+            requested_model=trace.requested_model,
             provider_id=a.provider_id,
             upstream_model=a.upstream_model,
             provider_key_id=a.provider_key_id,
@@ -140,11 +126,21 @@ def messages(trace: RequestTrace) -> list[pb.AttemptRecord]:
             headers_ms=_ms(a.started, a.headers_at),
             first_byte_ms=_ms(a.started, a.first_byte_at),
             duration_ms=_ms(a.started, a.ended_at or trace.ended),
-            tokens=_tokens(a.tokens),
-            final=i == last,
+            final=a is last,
         )
-        for i, a in enumerate(trace.attempts)
-    ]
+        record.request_time.seconds, record.request_time.nanos = seconds, nanos
+        tokens = a.tokens
+        if tokens is not None:
+            t = record.tokens
+            t.input, t.output = tokens.input, tokens.output
+            t.cached_input, t.reasoning = tokens.cached_input, tokens.reasoning
+
+
+def messages(trace: RequestTrace) -> list[pb.AttemptRecord]:
+    """`add_messages` as a list."""
+    batch = pb.ReportUsageRequest()
+    add_messages(trace, batch.attempts)
+    return list(batch.attempts)
 
 
 class Shipper:
@@ -159,12 +155,10 @@ class Shipper:
     def next_batch(self) -> pb.ReportUsageRequest | None:
         """The batch to send: the unacknowledged one again, or a new one (None: nothing)."""
         if self._pending is None:
-            taken = self.buffer.take(BATCH_RECORDS)
-            if not taken:
+            batch = pb.ReportUsageRequest(node_id=self.node_id, batch_id=uuid.uuid4().hex)
+            if not self.buffer.take(BATCH_RECORDS, batch):
                 return None
-            self._pending = pb.ReportUsageRequest(
-                node_id=self.node_id, batch_id=uuid.uuid4().hex, attempts=taken
-            )
+            self._pending = batch
         self._pending.dropped_records = self.buffer.dropped
         return self._pending
 

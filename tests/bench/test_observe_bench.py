@@ -35,9 +35,9 @@ from .load import (
 from .report import percentile
 
 LATENCY_MS = 20.0
-ROUNDS = int(os.environ.get("KEYWAY_BENCH_OBSERVE_ROUNDS", "4"))
-WRK_SECONDS = float(os.environ.get("KEYWAY_BENCH_WRK_SECONDS", "8"))
-SAMPLES = 600
+ROUNDS = int(os.environ.get("KEYWAY_BENCH_OBSERVE_ROUNDS", "6"))
+WRK_SECONDS = float(os.environ.get("KEYWAY_BENCH_WRK_SECONDS", "5"))
+SAMPLES = 400
 CLIENTS = 50
 CHAT = "/v1/chat/completions"
 OK_KEY = "sk-mock-ok-observe"

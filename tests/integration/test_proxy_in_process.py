@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+from keyway.v1 import discovery_pb2
 from keyway.v1 import snapshot_pb2 as spb
 
 from data_plane.http.app import create_app
@@ -105,7 +106,9 @@ async def test_a_rate_limited_key_fails_over_and_is_then_tried_last() -> None:
         p.ctx.observer.digest()
         buffer = p.ctx.observer.buffer
         assert buffer is not None
-        records = buffer.take(10)
+        batch = discovery_pb2.ReportUsageRequest()
+        buffer.take(10, batch)
+        records = list(batch.attempts)
     assert first.status_code == 200
     assert first.headers["x-keyway-attempts"] == "2"
     assert first.headers["x-keyway-provider-key-id"] == "pk_1"

@@ -59,7 +59,9 @@ def test_a_full_buffer_drops_the_oldest_records_and_counts_them() -> None:
         buffer.add(trace(f"req_{i}", "rate_limited", "success"))
     assert len(buffer) == 4
     assert buffer.dropped == 4
-    assert [r.request_id for r in buffer.take(10)] == ["req_2", "req_2", "req_3", "req_3"]
+    batch = pb.ReportUsageRequest()
+    assert buffer.take(10, batch) == 4
+    assert [r.request_id for r in batch.attempts] == ["req_2", "req_2", "req_3", "req_3"]
     assert len(buffer) == 0
 
 
