@@ -67,7 +67,7 @@ async def relay(
     headers = relayed(opened.raw_headers)
     is_sse = opened.headers.get("content-type", "").startswith("text/event-stream")
     framer = EventFramer() if is_sse else None
-    counted = 200 <= opened.status < 300
+    counted = 200 <= opened.status < 300 and ctx.observer.counts_tokens
     usage = StreamUsage(surface.format) if is_sse and counted else None
     metrics = ctx.observer.metrics
     if is_sse and metrics is not None:

@@ -67,6 +67,12 @@ class Observer:
             tracing,
         )
 
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether anything reads token counts (else the relay skips looking for them)."""
+        parts = (self.buffer, self.metrics, self.log, self.tracing)
+        return any(part is not None for part in parts)
+
     def finish(self, trace: RequestTrace) -> None:
         self._finished.append(trace)
         if self.tracing is not None and trace.span is not None:

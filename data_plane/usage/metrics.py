@@ -33,7 +33,7 @@ from .shipping import UsageBuffer
 
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _ADDED = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
-_TOKEN_KINDS = ("input", "output", "cached_input", "reasoning")
+_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 class _Histogram:
@@ -61,10 +61,6 @@ class _Histogram:
         return family
 
 
-def _inc(counter: dict[tuple[str, ...], float], labels: tuple[str, ...], by: float = 1) -> None:
-    counter[labels] = counter.get(labels, 0) + by
-
-
 class RequestMetrics:
     """What requests add up to; fed one finished `RequestTrace` at a time."""
 
@@ -80,33 +76,49 @@ class RequestMetrics:
         self.active_streams = 0
 
     def observe(self, trace: RequestTrace) -> None:
+        # Plain dict updates, inlined: this runs once per request.
         attempts = trace.attempts
         last = attempts[-1] if attempts else None
-        provider = last.provider_id if last else ""
-        model = last.upstream_model if last else ""
-        status_class = f"{trace.status // 100}xx" if trace.status else "none"
-        keyed = (trace.access_key_id,) if self.key_labels else ()
-        _inc(self.requests, (trace.surface, provider, model, status_class, *keyed))
+        status = trace.status
+        status_class = _STATUS_CLASSES.get(status // 100, "none") if status else "none"
+        if last is None:
+            key: tuple[str, ...] = (trace.surface, "", "", status_class)
+        else:
+            key = (trace.surface, last.provider_id, last.upstream_model, status_class)
+        if self.key_labels:
+            key += (trace.access_key_id,)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
         total = trace.ended - trace.started
         self.duration.observe((trace.surface,), total)
         upstream = 0.0
+        counts, tokens_total = self.attempts, self.tokens
         for a in attempts:
-            key = (a.provider_key_id,) if self.key_labels else ()
-            _inc(self.attempts, (a.provider_id, a.outcome, *key))
+            provider = a.provider_id
+            key = (
+                (provider, a.outcome, a.provider_key_id)
+                if self.key_labels
+                else (provider, a.outcome)
+            )
+            counts[key] = counts.get(key, 0) + 1
             if a is not last:
-                _inc(self.failovers, (a.provider_id,))
+                key = (provider,)
+                self.failovers[key] = self.failovers.get(key, 0) + 1
             if a.first_byte_at:
-                self.first_byte.observe((a.provider_id,), a.first_byte_at - a.started)
+                self.first_byte.observe((provider,), a.first_byte_at - a.started)
             upstream += (a.ended_at or trace.ended) - a.started
             tokens = a.tokens
-            if tokens is not None:
-                for kind, count in zip(
-                    _TOKEN_KINDS,
-                    (tokens.input, tokens.output, tokens.cached_input, tokens.reasoning),
-                    strict=True,
-                ):
-                    if count:
-                        _inc(self.tokens, (a.provider_id, a.upstream_model, kind), count)
+            if tokens is None:
+                continue
+            for kind, count in (
+                ("input", tokens.input),
+                ("output", tokens.output),
+                ("cached_input", tokens.cached_input),
+                ("reasoning", tokens.reasoning),
+            ):
+                if count:
+                    key = (provider, a.upstream_model, kind)
+                    tokens_total[key] = tokens_total.get(key, 0) + count
         if last is not None and last.outcome == SUCCESS:
             self.added.observe((), max(0.0, total - upstream))
 
