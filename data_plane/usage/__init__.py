@@ -74,7 +74,8 @@ class Observer:
         return any(part is not None for part in parts)
 
     def finish(self, trace: RequestTrace) -> None:
-        self._finished.append(trace)
+        if self.buffer is not None or self.metrics is not None or self.log is not None:
+            self._finished.append(trace)
         if self.tracing is not None and trace.span is not None:
             self.tracing.finish(trace)
         if len(self._finished) >= DIGEST_AT:

@@ -1,7 +1,7 @@
 """Attempt records, buffered in the proxy and shipped to the control plane in batches.
 
 The request path only appends its finished `RequestTrace` to a list (see `Observer`); the
-traces reach a bounded `UsageBuffer` and become protobuf records only here, off the
+digest turns the traces into protobuf records in a bounded `UsageBuffer`, off the
 request path. A background task takes up to
 `BATCH_RECORDS` records at a time, gives the batch a random id and sends it over the
 proxy's existing channel (`ReportUsage`); a batch whose reply is lost is resent with
@@ -40,44 +40,61 @@ MAX_BACKOFF = 30.0
 
 
 class UsageBuffer:
-    """Finished requests waiting to be shipped, oldest first, at most `capacity` records
-    (a request holds one record per attempt, or one when it made none)."""
+    """Records waiting to be shipped, oldest first, at most `capacity` of them.
 
-    __slots__ = ("_requests", "capacity", "dropped", "records")
+    Kept as protobuf batches of up to `BATCH_RECORDS` records, filled as requests are
+    added: a finished request's objects are released at once (not held for seconds, where
+    the garbage collector would keep scanning them), and a batch is ready to send as is.
+    """
+
+    __slots__ = ("_batches", "capacity", "dropped", "records")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise ValueError("the usage buffer must hold at least 1 record")
         self.capacity = capacity
-        self._requests: deque[RequestTrace] = deque()
+        self._batches: deque[pb.ReportUsageRequest] = deque()
         self.records = 0
         self.dropped = 0
         """Records dropped, oldest first, to stay within `capacity` (since start)."""
 
     def add(self, trace: RequestTrace) -> None:
-        queue = self._requests
-        size = len(trace.attempts) or 1
-        while queue and self.records + size > self.capacity:
-            old = len(queue.popleft().attempts) or 1
-            self.records -= old
-            self.dropped += old
-        queue.append(trace)
-        self.records += size
+        batches = self._batches
+        if not batches or len(batches[-1].attempts) >= BATCH_RECORDS:
+            batches.append(pb.ReportUsageRequest())
+        attempts = batches[-1].attempts
+        before = len(attempts)
+        add_messages(trace, attempts)
+        self.records += len(attempts) - before
+        if self.records > self.capacity:
+            self._drop(self.records - self.capacity)
+
+    def _drop(self, count: int) -> None:
+        """Drops the oldest `count` records, and the rest of the request of the last one."""
+        batches = self._batches
+        while count > 0 and batches:
+            oldest = batches[0].attempts
+            cut = min(count, len(oldest))
+            # A request's records are adjacent: never keep half of one.
+            while cut < len(oldest) and oldest[cut].request_id == oldest[cut - 1].request_id:
+                cut += 1
+            del oldest[:cut]
+            count -= cut
+            self.records -= cut
+            self.dropped += cut
+            if not oldest:
+                batches.popleft()
 
     def __len__(self) -> int:
         return self.records
 
-    def take(self, limit: int, into: pb.ReportUsageRequest) -> int:
-        """Moves up to about `limit` records, oldest first, into `into.attempts` (a request's
-        records stay together); how many."""
-        queue, moved = self._requests, 0
-        while queue and moved < limit:
-            trace = queue.popleft()
-            size = len(trace.attempts) or 1
-            self.records -= size
-            add_messages(trace, into.attempts)
-            moved += size
-        return moved
+    def take(self) -> pb.ReportUsageRequest | None:
+        """The oldest batch (at most `BATCH_RECORDS` records), or None when empty."""
+        if not self._batches:
+            return None
+        batch = self._batches.popleft()
+        self.records -= len(batch.attempts)
+        return batch
 
 
 def _ms(start: float, at: float) -> float:
@@ -155,9 +172,10 @@ class Shipper:
     def next_batch(self) -> pb.ReportUsageRequest | None:
         """The batch to send: the unacknowledged one again, or a new one (None: nothing)."""
         if self._pending is None:
-            batch = pb.ReportUsageRequest(node_id=self.node_id, batch_id=uuid.uuid4().hex)
-            if not self.buffer.take(BATCH_RECORDS, batch):
+            batch = self.buffer.take()
+            if batch is None:
                 return None
+            batch.node_id, batch.batch_id = self.node_id, uuid.uuid4().hex
             self._pending = batch
         self._pending.dropped_records = self.buffer.dropped
         return self._pending

@@ -59,9 +59,10 @@ def test_a_full_buffer_drops_the_oldest_records_and_counts_them() -> None:
         buffer.add(trace(f"req_{i}", "rate_limited", "success"))
     assert len(buffer) == 4
     assert buffer.dropped == 4
-    batch = pb.ReportUsageRequest()
-    assert buffer.take(10, batch) == 4
+    batch = buffer.take()
+    assert batch is not None
     assert [r.request_id for r in batch.attempts] == ["req_2", "req_2", "req_3", "req_3"]
+    assert buffer.take() is None
     assert len(buffer) == 0
 
 
