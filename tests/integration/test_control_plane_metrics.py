@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from control_plane.metrics import metrics_app
 
 from .control_planes import RunningControlPlane
+from .proxies import wait_until
 from .rpc_helpers import Api
 
 
@@ -27,10 +28,18 @@ def test_rpcs_are_counted_by_method_and_code(control_plane: RunningControlPlane)
         usage.GetRequest(pb.GetRequestRequest(request_id="req_none"), metadata=control_plane.admin)
     with pytest.raises(grpc.RpcError):
         usage.ListUsage(pb.ListUsageRequest(), metadata=control_plane.auth("kwadm_nonsense"))
-    text = scrape(control_plane)
+
+    # The client has its error as soon as the handler aborts; the server counts just after.
+    def counted() -> str | None:
+        text = scrape(control_plane)
+        refused = (
+            'keyway_rpcs_total{code="UNAUTHENTICATED",method="ListUsage"} 1.0',
+            'keyway_rpcs_total{code="NOT_FOUND",method="GetRequest"} 1.0',
+        )
+        return text if all(line in text for line in refused) else None
+
+    text = wait_until(counted, what="the refused calls to be counted")
     assert 'keyway_rpcs_total{code="OK",method="CreateProviderKey"} 1.0' in text
-    assert 'keyway_rpcs_total{code="NOT_FOUND",method="GetRequest"} 1.0' in text
-    assert 'keyway_rpcs_total{code="UNAUTHENTICATED",method="ListUsage"} 1.0' in text
     assert 'keyway_rpc_duration_seconds_count{method="CreateProviderKey"} 1.0' in text
     assert "keyway_snapshot_version " in text
     assert "keyway_snapshot_compile_seconds " in text
