@@ -76,7 +76,9 @@ def start_control_plane(
 
 
 def stop_control_plane(server: ControlPlane, background: BackgroundLoop) -> None:
-    background.run(server.stop(grace=0.5))
+    # Generous: on PostgreSQL a stop joins the revision watcher and waits for the pool's
+    # connections, each bounded by seconds, and a loaded machine adds its share.
+    background.run(server.stop(grace=0.5), timeout=30)
     background.close()
 
 
