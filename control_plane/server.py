@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,10 @@ from control_plane.api.operator_credentials import OperatorCredentialServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
+from control_plane.console import Console
+from control_plane.console.sessions import Sessions
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.domain.tokens import TokenKind
 from control_plane.http import http_app
 from control_plane.http.listener import WHAT as HTTP_WHAT
 from control_plane.http.listener import HttpListener, Tls
@@ -355,8 +359,19 @@ class ControlPlane:
         tls = None
         if s.tls_cert is not None and s.tls_key is not None:
             tls = Tls(s.tls_cert, s.tls_key, s.tls_client_ca)
-        app = http_app(self.store, self.servicers, ready=self._ready)
+        console = Console(self._console_token, Sessions(time.time))
+        app = http_app(
+            self.store,
+            self.servicers,
+            ready=self._ready,
+            parts=[console.routes],
+            layers=[console.guard],
+        )
         return HttpListener(app, listen, tls)
+
+    async def _console_token(self, token: str) -> tuple[TokenKind, str | None] | None:
+        found = await call(self.store, self.store.authenticate, token)
+        return None if found is None else (found.kind, found.account_id)
 
     async def _ready(self) -> str | None:
         if not self._serving:
