@@ -25,12 +25,14 @@ from control_plane.domain.errors import (
 from control_plane.domain.tokens import TokenKind
 from control_plane.http.errors import error_body
 
-from .sessions import Session, Sessions
+from .sessions import Acting, Session, Sessions
 
 log = logging.getLogger("keyway.control_plane.console")
 
 COOKIE = "keyway_session"
 CSRF_HEADER = "x-keyway-csrf"
+AS_OPERATOR_HEADER = "x-keyway-as"
+"""`operator`: a call the console makes with the operator token while acting in an account."""
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _TYPES = {
     ".html": "text/html",
@@ -90,6 +92,7 @@ class Console:
             Route("/console/", self._page, methods=["GET"]),
             Route("/console/static/{name}", self._asset, methods=["GET"]),
             Route("/console/session", self._session, methods=["GET", "POST", "DELETE"]),
+            Route("/console/session/account", self._account, methods=["PUT", "DELETE"]),
         ]
 
     def guard(self, app: ASGIApp) -> ASGIApp:
@@ -118,6 +121,38 @@ class Console:
             if request.method == "DELETE":
                 return self._sign_out(request, session)
             return _session_json(session, 200)
+        except DomainError as error:
+            return _error(error)
+
+    async def _account(self, request: Request) -> Response:
+        """An operator session acts in an account (PUT, with an admin API key the console
+        made for it through the REST API) or returns to the operator's view (DELETE, which
+        answers the key's id so that the console deletes it)."""
+        try:
+            session = self.sessions.find(request.cookies.get(COOKIE))
+            if session is None:
+                raise Unauthenticated("not signed in (or the session expired): sign in again")
+            if not session.csrf_matches(request.headers.get(CSRF_HEADER)):
+                raise PermissionDenied(f"switching accounts needs the {CSRF_HEADER} header")
+            if session.kind != "operator":
+                raise PermissionDenied("only an operator session switches accounts")
+            if request.method == "DELETE":
+                left = session.acting
+                changed = self.sessions.act(session.id, None)
+                assert changed is not None
+                return _session_json(changed, 200, left.key_id if left else "")
+            body = await _json_body(request)
+            token, key_id = body.get("token"), body.get("keyId")
+            if not isinstance(key_id, str) or not key_id:
+                raise InvalidArgument.field("keyId", "is required: the admin API key's id")
+            if not isinstance(token, str) or tokens.kind_of(token) is not TokenKind.ADMIN:
+                raise InvalidArgument.field("token", "must be an admin API key (kwadm_…)")
+            found = await self._authenticate(token)
+            if found is None or found[1] is None:
+                raise Unauthenticated("unknown or revoked token")
+            changed = self.sessions.act(session.id, Acting(found[1], key_id, token))
+            assert changed is not None
+            return _session_json(changed, 200)
         except DomainError as error:
             return _error(error)
 
@@ -171,13 +206,30 @@ class Console:
         return response
 
 
-def _session_json(session: Session, status: int) -> Response:
-    body = {
+async def _json_body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise InvalidArgument.field("body", 'must be JSON ({"token": …})')
+    try:
+        body: Any = json.loads(await request.body())
+    except ValueError:
+        raise InvalidArgument.field("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument.field("body", "must be a JSON object")
+    return body
+
+
+def _session_json(session: Session, status: int, left_key_id: str = "") -> Response:
+    """What the console's scripts know of their session: never a token."""
+    body: dict[str, Any] = {
         "kind": session.kind,
         "accountId": session.account_id or "",
+        "actingAccountId": session.acting.account_id if session.acting else "",
+        "actingKeyId": session.acting.key_id if session.acting else "",
         "expiresAt": session.expires_at,
         "csrf": session.csrf,
     }
+    if left_key_id:
+        body["leftKeyId"] = left_key_id
     return Response(json.dumps(body).encode(), status, SECURITY_HEADERS, "application/json")
 
 
@@ -205,7 +257,9 @@ class SessionAuth:
             return
         assert session is not None
         # In place: the request log reads the same scope to name the caller.
-        scope["headers"] = [*headers, (b"authorization", f"Bearer {session.token}".encode())]
+        as_operator = any(k == AS_OPERATOR_HEADER.encode() and v == b"operator" for k, v in headers)
+        token = session.token_for(as_operator)
+        scope["headers"] = [*headers, (b"authorization", f"Bearer {token}".encode())]
         await self._app(scope, receive, send)
 
     @staticmethod

@@ -9,6 +9,7 @@ restarts; a token revoked meanwhile stops working at once, since every call re-c
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import secrets
 from collections.abc import Callable
@@ -21,6 +22,15 @@ MAX_SESSIONS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
+class Acting:
+    """The account an operator session works in, through an admin API key made for it."""
+
+    account_id: str
+    key_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     id: str
     token: str
@@ -29,9 +39,15 @@ class Session:
     """`admin` or `operator`."""
     account_id: str | None
     expires_at: float
+    acting: Acting | None = None
 
     def __repr__(self) -> str:
-        return f"Session(kind={self.kind!r}, account_id={self.account_id!r})"
+        acting = None if self.acting is None else self.acting.account_id
+        return f"Session(kind={self.kind!r}, account_id={self.account_id!r}, acting={acting!r})"
+
+    def token_for(self, as_operator: bool) -> str:
+        """The account's key while acting in one, unless the call asks for the operator."""
+        return self.acting.token if self.acting is not None and not as_operator else self.token
 
     def csrf_matches(self, sent: str | None) -> bool:
         return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
@@ -69,6 +85,15 @@ class Sessions:
             del self._live[session_id]
             return None
         return session
+
+    def act(self, session_id: str, acting: Acting | None) -> Session | None:
+        """The session now acting in `acting`'s account (None: the operator's own view)."""
+        found = self.find(session_id)
+        if found is None:
+            return None
+        changed = dataclasses.replace(found, acting=acting)
+        self._live[session_id] = changed
+        return changed
 
     def now(self) -> float:
         return self._clock()

@@ -149,6 +149,16 @@ class Stack:
         raise AssertionError("the control plane printed no HTTP API line")
 
     @property
+    def operator_token(self) -> str:
+        return (self.data_dir / "operator.token").read_text().strip()
+
+    @property
+    def account_id(self) -> str:
+        """The account of `admin_token` (the one made on first start)."""
+        stub = accounts_pb2_grpc.AccountServiceStub(self.channel)
+        return stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=self.auth).account.id
+
+    @property
     def auth(self) -> tuple[tuple[str, str]]:
         return (("authorization", f"Bearer {self.admin_token}"),)
 

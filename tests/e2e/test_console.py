@@ -201,3 +201,86 @@ def test_a_wrong_token_is_refused_next_to_the_field(browser: Browser, stack: Sta
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("alert")).to_contain_text("token")
         assert page.context.cookies() == []
+
+
+def test_custom_providers_are_created_and_edited_with_the_apis_messages(
+    browser: Browser, stack: Stack
+) -> None:
+    with console_page(browser, stack.http_url) as page:
+        sign_in(page, stack.admin_token)
+        page.get_by_role("tab", name="Custom").click()
+        panel = page.get_by_role("tabpanel")
+        expect(panel.get_by_text("No custom providers yet")).to_be_visible()
+        form = page.get_by_role("form", name="Add a custom provider")
+        form.get_by_label("Provider id").fill("acme")
+        form.get_by_label("Name").fill(XSS)
+        form.get_by_label("Base URL").fill("http://10.1.2.3/v1")
+        form.get_by_label("Models").fill("acme-large, acme-small")
+        form.get_by_role("button", name="Add provider").click()
+        expect(form.get_by_label("Provider id")).to_have_accessible_description(
+            re.compile(r"provider_id: must be 'x-'")
+        )
+        form.get_by_label("Provider id").fill("x-acme")
+        form.get_by_role("button", name="Add provider").click()
+        expect(form.get_by_label("Base URL")).to_have_accessible_description(
+            re.compile(r"base_url: points at a private or loopback address")
+        )
+        form.get_by_label("Base URL").fill("https://llm.acme.example/v1")
+        form.get_by_role("button", name="Add provider").click()
+        expect(page.get_by_role("tab", name="Custom")).to_have_attribute("aria-selected", "true")
+        row = page.get_by_role("tabpanel").get_by_role("row").filter(has_text="x-acme")
+        expect(row).to_contain_text("acme-large, acme-small")
+        expect(row.get_by_role("cell").nth(1)).to_have_text(XSS)
+
+        row.get_by_role("link", name="x-acme").click()
+        edit = page.get_by_role("form", name="Edit custom provider")
+        expect(edit.get_by_label("Provider id")).to_be_disabled()
+        edit.get_by_label("Name").fill("Acme LLM")
+        edit.get_by_role("button", name="Save provider").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Acme LLM")
+        expect(page.get_by_text("No API keys yet")).to_be_visible()
+
+
+def console_keys(stack: Stack, account_id: str) -> list[str]:
+    """Names of the account's admin API keys the console made."""
+    answer = httpx.get(
+        f"{stack.http_url}/api-keys",
+        params={"accountId": account_id},
+        headers={"Authorization": f"Bearer {stack.operator_token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    names = [k["name"] for k in answer.json().get("adminApiKeys", [])]
+    return [n for n in names if "console" in n]
+
+
+def test_the_operator_switches_accounts_and_sees_proxies_unredacted(
+    browser: Browser, stack: Stack
+) -> None:
+    account_id = stack.account_id
+    with console_page(browser, stack.http_url) as page:
+        sign_in(page, stack.operator_token)
+        expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
+        expect(page.get_by_role("link", name="Access keys")).to_have_count(0)
+        page.get_by_role("link", name="Proxies").click()
+        expect(page.get_by_role("row").filter(has_text="e2e-proxy")).to_contain_text("IN_SYNC")
+
+        page.get_by_role("link", name="Accounts").click()
+        page.get_by_role("button", name="Work in Default").click()
+        expect(page.get_by_role("tab", name="Built-in")).to_be_visible()
+        expect(page.get_by_label("Account", exact=True)).to_have_value(account_id)
+        assert console_keys(stack, account_id) == ["web console (operator)"]
+        page.get_by_role("link", name="Access keys").click()
+        expect(page.get_by_role("heading", name="Access keys")).to_be_visible()
+
+        page.get_by_label("Account", exact=True).select_option("")
+        expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
+        assert console_keys(stack, account_id) == []
+
+        page.get_by_label("Account", exact=True).select_option(account_id)
+        expect(page.get_by_role("tab", name="Built-in")).to_be_visible()
+        assert console_keys(stack, account_id) == ["web console (operator)"]
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_label("Token")).to_be_visible()
+        assert console_keys(stack, account_id) == []
+        assert stack.operator_token not in storage(page)
+    assert stack.operator_token not in stack.control_plane.output()

@@ -220,3 +220,60 @@ def test_the_scripts_build_pages_from_text_nodes_only() -> None:
             assert parser not in code, f"{script.name} uses {parser}"
         for storage in ("localStorage", "sessionStorage", "indexedDB", "document.cookie"):
             assert storage not in code, f"{script.name} uses {storage}"
+
+
+def test_an_operator_session_acts_in_an_account_through_its_own_admin_key(
+    plane: RestPlane,
+) -> None:
+    signed_in = sign_in(plane, plane.operator_token)
+    plane.http.cookies.clear()
+    cookie, csrf = signed_in.cookies[COOKIE], signed_in.json()["csrf"]
+    write = {"X-Keyway-CSRF": csrf}
+    as_operator = {"X-Keyway-As": "operator"}
+    assert call(plane, "GET", "/provider-keys", cookie).status_code == 403  # no account yet
+    account = call(plane, "GET", "/accounts", cookie).json()["accounts"][0]["id"]
+    made = call(
+        plane,
+        "POST",
+        f"/accounts/{account}/api-keys",
+        cookie,
+        json={"name": "web console (operator)"},
+        headers=write,
+    ).json()
+    body = {"token": made["token"], "keyId": made["adminApiKey"]["id"]}
+    for headers, payload, status, says in [
+        ({}, body, 403, "x-keyway-csrf"),
+        (write, {**body, "token": plane.operator_token}, 400, "token: must be an admin API key"),
+        (write, {"token": made["token"]}, 400, "keyId: is required"),
+    ]:
+        refused = call(
+            plane, "PUT", "/console/session/account", cookie, json=payload, headers=headers
+        )
+        assert refused.status_code == status
+        assert says in refused.json()["error"]["message"]
+        assert made["token"] not in refused.text
+    acting = call(plane, "PUT", "/console/session/account", cookie, json=body, headers=write)
+    assert acting.status_code == 200
+    assert acting.json()["actingAccountId"] == account
+    assert made["token"] not in acting.text
+    assert call(plane, "GET", "/provider-keys", cookie).status_code == 200
+    assert call(plane, "GET", "/accounts", cookie).status_code == 403  # the account's key
+    assert call(plane, "GET", "/accounts", cookie, headers=as_operator).status_code == 200
+    left = call(plane, "DELETE", "/console/session/account", cookie, headers=write).json()
+    assert left["leftKeyId"] == made["adminApiKey"]["id"]
+    assert left["actingAccountId"] == ""
+    assert call(plane, "GET", "/provider-keys", cookie).status_code == 403
+
+
+def test_an_admin_session_cannot_switch_accounts(plane: RestPlane) -> None:
+    cookie, csrf = session(plane)
+    refused = call(
+        plane,
+        "PUT",
+        "/console/session/account",
+        cookie,
+        json={"token": plane.admin_token, "keyId": "x"},
+        headers={"X-Keyway-CSRF": csrf},
+    )
+    assert refused.status_code == 403
+    assert "only an operator session" in refused.json()["error"]["message"]

@@ -20,8 +20,11 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
+// `asOperator`: while an operator session works in an account, this call uses the operator
+// token instead of the account's key (accounts, proxies, admin API keys).
+export async function api(method, path, body, { asOperator = false } = {}) {
   const headers = { Accept: "application/json" };
+  if (asOperator) headers["X-Keyway-As"] = "operator";
   if (method !== "GET") headers["X-Keyway-CSRF"] = csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
@@ -51,12 +54,12 @@ export async function api(method, path, body) {
 }
 
 // Every page of a list, followed by its next page token.
-export async function listAll(path, key) {
+export async function listAll(path, key, options = {}) {
   const found = [];
   let token = "";
   for (let page = 0; page < 50; page += 1) {
     const sep = path.includes("?") ? "&" : "?";
-    const data = await api("GET", `${path}${sep}pageSize=100${token ? `&pageToken=${encodeURIComponent(token)}` : ""}`);
+    const data = await api("GET", `${path}${sep}pageSize=100${token ? `&pageToken=${encodeURIComponent(token)}` : ""}`, undefined, options);
     found.push(...(data[key] || []));
     token = data.nextPageToken || "";
     if (!token) break;

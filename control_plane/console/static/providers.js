@@ -15,7 +15,9 @@ export function showRefusal(form, failure, controls, summary) {
   if (placed) form.querySelector("[aria-invalid]")?.focus();
 }
 
-export async function providersPage(view, { session }) {
+let openTab = "built-in"; // kept across re-renders, so a save on Custom stays on Custom
+
+export async function providersPage(view, { refresh }) {
   const { providers = [] } = await api("GET", "/catalog/providers");
   const builtIn = providers.filter((p) => p.builtIn);
   const custom = providers.filter((p) => !p.builtIn);
@@ -23,6 +25,7 @@ export async function providersPage(view, { session }) {
   const tabs = h("div", { role: "tablist", "aria-label": "Provider kind" });
   const body = h("div", { class: "tab-panels" });
   const show = (name) => {
+    openTab = name;
     for (const tab of tabs.children) {
       const on = tab.dataset.tab === name;
       tab.setAttribute("aria-selected", String(on));
@@ -45,12 +48,12 @@ export async function providersPage(view, { session }) {
     providerTable("Built-in providers", builtIn, "No built-in providers in this catalog."));
   panels.custom = h("div", { role: "tabpanel", id: "panel-custom", "aria-labelledby": "tab-custom" },
     providerTable("Custom providers", custom, "No custom providers yet: add one below to route to your own OpenAI- or Anthropic-compatible upstream."),
-    customProviderForm(null, () => { location.hash = "#/providers"; providersPage(replace(view), { session }).then(() => {}); }));
+    customProviderForm(null, refresh));
   body.append(panels["built-in"], panels.custom);
   replace(view, h("h1", {}, "Providers"),
     h("p", {}, "Pick a provider to add its API keys. Apps never see these keys: they call the proxy with an access key."),
     tabs, body);
-  show(location.hash.includes("custom") ? "custom" : "built-in");
+  show(openTab);
 }
 
 function providerTable(caption, providers, empty) {

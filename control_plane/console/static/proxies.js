@@ -9,7 +9,7 @@ const STATES = {
 };
 
 export async function proxiesPage(view) {
-  const planes = await listAll("/data-planes", "dataPlanes");
+  const planes = await listAll("/data-planes", "dataPlanes", { asOperator: true });
   const rows = planes.map((p) => {
     const state = STATES[p.state] || "UNKNOWN";
     const rejection = p.lastRejection
