@@ -10,6 +10,7 @@ import re
 
 import httpx
 import openai
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from .browser import console_page, sign_in
@@ -137,6 +138,28 @@ def test_the_quickstart_in_the_browser_with_secrets_kept_out(
         page.get_by_label("Configuration of my app").select_option(configuration_id)
         page.get_by_role("button", name="Assign").click()
         expect(page.get_by_role("status")).to_contain_text(f"my app now uses {configuration_id}")
+        stack.wait_synced()
+        assert served_label(stack, token) == "ok-console-key-2"
+
+        def access_key_used() -> bool:
+            page.reload()
+            row = page.get_by_role("row").filter(has_text="my app")
+            return row.get_by_role("cell").nth(4).inner_text() not in ("never", "")
+
+        wait_until(access_key_used, 60, "the access key's last use to reach the console")
+
+        # Disabled, the key is refused by the proxy; enabled, it serves again.
+        page.get_by_role("row").filter(has_text="my app").get_by_role(
+            "button", name="Disable"
+        ).click()
+        expect(page.get_by_role("status")).to_contain_text("Disabled my app")
+        stack.wait_synced()
+        with pytest.raises(openai.AuthenticationError, match="is disabled"):
+            served_label(stack, token)
+        page.get_by_role("row").filter(has_text="my app").get_by_role(
+            "button", name="Enable"
+        ).click()
+        expect(page.get_by_role("status")).to_contain_text("Enabled my app")
         stack.wait_synced()
         assert served_label(stack, token) == "ok-console-key-2"
 

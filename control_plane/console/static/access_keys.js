@@ -37,7 +37,15 @@ export async function accessKeysPage(view, { refresh }) {
         } catch (failure) { failed(failure); }
       } }, "Revoke for good"),
       h("button", { type: "button", onclick: refresh }, "Cancel")) }, "Delete");
-    cell.append(revoke);
+    const toggle = h("button", { type: "button", onclick: async () => {
+      try {
+        await api("PATCH", `/access-keys/${key.id}`, { disabled: !key.disabled });
+        await refresh();
+        document.querySelector('[role="status"]').textContent = key.disabled
+          ? `Enabled ${key.name}.` : `Disabled ${key.name}: proxies answer 401 access_key_disabled until it is enabled.`;
+      } catch (failure) { failed(failure); }
+    } }, key.disabled ? "Enable" : "Disable");
+    cell.append(toggle, revoke);
     return h("tr", { "data-key": key.id },
       h("td", {}, key.name, h("br"), h("code", { class: "muted" }, key.id)),
       h("td", {}, h("code", {}, key.redactedToken)),
