@@ -307,3 +307,84 @@ def test_the_operator_switches_accounts_and_sees_proxies_unredacted(
         assert console_keys(stack, account_id) == []
         assert stack.operator_token not in storage(page)
     assert stack.operator_token not in stack.control_plane.output()
+
+
+def test_a_configuration_is_reordered_in_the_form_and_checked_in_json(
+    browser: Browser, stack: Stack
+) -> None:
+    first = stack.add_provider_key("openai", "sk-mock-ok-order-first", "First")
+    second = stack.add_provider_key("openai", "sk-mock-ok-order-second", "Second")
+    doc = {
+        "name": "Ordered",
+        "router": {
+            "rules": [
+                {
+                    "provider": "openai",
+                    "steps": [{"type": "user", "keys": [{"id": first}, {"id": second}]}],
+                }
+            ]
+        },
+    }
+    configuration = stack.add_configuration(doc)
+    _, token = stack.add_access_key(configuration)
+    stack.wait_synced()
+    assert served_label(stack, token) == "ok-order-first"
+    with console_page(browser, stack.http_url) as page:
+        sign_in(page, stack.admin_token)
+        page.goto(f"/console/#/configurations/{configuration}")
+        expect(page.get_by_label("Key 1 of rule 1", exact=True)).to_have_value(first)
+        page.get_by_role("button", name="Move key 2 of rule 1 up").click()
+        expect(page.get_by_label("Key 1 of rule 1", exact=True)).to_have_value(second)
+        page.get_by_role("button", name="Save configuration").click()
+        expect(page.get_by_role("status")).to_contain_text("Saved Ordered")
+        stack.wait_synced()
+        assert served_label(stack, token) == "ok-order-second"
+
+        page.get_by_role("tab", name="JSON").click()
+        editor = page.get_by_label("Configuration JSON")
+        saved = json.loads(editor.input_value())
+        assert saved["router"]["rules"][0]["steps"][0]["keys"] == [{"id": second}, {"id": first}]
+        editor.fill("{not json")
+        page.get_by_role("button", name="Save configuration").click()
+        expect(page.get_by_role("alert").filter(has_text="does not parse")).to_be_visible()
+        editor.fill(json.dumps({**saved, "limits": {"concurrency": 0, "requestsPerMinut": 5}}))
+        page.get_by_role("button", name="Save configuration").click()
+        expect(page.get_by_role("alert").filter(has_text="requestsPerMinut")).to_be_visible()
+        assert served_label(stack, token) == "ok-order-second"  # nothing was written
+
+
+def test_keys_are_renamed_and_access_keys_unassigned(browser: Browser, stack: Stack) -> None:
+    key_id = stack.add_provider_key("anthropic", "sk-ant-mock-ok-rename-me", "Old name")
+    configuration = stack.add_configuration({"name": "Unassign me"})
+    access_key, _ = stack.add_access_key(configuration)
+    with console_page(browser, stack.http_url) as page:
+        sign_in(page, stack.admin_token)
+        page.goto("/console/#/providers/anthropic")
+        row = page.get_by_role("row").filter(has_text=key_id)
+        row.get_by_role("button", name="Rename").click()
+        page.get_by_label("New name").fill("New name")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status")).to_contain_text("Renamed to New name")
+        assert stack.provider_key(key_id).name == "New name"
+
+        page.goto("/console/#/access-keys")
+        row = page.get_by_role("row").filter(has_text=access_key)
+        row.get_by_role("combobox").select_option("")
+        row.get_by_role("button", name="Assign").click()
+        expect(page.get_by_role("status")).to_contain_text("has no configuration now")
+        expect(
+            page.get_by_role("row").filter(has_text=access_key).get_by_role("combobox")
+        ).to_have_value("")
+
+
+def test_sign_in_works_from_the_keyboard_alone(browser: Browser, stack: Stack) -> None:
+    with console_page(browser, stack.http_url) as page:
+        page.goto("/")
+        expect(page.get_by_label("Token")).to_be_focused()
+        page.keyboard.type(stack.admin_token)
+        page.keyboard.press("Enter")
+        built_in = page.get_by_role("tab", name="Built-in")
+        built_in.focus()
+        page.keyboard.press("ArrowRight")
+        expect(page.get_by_role("tab", name="Custom")).to_be_focused()
+        expect(page.get_by_role("tab", name="Custom")).to_have_attribute("aria-selected", "true")

@@ -172,8 +172,9 @@ function keyActions(key, status, refresh) {
       clearErrors(form);
       try {
         await submit();
+        const message = done(); // read before the refresh replaces the form
         await refresh();
-        document.querySelector('[role="status"]').textContent = done;
+        document.querySelector('[role="status"]').textContent = message;
       } catch (failure) {
         showRefusal(form, failure, { name: control, value: control }, summary);
       }
@@ -184,12 +185,12 @@ function keyActions(key, status, refresh) {
   box.append(
     inline(`Rename`, () => {
       const name = h("input", { value: key.name });
-      return mini("Renaming", "New name", name, () => api("PATCH", `/provider-keys/${key.id}`, { name: name.value }), `Renamed to ${name.value}.`);
+      return mini("Renaming", "New name", name, () => api("PATCH", `/provider-keys/${key.id}`, { name: name.value }), () => `Renamed to ${name.value}.`);
     }),
     inline(`Rotate`, () => {
       const value = h("input", { type: "password", autocomplete: "off" });
       return mini("Rotating", "New key value", value, () => api("POST", `/provider-keys/${key.id}/rotate`, { value: value.value }),
-        `Rotated ${key.name}: the id ${key.id} is unchanged, so configurations and apps keep working with the new value.`);
+        () => `Rotated ${key.name}: the id ${key.id} is unchanged, so configurations and apps keep working with the new value.`);
     }),
     h("button", { type: "button", onclick: () => act(() => api("PATCH", `/provider-keys/${key.id}`, { disabled: !key.disabled }),
       key.disabled ? `Enabled ${key.name}.` : `Disabled ${key.name}: proxies skip it until it is enabled.`) }, key.disabled ? "Enable" : "Disable"),
