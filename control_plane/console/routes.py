@@ -251,6 +251,11 @@ class SessionAuth:
             await self._app(scope, receive, send)
             return
         session = self._sessions.find(cookie)
+        if session is None:
+            # A stale cookie changes nothing: health and the OpenAPI document still answer,
+            # and the REST API asks for credentials as it does without one.
+            await self._app(scope, receive, send)
+            return
         refusal = self._refusal(scope, headers, session)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -264,10 +269,8 @@ class SessionAuth:
 
     @staticmethod
     def _refusal(
-        scope: Scope, headers: list[tuple[bytes, bytes]], session: Session | None
+        scope: Scope, headers: list[tuple[bytes, bytes]], session: Session
     ) -> Response | None:
-        if session is None:
-            return _error(Unauthenticated("the console session expired or ended: sign in again"))
         if scope["method"] in _SAFE:
             return None
         origin = next((v.decode("latin-1") for k, v in headers if k == b"origin"), None)

@@ -1,7 +1,7 @@
 """A real browser for the console tests: Playwright driving Debian's Chromium.
 
-One browser per test session (starting one costs seconds); each test gets a fresh context,
-so cookies and storage never leak from one test into the next.
+One browser per test module (starting one costs about a second); each test gets a fresh
+context, so cookies and storage never leak from one test into the next.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: Playwright's sync API holds an event loop on this thread
+    while it runs, and the asyncio tests of later modules need the thread free."""
     with chromium() as b:
         yield b
