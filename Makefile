@@ -1,4 +1,5 @@
-# Every target creates what it needs: a fresh clone needs only python3.11 and npm.
+# Every target creates what it needs: a fresh clone needs only python3.11 and npm (and, for
+# the PostgreSQL suites, apt as root: `make test` installs Debian's postgresql if missing).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -15,7 +16,7 @@ STUBS_OUT ?= build/stubs/typescript
 DATA_DIR ?= .keyway
 PROTO_FILES := $(wildcard proto/keyway/v1/*.proto)
 
-.PHONY: all run demo test lint proto proto-check stubs openapi bench screenshots chromium clean
+.PHONY: all run demo test lint proto proto-check stubs openapi bench screenshots chromium clean postgresql
 
 all: test
 
@@ -28,6 +29,12 @@ $(STAMP): pyproject.toml
 $(BUF):
 	mkdir -p $(BUF_DIR)
 	npm install --silent --no-audit --no-fund --prefix $(BUF_DIR) @bufbuild/buf@$(BUF_VERSION)
+
+# The tests start their own PostgreSQL server (initdb in a temp dir, a free loopback port);
+# they only need the binaries.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
 
 # Flags pass through: make run ARGS="--mock-upstream --proxy-listen 127.0.0.1:9080"
 run: $(STAMP)
@@ -97,13 +104,13 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # The README's REST quickstart is run by a test with real curl and jq.
-test: $(STAMP) proto-check lint chromium
+test: $(STAMP) postgresql chromium proto-check lint
 	command -v curl >/dev/null && command -v jq >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl jq)
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 	$(BIN)/python -m tests.pure
 
-bench: $(STAMP)
+bench: $(STAMP) postgresql
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/pytest tests/bench -p no:randomly -s --timeout=900
 

@@ -37,8 +37,15 @@ def bootstrap(store: Store, data_dir: Path) -> TokenFiles:
     files = TokenFiles(
         data_dir / OPERATOR_FILE, data_dir / ADMIN_FILE, data_dir / DATA_PLANE_FILE, False
     )
-    if store.count_credentials(TokenKind.OPERATOR):
-        return files
+    # Replicas of a shared database starting together: one creates, the others wait for
+    # it and find the operator credential (their token files stay unwritten).
+    with store.exclusive("first-start", wait=True):
+        if store.count_credentials(TokenKind.OPERATOR):
+            return files
+        return _first_start(store, files)
+
+
+def _first_start(store: Store, files: TokenFiles) -> TokenFiles:
     operator = tokens.mint(TokenKind.OPERATOR)
     admin = tokens.mint(TokenKind.ADMIN)
     data_plane = tokens.mint(TokenKind.DATA_PLANE)

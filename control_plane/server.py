@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,11 +52,13 @@ from control_plane.api.providers import ProviderServicer
 from control_plane.bootstrap import bootstrap
 from control_plane.console import Console
 from control_plane.console.sessions import Sessions
+from control_plane.domain.errors import Unavailable
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.domain.tokens import TokenKind
 from control_plane.http import http_app
 from control_plane.http.listener import WHAT as HTTP_WHAT
 from control_plane.http.listener import HttpListener, Tls
+from control_plane.key_checks import check_keyring
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
@@ -63,8 +66,9 @@ from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.discovery import DiscoveryServicer
 from control_plane.snapshots.publisher import Publisher
 from control_plane.snapshots.status import StatusBook
+from control_plane.store import urls
 from control_plane.store.port import Store, call
-from control_plane.store.sqlite import open_store
+from control_plane.store.records import PassResult
 from data_plane.shared.addresses import is_loopback
 from data_plane.shared.private_files import UnsafePathError, ensure_private_dir, locked
 from data_plane.shared.startup import ListenError, StartupError, check_free, read_file
@@ -117,22 +121,23 @@ class InsecureListenError(StartupError):
     """Snapshots carry provider keys: refuse to serve them in clear off this host."""
 
 
-def _key_source(data_dir: Path, environ: Mapping[str, str]) -> str:
+def _key_source(key_path: Path, environ: Mapping[str, str]) -> str:
     if ENV_VAR in environ:
         return ENV_VAR
-    return f"the key file {key_file(data_dir)}"
+    return f"the key file {key_path}"
 
 
 def _check_master_keys(
-    store: Store, provider: KeyProvider, data_dir: Path, environ: Mapping[str, str]
+    store: Store, provider: KeyProvider, key_path: Path, environ: Mapping[str, str]
 ) -> None:
     """Refuses to run with a keyring that cannot open what the database holds.
 
     Serving would look healthy while no snapshot could ever be compiled, and a key
     quietly generated in place of the lost one would seal new secrets beside
-    unreadable old ones.
+    unreadable old ones. On a shared database this is also what stops a replica
+    started with another deployment's key.
     """
-    source = _key_source(data_dir, environ)
+    source = _key_source(key_path, environ)
     known = set(provider.ids())
     missing = [kek_id for kek_id in store.sealed_kek_ids() if kek_id not in known]
     if missing:
@@ -140,7 +145,7 @@ def _check_master_keys(
         raise StartupError(
             f"the database holds provider keys sealed with master key(s) {listed}, which "
             f"{source} does not have. Start with the keyring that sealed them (restore "
-            f"{key_file(data_dir)} from your backup), or set {ENV_VAR}="
+            f"{key_path} from your backup), or set {ENV_VAR}="
             f"'<id>:<base64 key>,…' including {listed}"
         )
     wrong = [kek_id for kek_id in store.sealed_kek_ids() if not store.kek_opens(kek_id)]
@@ -152,26 +157,69 @@ def _check_master_keys(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """Where a control plane keeps its state: the data directory (tokens written on first
+    start, the start-up lock), the database, and the master key file."""
+
+    data_dir: Path
+    database_url: str = field(default="", repr=False)  # it may hold a password
+    """Empty: SQLite in the data directory (see `control_plane.store.urls`)."""
+    master_key_file: Path | None = None
+    """Default: `<data_dir>/master.keys`. Replicas of a shared database must all use the
+    same keyring: this file (on a shared volume or secret), or KEYWAY_MASTER_KEYS."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether other replicas may use the same database."""
+        return urls.parse(self.database_url, self.data_dir).shared
+
+    @property
+    def key_path(self) -> Path:
+        return self.master_key_file or key_file(self.data_dir)
+
+
 def _open_store(
-    data_dir: Path, environ: Mapping[str, str], given: KeyProvider | None, quotas: Quotas
+    storage: Storage, environ: Mapping[str, str], given: KeyProvider | None, quotas: Quotas
 ) -> tuple[Store, Sealer]:
+    database = urls.parse(storage.database_url, storage.data_dir)
+    key_path = storage.key_path
+    if (
+        database.shared
+        and given is None
+        and ENV_VAR not in environ
+        and storage.master_key_file is None
+    ):
+        raise StartupError(
+            f"{database.describe()} is shared by every replica, so the master key must be "
+            f"too: set {ENV_VAR} (the same on every replica) or --master-key-file to a key "
+            "file every replica reads; a key made here would seal secrets the other "
+            "replicas cannot open"
+        )
     chosen: list[Sealer] = []
 
     def sealer(sealed_kek_ids: list[str]) -> Sealer:
         provider: KeyProvider
         if given is not None:
             provider = given
-        elif sealed_kek_ids and ENV_VAR not in environ and not key_file(data_dir).exists():
+        elif sealed_kek_ids and ENV_VAR not in environ and not key_path.exists():
             # Never a fresh key in place of a lost one: it could not open what is there.
             provider = _EmptyKeyring()
         else:
-            provider = load_key_provider(data_dir, environ)
+            provider = load_key_provider(storage.data_dir, environ, key_path)
         chosen.append(Sealer(provider))
         return chosen[0]
 
-    store = open_store(data_dir / "keyway.db", sealer, quotas=quotas)
     try:
-        _check_master_keys(store, chosen[0].provider, data_dir, environ)
+        store = urls.open_database_store(database, sealer, quotas)
+    except Unavailable:
+        raise StartupError(
+            f"cannot reach {database.describe()} (check --database-url, that the server "
+            "is up and accepts this user)"
+        ) from None
+    try:
+        _check_master_keys(store, chosen[0].provider, key_path, environ)
+        check_keyring(store, chosen[0], _key_source(key_path, environ))
     except BaseException:
         store.close()
         raise
@@ -180,18 +228,23 @@ def _open_store(
 
 @contextlib.contextmanager
 def open_data_dir(
-    data_dir: Path, key_provider: KeyProvider | None = None, quotas: Quotas = DEFAULT_QUOTAS
+    data_dir: Path | Storage,
+    key_provider: KeyProvider | None = None,
+    quotas: Quotas = DEFAULT_QUOTAS,
 ) -> Iterator[tuple[Store, Sealer]]:
     """The store of a data directory, with its keyring checked, under the start-up lock.
 
     The lock serialises first start across processes sharing the directory: one
-    migrates the schema and creates the operator credential, the others find them.
+    migrates the schema and creates the operator credential, the others find them
+    (replicas of a shared database each have a directory of their own; the database's
+    own locks order them: see `bootstrap`).
     """
+    storage = data_dir if isinstance(data_dir, Storage) else Storage(data_dir)
     try:
-        ensure_private_dir(data_dir)
-        with locked(data_dir / "keyway.lock"):
-            yield _open_store(data_dir, os.environ, key_provider, quotas)
-    except (UnsafePathError, SealError) as error:
+        ensure_private_dir(storage.data_dir)
+        with locked(storage.data_dir / "keyway.lock"):
+            yield _open_store(storage, os.environ, key_provider, quotas)
+    except (UnsafePathError, SealError, urls.DatabaseUrlError) as error:
         raise StartupError(str(error)) from None
 
 
@@ -215,6 +268,10 @@ class _EmptyKeyring:
 class Settings:
     listen: str = "127.0.0.1:50051"
     data_dir: Path = Path(".keyway")
+    database_url: str = field(default="", repr=False)  # it may hold a password
+    """See `Storage`."""
+    master_key_file: Path | None = None
+    """See `Storage`."""
     provider_base_urls: dict[str, str] = field(default_factory=dict)
     allow_private_upstreams: bool = False
     tls_cert: Path | None = None
@@ -232,6 +289,8 @@ class Settings:
     http_listen: str | None = None
     """Where the HTTP listener (admin REST API, /openapi.json, /healthz, /readyz) listens;
     None: no HTTP listener. The CLI's default is 127.0.0.1:8081."""
+    replica_id: str = ""
+    """How `data-planes list` names this control plane (default: HOST:PORT)."""
 
 
 class ControlPlane:
@@ -285,7 +344,8 @@ class ControlPlane:
                 else None,
             )
         )
-        with open_data_dir(settings.data_dir, key_provider, settings.quotas) as (
+        storage = Storage(settings.data_dir, settings.database_url, settings.master_key_file)
+        with open_data_dir(storage, key_provider, settings.quotas) as (
             self.store,
             sealer,
         ):
@@ -300,7 +360,13 @@ class ControlPlane:
             quiet=settings.publish_quiet,
             cap=settings.publish_cap,
         )
-        self.status = StatusBook(self.store, forget_after=settings.forget_disconnected_after)
+        self.replica_id = settings.replica_id
+        self.status = StatusBook(
+            self.store,
+            forget_after=settings.forget_disconnected_after,
+            shared=storage.shared,
+            replica=settings.replica_id,
+        )
         self._publishing: asyncio.Task[None] | None = None
         self._status_flush: asyncio.Task[None] | None = None
         self._resealing: asyncio.Task[None] | None = None
@@ -408,6 +474,8 @@ class ControlPlane:
 
     async def start(self) -> int:
         self.port = self._bind()
+        self.replica_id = self.settings.replica_id or f"{socket.gethostname()}:{self.port}"
+        self.status.replica = self.replica_id
         loop = asyncio.get_running_loop()
 
         def committed(revision: int) -> None:
@@ -438,10 +506,16 @@ class ControlPlane:
         Beside normal service: rows of either kind open until every one is moved, and
         an interrupted run continues at the next start.
         """
-        if not await asyncio.to_thread(self.store.sealed.legacy_rows):
-            return
-        result = await asyncio.to_thread(self.store.sealed.reseal_legacy)
-        log.info("re-sealed %d provider key(s) bound to their account", result.done)
+        result = await asyncio.to_thread(self._reseal_if_first)
+        if result is not None:
+            log.info("re-sealed %d provider key(s) bound to their account", result.done)
+
+    def _reseal_if_first(self) -> PassResult | None:
+        # One replica at a time: the others leave it to the one holding the lock.
+        with self.store.exclusive("reseal-legacy") as mine:
+            if not mine or not self.store.sealed.legacy_rows():
+                return None
+            return self.store.sealed.reseal_legacy()
 
     async def stop(self, grace: float = 5.0) -> None:
         self._serving = False

@@ -31,8 +31,13 @@ from .shared.startup import StartupError, bind, read_file
 from .snapshot.cache import SnapshotCache
 from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .snapshot.state import SnapshotState
+from .snapshot.targets import parse_targets
 from .upstream.client import AiohttpTransport, UpstreamSettings
 from .usage import UsageRecorder, report_forever
+from .workers import Supervisor as Supervisor
+from .workers import Worker as Worker
+from .workers import this_worker as this_worker
+from .workers import worker_command as worker_command
 
 log = logging.getLogger("keyway.data_plane")
 
@@ -41,6 +46,7 @@ log = logging.getLogger("keyway.data_plane")
 class ProxySettings:
     listen: str = "127.0.0.1:8080"
     control_plane: str = "127.0.0.1:50051"
+    """HOST:PORT, or several comma-separated (replicas): see `snapshot.targets`."""
     token: str = ""
     cache_dir: Path | None = None
     node_id: str = ""
@@ -58,6 +64,8 @@ class ProxySettings:
     """Follow a non-loopback control plane without TLS (snapshots carry provider keys)."""
     max_snapshot_age: float | None = None
     """Stop serving once the snapshot has gone this many seconds without confirmation."""
+    worker: Worker | None = None
+    """Set in a worker of `--workers N` (see `workers`): it serves the inherited socket."""
 
 
 class InsecureSettingsError(StartupError):
@@ -74,10 +82,11 @@ def check_transport(s: ProxySettings) -> None:
         # uvicorn reads them only once serving: a missing file is reported now, by its flag.
         read_file(s.tls_cert, "--tls-cert")
         read_file(s.tls_key, "--tls-key")
-    if s.tls_ca is None and not is_loopback(s.control_plane):
+    remote = [t for t in control_plane_targets(s) if not is_loopback(t)]
+    if s.tls_ca is None and remote:
         if not s.allow_insecure_control_plane:
             raise InsecureSettingsError(
-                f"refusing to follow the control plane at {s.control_plane} without TLS: "
+                f"refusing to follow the control plane at {remote[0]} without TLS: "
                 "snapshots carry provider keys, and usage reports the data-plane token. "
                 "Pass --tls-ca (the control plane's CA), or --allow-insecure-control-plane "
                 "if a trusted network layer already encrypts the traffic"
@@ -85,8 +94,15 @@ def check_transport(s: ProxySettings) -> None:
         log.warning(
             "following the control plane at %s WITHOUT TLS (--allow-insecure-control-plane): "
             "provider keys and the data-plane token cross the network in clear",
-            s.control_plane,
+            ", ".join(remote),
         )
+
+
+def control_plane_targets(s: ProxySettings) -> tuple[str, ...]:
+    try:
+        return parse_targets(s.control_plane)
+    except ValueError as error:
+        raise StartupError(str(error)) from None
 
 
 def raise_open_files_limit(needed: int) -> None:
@@ -131,15 +147,22 @@ class ProxyRunner:
         self.settings = settings
         self.state = SnapshotState(max_age=settings.max_snapshot_age)
         credentials = _credentials(settings)
-        self._socket = bind(settings.listen, "proxy")
+        worker = settings.worker
+        if worker is None:
+            self._socket = bind(settings.listen, "proxy")
+        else:
+            self._socket = socket.socket(fileno=worker.fd)
         self.port: int = self._socket.getsockname()[1]
         node_id = settings.node_id or f"{socket.gethostname()}:{self.port}"
-        self.cache = SnapshotCache(settings.cache_dir) if settings.cache_dir else None
+        cache_dir = settings.cache_dir
+        if worker is not None:
+            node_id, cache_dir = worker.node_id(node_id), worker.cache_dir(cache_dir)
+        self.cache = SnapshotCache(cache_dir) if cache_dir else None
         if self.cache is not None:
             restore_from_cache(self.state, self.cache)
         self.node_id = node_id
         self.client = SnapshotClient(
-            settings.control_plane,
+            control_plane_targets(settings),
             settings.token,
             Identity(node_id=node_id, pool=settings.pool),
             self.state,
@@ -154,11 +177,6 @@ class ProxyRunner:
         raise_open_files_limit(3 * limits.max_connections + 256)
         self.usage = UsageRecorder()
         self.context = ProxyContext(self.state, self.upstream, self.usage, settings.options)
-        self._usage_channel = (
-            grpc.aio.secure_channel(settings.control_plane, credentials)
-            if credentials is not None
-            else grpc.aio.insecure_channel(settings.control_plane)
-        )
         config = uvicorn.Config(
             create_app(self.context),
             lifespan="off",
@@ -185,7 +203,7 @@ class ProxyRunner:
             asyncio.create_task(
                 report_forever(
                     self.usage,
-                    self._usage_channel,
+                    self.client.control_planes.channel,
                     self.settings.token,
                     self.node_id,
                     self.settings.usage_interval,
@@ -213,5 +231,5 @@ class ProxyRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstream.close()
-        await self._usage_channel.close()
+        await self.client.control_planes.close()
         self.context.body_worker.shutdown(wait=False, cancel_futures=True)

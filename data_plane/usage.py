@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,20 +93,25 @@ class UsageRecorder:
 
 async def report_forever(
     recorder: UsageRecorder,
-    channel: grpc.aio.Channel,
+    channel: Callable[[], grpc.aio.Channel],
     token: str,
     node_id: str,
     interval: float = 2.0,
 ) -> None:
-    stub = discovery_pb2_grpc.DataPlaneDiscoveryServiceStub(channel)
+    """Every `interval`, to the control plane `channel()` is on (the stream's, which moves
+    between replicas)."""
     metadata = (("authorization", f"Bearer {token}"),)
+
+    def stub() -> DataPlaneDiscoveryServiceAsyncStub:
+        return discovery_pb2_grpc.DataPlaneDiscoveryServiceStub(channel())
+
     try:
         while True:
             await asyncio.sleep(interval)
-            await _flush(stub, recorder, metadata, node_id)
+            await _flush(stub(), recorder, metadata, node_id)
     finally:
         # On shutdown, one last best-effort flush.
-        await _flush(stub, recorder, metadata, node_id)
+        await _flush(stub(), recorder, metadata, node_id)
 
 
 async def _flush(

@@ -87,6 +87,7 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
         message.node_id = self._label(message.node_id)
         message.pool = ""
         message.build_version = ""
+        message.control_plane = ""
         if message.HasField("last_rejection"):
             message.last_rejection.message = _HIDDEN_REJECTION
         message.redacted = True
@@ -105,6 +106,7 @@ class DataPlaneServicer(Servicer, data_planes_pb2_grpc.DataPlaneServiceServicer)
             applied_version=node.applied.version if node.applied else 0,
             applied_hash=node.applied.sha256 if node.applied else "",
             latest_version=latest.compiled.version if latest else 0,
+            control_plane=node.control_plane,
         )
         if node.rejection is not None:
             message.last_rejection.CopyFrom(

@@ -13,9 +13,10 @@ from keyway.v1 import master_keys_pb2_grpc
 
 from control_plane.domain import master_keys
 from control_plane.domain.errors import FailedPrecondition
+from control_plane.key_checks import record_current_key
 from control_plane.secrets.keyring import FileKeyProvider
 from control_plane.secrets.sealing import Sealer
-from control_plane.store.port import Store
+from control_plane.store.port import Store, call
 
 from .auth import Principal
 from .base import Options, Servicer, async_rpc
@@ -40,16 +41,10 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
                     "new key first in KEYWAY_MASTER_KEYS, restart, then call with resume_only",
                     reason="KEY_PROVIDER_READ_ONLY",
                 )
-            rewrapped = 0
-            unreadable: set[str] = set()
-            while True:
-                # Writes that sealed under the old key just before the new one became
-                # current may land behind the pass: repeat until a pass finds nothing.
-                result = await asyncio.to_thread(self._rows.rewrap)
-                rewrapped += result.done
-                unreadable.update(result.unreadable)
-                if result.done == 0:
-                    break
+            # Before anything is sealed under it: a replica starting meanwhile must know
+            # the new key as this deployment's.
+            await call(self.store, record_current_key, self.store, self._sealer)
+            rewrapped, unreadable = await asyncio.to_thread(self._rewrap_everything)
             retired = await self._retire()
         return pb.RotateMasterKeyResponse(
             key_id=self._sealer.current_kek_id(),
@@ -57,6 +52,26 @@ class MasterKeyServicer(Servicer, master_keys_pb2_grpc.MasterKeyServiceServicer)
             retired_key_ids=retired,
             unreadable_key_ids=sorted(unreadable),
         )
+
+    def _rewrap_everything(self) -> tuple[int, set[str]]:
+        rewrapped = 0
+        unreadable: set[str] = set()
+        # One replica at a time re-wraps a shared database.
+        with self.store.exclusive("master-key-rewrap") as mine:
+            if not mine:
+                raise FailedPrecondition(
+                    "another control-plane replica is re-wrapping the data keys: call "
+                    "again with resume_only once it is done",
+                    reason="REWRAP_RUNNING",
+                )
+            while True:
+                # Writes that sealed under the old key just before the new one became
+                # current may land behind the pass: repeat until a pass finds nothing.
+                result = self._rows.rewrap()
+                rewrapped += result.done
+                unreadable.update(result.unreadable)
+                if result.done == 0:
+                    return rewrapped, unreadable
 
     async def _retire(self) -> list[str]:
         provider = self._sealer.provider

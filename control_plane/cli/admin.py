@@ -940,6 +940,7 @@ _DATA_PLANE_COLUMNS: tuple[_Column, ...] = (
     ("APPLIED", _version_cell("applied_version")),
     ("LATEST", _version_cell("latest_version")),
     _col("LAST SEEN", "last_seen_time"),
+    ("CONTROL PLANE", lambda message: message.control_plane or "-"),
     ("LAST REJECTION", _rejection_cell),
 )
 

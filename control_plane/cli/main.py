@@ -33,6 +33,7 @@ from .admin import add_admin_parser
 from .parsing import Parser
 
 if TYPE_CHECKING:
+    from control_plane.server import Storage
     from data_plane.runner import ConnectionLimits, ProxyOptions, ProxySettings
 
 T = TypeVar("T")
@@ -98,6 +99,23 @@ def _add_listen(parser: argparse.ArgumentParser, flag: str, default: str, what: 
     )
 
 
+def _add_database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB (default: "
+        "$KEYWAY_DATABASE_URL, else SQLite in the data dir); replicas share a PostgreSQL one",
+    )
+    parser.add_argument(
+        "--master-key-file",
+        type=Path,
+        metavar="PATH",
+        help="the master keyring file (default: $KEYWAY_MASTER_KEY_FILE, else "
+        "DATA_DIR/master.keys); KEYWAY_MASTER_KEYS, when set, wins. Every replica of a "
+        "shared database must use the same keys",
+    )
+
+
 def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http-listen",
@@ -113,6 +131,13 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the database, master key and tokens live "
         "(default: $KEYWAY_DATA_DIR, else .keyway)",
+    )
+    _add_database_options(parser)
+    parser.add_argument(
+        "--replica-id",
+        default="",
+        metavar="NAME",
+        help="how `data-planes list` names this control plane (default: HOST:PORT)",
     )
     parser.add_argument(
         "--provider-base-url",
@@ -169,6 +194,20 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=f"{quota.help} (default: %(default)s)",
         )
+
+
+def _storage(args: argparse.Namespace) -> Storage:
+    """The data dir, database and key file: flags first, then the environment."""
+    from control_plane.server import Storage
+
+    url: str | None = args.database_url
+    key_file: Path | None = args.master_key_file
+    env_key_file = os.environ.get("KEYWAY_MASTER_KEY_FILE", "")
+    return Storage(
+        _data_dir(args),
+        url if url is not None else os.environ.get("KEYWAY_DATABASE_URL", ""),
+        key_file or (Path(env_key_file) if env_key_file else None),
+    )
 
 
 def _quotas(args: argparse.Namespace) -> Quotas:
@@ -278,7 +317,19 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     if not standalone:
         return
     parser.add_argument(
-        "--control-plane", default="127.0.0.1:50051", metavar="HOST:PORT", help="where to sync"
+        "--control-plane",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT[,…]",
+        help="where to sync: one control plane, or replicas as a comma-separated list (a "
+        "broken stream moves to the next); a DNS name may have several addresses",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="serve the port with N processes (one per core), each its own data-plane node "
+        "(node id + /wI) (default: %(default)s)",
     )
     parser.add_argument(
         "--data-plane-token-file",
@@ -433,6 +484,7 @@ def build_parser() -> Parser:
         metavar="DIR",
         help="the control plane's data directory (default: $KEYWAY_DATA_DIR, else .keyway)",
     )
+    _add_database_options(reset)
     reset.set_defaults(func=_reset_operator_token)
 
     add_admin_parser(commands)
@@ -443,10 +495,11 @@ def _reset_operator_token(args: argparse.Namespace) -> int:
     from control_plane.bootstrap import reset_operator_token
     from control_plane.server import open_data_dir
 
-    data_dir = _data_dir(args)
-    if not (data_dir / "keyway.db").exists():
+    storage = _storage(args)
+    data_dir = storage.data_dir
+    if not storage.database_url and not (data_dir / "keyway.db").exists():
         raise StartupError(f"no control plane data in {data_dir} (see --data-dir)")
-    with open_data_dir(data_dir) as (store, _):
+    with open_data_dir(storage) as (store, _):
         path = reset_operator_token(store, data_dir)
         store.close()
     print(f"keyway: revoked every operator token; the new one is in {path} (mode 0600)")
@@ -510,7 +563,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettings:
     """`keyway proxy` follows the control plane it is given; `keyway up` the one beside it."""
-    from data_plane.runner import ProxySettings
+    from data_plane.runner import ProxySettings, this_worker
 
     tls: tuple[Path | None, ...] = (None,) * 5
     if control_plane is None:
@@ -543,6 +596,7 @@ def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettin
         tls_key=tls_key,
         allow_insecure_control_plane=allow_insecure,
         max_snapshot_age=args.max_snapshot_age,
+        worker=this_worker() if control_plane is None else None,
     )
 
 
@@ -574,9 +628,12 @@ async def _serve(args: argparse.Namespace) -> None:
 
         control_plane = None
         if args.control_plane_on:
+            storage = _storage(args)
             settings = Settings(
                 listen=args.listen,
-                data_dir=_data_dir(args),
+                data_dir=storage.data_dir,
+                database_url=storage.database_url,
+                master_key_file=storage.master_key_file,
                 provider_base_urls=base_urls | dict(args.provider_base_url),
                 allow_private_upstreams=args.allow_private_upstreams,
                 tls_cert=args.tls_cert,
@@ -587,6 +644,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 forget_disconnected_after=args.forget_disconnected_after,
                 reflection=args.reflection,
                 http_listen=args.http_listen,
+                replica_id=args.replica_id,
             )
             control_plane = ControlPlane(settings)
             running.push_async_callback(control_plane.stop)
@@ -612,6 +670,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from data_plane.runner import this_worker
     from data_plane.shared.hardening import disable_core_dumps
 
     # Before any provider key is read: a core dump would write them all to disk.
@@ -619,13 +678,32 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.proxy and not args.control_plane_on and args.workers > 1 and this_worker() is None:
+        return _supervise(args)
     # uvloop: the proxy's event loop is its hot path (see the README's benchmarks).
     uvloop.run(_serve(args))
     return 0
 
 
+def _supervise(args: argparse.Namespace) -> int:
+    """`keyway proxy --workers N`: the settings are checked here, once, then N copies of
+    this command serve the port (`data_plane.workers`)."""
+    from data_plane.runner import Supervisor, check_transport, worker_command
+
+    check_transport(_checked(lambda: _proxy_settings(args, None)))
+    supervisor = Supervisor(args.listen, args.workers, worker_command(args.argv))
+    host = args.listen.rpartition(":")[0]
+    scheme = "https" if args.tls_cert else "http"
+    print(
+        f"keyway: proxy listening on {scheme}://{host}:{supervisor.port} ({args.workers} workers)",
+        flush=True,
+    )
+    return supervisor.run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = build_parser().parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if unknown:
         # Reported by the subcommand they were given to, with that subcommand's usage.
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -90,6 +90,12 @@ class ResourceExhausted(DomainError):
         self.subject = subject
 
 
+class Unavailable(DomainError):
+    """The database cannot be reached: nothing was written, the call may be retried."""
+
+    reason = "DATABASE_UNAVAILABLE"
+
+
 class Violations:
     """Collects every problem of one request so the caller sees them all at once."""
 

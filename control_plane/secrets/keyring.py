@@ -247,13 +247,16 @@ def key_file(data_dir: Path) -> Path:
     return data_dir / _FILE_NAME
 
 
-def load_key_provider(data_dir: Path, environ: Mapping[str, str]) -> KeyProvider:
+def load_key_provider(
+    data_dir: Path, environ: Mapping[str, str], path: Path | None = None
+) -> KeyProvider:
     """`KEYWAY_MASTER_KEYS` when set (even empty, so a broken deployment fails loudly
-    instead of quietly starting a fresh key file), else `<data_dir>/master.keys`."""
+    instead of quietly starting a fresh key file), else the key file `path` (by default
+    `<data_dir>/master.keys`)."""
     value = environ.get(ENV_VAR)
     if value is not None:
         return EnvKeyProvider(value)
-    return FileKeyProvider.open_or_create(key_file(data_dir))
+    return FileKeyProvider.open_or_create(path or key_file(data_dir))
 
 
 def _dump(keyring: _Keyring) -> bytes:

@@ -17,8 +17,9 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
 from control_plane.api.auth import bearer_token
+from control_plane.api.errors import to_status
 from control_plane.domain import tokens
-from control_plane.domain.errors import Unauthenticated
+from control_plane.domain.errors import Unauthenticated, Unavailable
 from control_plane.store.port import Store, call
 from control_plane.store.records import AccessKeyUsage, KeyUsage
 
@@ -98,9 +99,12 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
     ) -> pb.ReportUsageResponse:
         try:
             await self._authenticate(context)
-        except Unauthenticated as error:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
+            await self._record(request)
+        except (Unauthenticated, Unavailable) as error:
+            await context.abort(to_status(error)[0], error.message)
+        return pb.ReportUsageResponse()
 
+    async def _record(self, request: pb.ReportUsageRequest) -> None:
         def micros(ts: Timestamp, present: bool) -> int | None:
             return ts.ToMicroseconds() if present else None
 
@@ -123,7 +127,6 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                 for u in request.access_keys
             ],
         )
-        return pb.ReportUsageResponse()
 
     async def _authenticate(self, context: Any) -> str:
         token = bearer_token(context.invocation_metadata())
@@ -139,8 +142,9 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
     ) -> None:
         try:
             credential_id = await self._authenticate(context)
-        except Unauthenticated as error:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
+        except (Unauthenticated, Unavailable) as error:
+            # The database down: UNAVAILABLE, and the proxy tries again (or another replica).
+            await context.abort(to_status(error)[0], error.message)
         stream = _OpenStream(self._publisher.subscribe())
         self._streams.setdefault(credential_id, set()).add(stream)
         try:
@@ -150,6 +154,8 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
                 await self._authenticate(context)
             except Unauthenticated:
                 stream.revoked = True
+            except Unavailable:
+                pass  # checked a moment ago; a revocation still finds this stream
             await self._serve(context, stream)
         finally:
             self._publisher.unsubscribe(stream.subscription)

@@ -4,6 +4,11 @@ The mirror lets `data-planes list` show the proxies seen recently (as
 DISCONNECTED) after a control-plane restart; a proxy disconnected for longer
 than `forget_after` is forgotten, so retired nodes do not pile up. Rows are
 bookkeeping, so their writes do not move the store revision.
+
+Replicas of a shared database (`shared`): each writes the rows of the streams it holds
+(stamped with its replica id, refreshed every `HEARTBEAT` seconds) and reads everyone's
+every flush, so any replica lists every proxy and which replica it is on. A row another
+replica stopped refreshing for `STALE_AFTER` seconds (it died) reads as DISCONNECTED.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
 
+from control_plane.domain.errors import Unavailable
 from control_plane.store.port import Store, call
 from control_plane.store.records import NodeStatus
 
@@ -44,6 +50,11 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+HEARTBEAT = 5.0
+"""Seconds between refreshes of the rows of the streams a replica holds (shared only)."""
+STALE_AFTER = 3 * HEARTBEAT
+"""A row another replica has not refreshed for this long is of a replica that is gone."""
+
 REJECTION_MESSAGE_MAX = 1024
 """What is kept of a proxy's NACK text (the proxy bounds it too; older ones may not)."""
 
@@ -64,20 +75,34 @@ class StatusBook:
         store: Store,
         clock: Callable[[], int] = _now_us,
         forget_after: float = 7 * 24 * 3600.0,
+        *,
+        shared: bool = False,
+        replica: str = "",
     ) -> None:
         self._store = store
         self._clock = clock
         self._forget_after_us = int(forget_after * 1e6)
-        self._nodes: dict[str, NodeStatus] = {
-            node.node_id: replace(node, connected=False) for node in store.data_planes()
-        }
+        self._shared = shared
+        self.replica = replica
+        """This control plane's replica id, stamped on the rows it writes."""
+        self._nodes: dict[str, NodeStatus] = {}
+        self._remote: dict[str, NodeStatus] = {}
+        """Shared: every row as last read (the other replicas' proxies among them)."""
+        if shared:
+            self._remote = {node.node_id: node for node in store.data_planes()}
+        else:
+            self._nodes = {
+                node.node_id: replace(node, connected=False) for node in store.data_planes()
+            }
         self._streams: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._forgotten: set[str] = set()
+        self._beat_us = 0
 
     def _save(self, node: NodeStatus) -> None:
         # Memory is authoritative; the mirror is written in batches by flush(),
         # because a database write per ACK would cost every proxy on every snapshot.
+        node = replace(node, control_plane=self.replica)
         self._nodes[node.node_id] = node
         self._dirty.add(node.node_id)
         self._forgotten.discard(node.node_id)
@@ -99,16 +124,58 @@ class StatusBook:
         while True:
             await asyncio.sleep(interval)
             self.forget_disconnected()
+            self._heartbeat()
             saved, forgotten = self._changes()
-            if saved or forgotten:
-                await call(self._store, self._store.save_data_planes, saved, forgotten)
+            try:
+                if saved or forgotten:
+                    await call(self._store, self._store.save_data_planes, saved, forgotten)
+                if self._shared:
+                    rows = await call(self._store, self._store.data_planes)
+                    self._remote = {node.node_id: node for node in rows}
+            except Unavailable:
+                # The database is down: keep the changes for the next flush.
+                self._dirty.update(n.node_id for n in saved if n.node_id in self._nodes)
+                self._forgotten.update(forgotten)
+
+    def _heartbeat(self) -> None:
+        now = self._clock()
+        if not self._shared or now - self._beat_us < HEARTBEAT * 1e6:
+            return
+        self._beat_us = now
+        for node in list(self._nodes.values()):
+            if node.connected:
+                self._save(replace(node, last_seen_us=now))
+
+    def _view(self) -> dict[str, NodeStatus]:
+        """Every proxy: this replica's own, and (shared) the rows of the others."""
+        if not self._shared:
+            return self._nodes
+        stale = self._clock() - int(STALE_AFTER * 1e6)
+        merged: dict[str, NodeStatus] = {}
+        for node_id, row in self._remote.items():
+            if row.control_plane == self.replica or (row.connected and row.last_seen_us < stale):
+                # Ours from before a restart, or of a replica that stopped refreshing.
+                row = replace(row, connected=False)
+            merged[node_id] = row
+        for node_id, node in self._nodes.items():
+            other = merged.get(node_id)
+            # A stream held here wins; else the latest news (the replica it moved to).
+            if (
+                node.connected
+                or other is None
+                or (not other.connected and other.last_seen_us < node.last_seen_us)
+            ):
+                merged[node_id] = node
+        for node_id in self._forgotten:
+            merged.pop(node_id, None)
+        return merged
 
     def forget_disconnected(self) -> list[str]:
         """Drops proxies disconnected for longer than `forget_after`; returns their ids."""
         cutoff = self._clock() - self._forget_after_us
         gone = [
             node.node_id
-            for node in self._nodes.values()
+            for node in self._view().values()
             if not node.connected and node.last_seen_us < cutoff
         ]
         for node_id in gone:
@@ -117,7 +184,7 @@ class StatusBook:
 
     def delete(self, node_id: str) -> None:
         """Forgets one proxy (a retired node) at the operator's request."""
-        node = self._nodes.get(node_id)
+        node = self._view().get(node_id)
         if node is None:
             raise UnknownNodeError(node_id)
         if node.connected:
@@ -125,7 +192,8 @@ class StatusBook:
         self._forget(node_id)
 
     def _forget(self, node_id: str) -> None:
-        del self._nodes[node_id]
+        self._nodes.pop(node_id, None)
+        self._remote.pop(node_id, None)
         self._dirty.discard(node_id)
         self._forgotten.add(node_id)
 
@@ -176,4 +244,5 @@ class StatusBook:
         return node.rejection if node is not None else None
 
     def nodes(self) -> list[NodeStatus]:
-        return [self._nodes[k] for k in sorted(self._nodes)]
+        view = self._view()
+        return [view[k] for k in sorted(view)]

@@ -5,10 +5,15 @@
   their own (`SnapshotSource`, the compiler's reader; `SealedPasses`, re-wraps and
   re-seals);
 - `codec`: how values are kept in columns, the same for every adapter;
-- `sqlite`: the embedded default (sqlite-utils, WAL), the only place with SQL.
+- `relational`: the store in SQL, written once over a `Session` (the only place with
+  data SQL), with the snapshot reader and the sealed-row passes;
+- `sqlite`: the embedded default (sqlite-utils, WAL): its session and schema;
+- `postgres`: PostgreSQL (psycopg 3 pool) for replicas on one database: its session,
+  schema (migrated under an advisory lock) and the watcher of other replicas' commits;
+- `urls`: which adapter `--database-url` names.
 
-A second database is one more adapter package beside `sqlite` that passes the same
-contract tests (`tests/integration/test_store_contract.py`, parametrised by adapter).
+Both adapters pass the same contract tests (`tests/integration/test_store_contract.py`,
+parametrised by adapter).
 
 How async code calls it. The port is synchronous, one transaction per method, and each
 adapter brings the executor its methods run on (`Store.executor`); async code never calls

@@ -151,8 +151,16 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
-        """`listener(revision)` after each committed write, on the writing thread (it must
-        be quick and must not call the store)."""
+        """`listener(revision)` after each committed write, once per revision: on the
+        writing thread, or, for a write made through another replica of a shared
+        database, on a watcher thread (within a second). It must be quick and must not
+        call the store."""
+        ...
+
+    def exclusive(self, job: str, *, wait: bool = False) -> AbstractContextManager[bool]:
+        """A one-off job's lock, across every replica of the database: yields whether
+        this process holds it for the block (without `wait`, False at once when another
+        does; then the block should leave the job to it). First start takes it waiting."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:
@@ -164,6 +172,14 @@ class Store(Protocol):
 
     def label_salt(self) -> bytes:
         """A random value per deployment (every replica shares it), for opaque labels."""
+        ...
+
+    def deployment_values(self, prefix: str) -> dict[str, str]:
+        """Deployment-wide values (every replica shares them) whose names start so."""
+        ...
+
+    def keep_deployment_value(self, name: str, value: str) -> None:
+        """Stores `value` under `name` unless one is there already (bookkeeping)."""
         ...
 
     # -- any resource kind -----------------------------------------------------------------

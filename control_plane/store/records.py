@@ -183,6 +183,8 @@ class NodeStatus:
     applied: Revision | None = None
     rejection: Rejection | None = None
     rejected_time_us: int | None = None
+    control_plane: str = ""
+    """The replica id of the control plane holding (or that last held) its stream."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -27,11 +27,11 @@ from keyway.v1 import discovery_pb2 as pb
 from keyway.v1 import discovery_pb2_grpc
 
 from data_plane.routing.apply import Applied, apply
-from data_plane.shared.limits import SNAPSHOT_RECEIVE_LIMIT
 from data_plane.snapshot.state import SnapshotState
 
 from .cache import SnapshotCache
 from .decide import Confirm, Refuse, Swap, decide
+from .targets import ControlPlanes
 
 log = logging.getLogger("keyway.data_plane.snapshots")
 
@@ -48,13 +48,6 @@ _LOUD = frozenset(
     }
 )
 _QUIET_ATTEMPTS = 3
-
-_CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", SNAPSHOT_RECEIVE_LIMIT),
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +87,12 @@ def restore_from_cache(state: SnapshotState, cache: SnapshotCache) -> bool:
 
 
 class SnapshotClient:
+    """Follows one of `targets` at a time (see `targets`): a broken stream, or one that
+    never answered, moves it to the next."""
+
     def __init__(
         self,
-        target: str,
+        targets: str | Sequence[str],
         token: str,
         identity: Identity,
         state: SnapshotState,
@@ -106,24 +102,26 @@ class SnapshotClient:
         backoff: Backoff = Backoff(),
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self._target = target
+        listed = (targets,) if isinstance(targets, str) else tuple(targets)
+        self.control_planes = ControlPlanes(listed, credentials, rand)
         self._token = token
         self._identity = identity
         self._state = state
         self._cache = cache
-        self._credentials = credentials
         self._backoff = backoff
         self._rand = rand
         self._answered = False
 
-    def _channel(self) -> grpc.aio.Channel:
-        if self._credentials is None:
-            return grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
-        return grpc.aio.secure_channel(self._target, self._credentials, options=_CHANNEL_OPTIONS)
+    @property
+    def _target(self) -> str:
+        return self.control_planes.current
 
     async def run(self) -> None:
         failures = 0
         while True:
+            if failures or self._answered:
+                # Another replica serves the same snapshots: try the next one.
+                self.control_planes.advance()
             self._answered = False
             try:
                 await self._follow()
@@ -141,7 +139,10 @@ class SnapshotClient:
                 # A stream that worked and then broke (a control-plane restart)
                 # starts the backoff over, however it ended.
                 failures = 0
-            delay = self._backoff.delay(failures, self._rand)
+            # The backoff grows once per round of the whole list, so a dead replica
+            # costs one short, jittered delay before the next one is tried.
+            rounds = failures // len(self.control_planes.targets)
+            delay = self._backoff.delay(rounds, self._rand)
             failures += 1
             await asyncio.sleep(delay)
 
@@ -176,7 +177,7 @@ class SnapshotClient:
 
     async def _follow(self) -> None:
         """One stream's life; sets `_answered` once it gets an answer."""
-        async with self._channel() as channel:
+        async with self.control_planes.new_channel(self._target) as channel:
             stub = discovery_pb2_grpc.DataPlaneDiscoveryServiceStub(channel)
             call = stub.StreamSnapshots(metadata=(("authorization", f"Bearer {self._token}"),))
             await call.write(self._hello())

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Sequence
 
 from data_plane.routing.table import RoutingTable
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
@@ -42,11 +43,14 @@ class TimedState(SnapshotState):
 
 
 class Fleet:
-    def __init__(self, address: str, token: str, size: int) -> None:
+    """`size` proxies; with several addresses, proxy i follows addresses[i % len]."""
+
+    def __init__(self, address: str | Sequence[str], token: str, size: int) -> None:
+        addresses = [address] if isinstance(address, str) else list(address)
         self.states = [TimedState() for _ in range(size)]
         self._clients = [
             SnapshotClient(
-                address,
+                addresses[i % len(addresses)],
                 token,
                 Identity(node_id=f"bench-proxy-{i:02d}", pool="bench"),
                 state,

@@ -2,8 +2,8 @@
 
 1,000 accounts, each with 10 provider keys (6 OpenAI, 4 Anthropic), 1 configuration (an
 access scope plus three router rules naming keys of the account) and 10 access keys, 9 of
-them linked to the configuration. Everything goes in as one transaction, so building it
-costs one commit instead of 22,000.
+them linked to the configuration. Each account goes in as one transaction, so building it
+costs 1,000 commits instead of 22,000.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from control_plane.domain.tokens import TokenKind, mint
 from control_plane.secrets.keyring import load_key_provider
 from control_plane.secrets.sealing import Sealer
 from control_plane.secrets.secret import Secret
+from control_plane.store import postgres
+from control_plane.store.port import Store
 from control_plane.store.records import (
     AccessKeyFields,
     ConfigurationFields,
@@ -94,15 +96,45 @@ def _configuration(openai: list[str], anthropic: list[str]) -> cfg.AccessKeyConf
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PostgresDataset:
+    url: str
+    key_file: Path
+    """The master keyring it is sealed with (for a control plane's --master-key-file)."""
+    sealer: Sealer
+    revision: int
+
+
+def build_postgres(url: str, key_dir: Path, scale: Scale = FULL) -> PostgresDataset:
+    """The same data set in the (empty) PostgreSQL database or schema at `url`."""
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sealer = Sealer(load_key_provider(key_dir, os.environ))
+    store = postgres.open_store(url, sealer)
+    try:
+        _, revision = populate(store, scale)
+    finally:
+        store.close()
+    return PostgresDataset(url, key_dir / "master.keys", sealer, revision)
+
+
 def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
     """Creates `data_dir` with the data set; a ControlPlane may then be started on it."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     sealer = Sealer(load_key_provider(data_dir, os.environ))
     path = data_dir / "keyway.db"
     store = open_store(path, sealer)
+    tokens, revision = populate(store, scale)
+    store.close()
+    return Dataset(path, sealer, tokens, revision)
+
+
+def populate(store: Store, scale: Scale = FULL) -> tuple[tuple[str, ...], int]:
+    """Writes the data set into an empty store (any adapter): its tokens and revision."""
     tokens: list[str] = []
-    with store.transaction():
-        for a in range(scale.accounts):
+    for a in range(scale.accounts):
+        # One transaction per account: a single one for everything would make PostgreSQL
+        # walk ever longer version chains of the rows every write updates.
+        with store.transaction():
             account = store.create_account(
                 Labels(name=f"account-{a:04d}", description="scale benchmark")
             ).id
@@ -143,6 +175,4 @@ def build(data_dir: Path, scale: Scale = FULL) -> Dataset:
                     token=token,
                 )
                 tokens.append(token)
-    revision = store.revision()
-    store.close()
-    return Dataset(path, sealer, tuple(tokens), revision)
+    return tuple(tokens), store.revision()

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -32,14 +33,19 @@ from control_plane.server import ControlPlane, Settings
 from control_plane.snapshots import publisher
 from control_plane.snapshots.assembly import Assembly
 from control_plane.snapshots.compiler import Compiled, compile_snapshot, serialise
+from control_plane.store import postgres
+from control_plane.store.port import SnapshotSource
 from control_plane.store.records import AccessKeyFields
+from control_plane.store.relational.snapshot_reader import SnapshotReader
 from control_plane.store.sqlite import open_store
-from control_plane.store.sqlite.snapshot_reader import SnapshotReader
+from control_plane.store.sqlite.database import reader_session
 from data_plane.routing.apply import Applied, apply
 from data_plane.routing.table import build
 from data_plane.shared.validate import validate
 from tests.integration.control_planes import BackgroundLoop, start_control_plane, stop_control_plane
 from tests.integration.proxies import full_state
+from tests.integration.stores import BACKENDS
+from tests.postgres import fresh_url
 
 from . import report, scale
 from .fleet import Fleet
@@ -62,7 +68,7 @@ def _summary(samples: list[float], fmt: Callable[[float], str] = ms) -> str:
 
 @pytest.fixture(scope="session")
 def scale_snapshot(scale_dataset: scale.Dataset) -> Compiled:
-    reader = SnapshotReader(scale_dataset.path, scale_dataset.sealer)
+    reader = SnapshotReader(reader_session(scale_dataset.path), scale_dataset.sealer)
     try:
         return publisher.build(full_state(reader))
     finally:
@@ -72,37 +78,58 @@ def scale_snapshot(scale_dataset: scale.Dataset) -> Compiled:
 # -- control plane: compile ------------------------------------------------------------
 
 
-def test_compile_at_scale(scale_dataset: scale.Dataset) -> None:
-    reader = SnapshotReader(scale_dataset.path, scale_dataset.sealer)
+@contextmanager
+def _scale_reader(
+    backend: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[SnapshotSource, int]]:
+    """A snapshot reader on the scale data set in `backend`, and its revision."""
+    if backend == "sqlite":
+        dataset: scale.Dataset = request.getfixturevalue("scale_dataset")
+        reader = SnapshotReader(reader_session(dataset.path), dataset.sealer)
+        try:
+            yield reader, dataset.revision
+        finally:
+            reader.close()
+        return
+    pg: scale.PostgresDataset = request.getfixturevalue("pg_scale_dataset")
+    store = postgres.open_store(pg.url, pg.sealer)
+    try:
+        yield store.snapshots, pg.revision
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compile_at_scale(backend: str, request: pytest.FixtureRequest) -> None:
+    with _scale_reader(backend, request) as (reader, revision):
+        _compile_at_scale(backend, reader, revision)
+
+
+def _compile_at_scale(backend: str, reader: SnapshotSource, revision: int) -> None:
     stages: dict[str, list[float]] = {"read": [], "compile": [], "validate": [], "serialise": []}
     totals: list[float] = []
     hashes: set[str] = set()
     size = 0
-    try:
-        for _ in range(ROUNDS):
-            gc.collect()
-            t_read, state = _timed(partial(full_state, reader))
-            t_compile, snapshot = _timed(partial(compile_snapshot, state))
-            t_validate, problems = _timed(partial(validate, snapshot))
-            assert problems == []
-            t_serialise, compiled = _timed(partial(serialise, snapshot))
-            for name, seconds in zip(
-                stages, (t_read, t_compile, t_validate, t_serialise), strict=True
-            ):
-                stages[name].append(seconds)
-            totals.append(t_read + t_compile + t_validate + t_serialise)
-            hashes.add(compiled.sha256)
-            size = len(compiled.payload)
-            assert compiled.version == scale_dataset.revision
-    finally:
-        reader.close()
+    for _ in range(ROUNDS):
+        gc.collect()
+        t_read, state = _timed(partial(full_state, reader))
+        t_compile, snapshot = _timed(partial(compile_snapshot, state))
+        t_validate, problems = _timed(partial(validate, snapshot))
+        assert problems == []
+        t_serialise, compiled = _timed(partial(serialise, snapshot))
+        for name, seconds in zip(stages, (t_read, t_compile, t_validate, t_serialise), strict=True):
+            stages[name].append(seconds)
+        totals.append(t_read + t_compile + t_validate + t_serialise)
+        hashes.add(compiled.sha256)
+        size = len(compiled.payload)
+        assert compiled.version == revision
     assert len(hashes) == 1, "same store state must give the same bytes"
 
     s = scale.FULL
     table = report.Table(
         f"compile: {s.accounts:,} accounts, {s.provider_keys_total:,} provider keys, "
         f"{s.access_keys_total:,} access keys, {s.configurations_total:,} configurations "
-        f"({ROUNDS} rounds)"
+        f"on {backend} ({ROUNDS} rounds)"
     )
     table.add(
         "read every account (SQL + unseal 10k keys)", _summary(stages["read"]), note="one read tx"
@@ -126,7 +153,7 @@ def test_one_account_changed_at_scale(scale_dataset: scale.Dataset, tmp_path: Pa
     data_dir = tmp_path / "data"
     shutil.copytree(scale_dataset.path.parent, data_dir)
     db_path = data_dir / "keyway.db"
-    reader = SnapshotReader(db_path, scale_dataset.sealer)
+    reader = SnapshotReader(reader_session(db_path), scale_dataset.sealer)
     assembly = Assembly({}, allow_private_upstreams=False, account_budget=16 << 20)
     try:
         first = assembly.update(reader.read(assembly.known()), now_us=1)
@@ -320,11 +347,13 @@ class _Harness:
 
 
 @pytest.fixture
-def harness_factory() -> Iterator[Callable[[Path], _Harness]]:
+def harness_factory() -> Iterator[Callable[..., _Harness]]:
     started: list[tuple[ControlPlane, BackgroundLoop]] = []
 
-    def start(data_dir: Path) -> _Harness:
-        cp, loop = start_control_plane(Settings(listen="127.0.0.1:0", data_dir=data_dir))
+    def start(data_dir: Path, **settings: Any) -> _Harness:
+        cp, loop = start_control_plane(
+            Settings(listen="127.0.0.1:0", data_dir=data_dir, **settings)
+        )
         started.append((cp, loop))
         commits: dict[int, float] = {}
 
@@ -335,13 +364,21 @@ def harness_factory() -> Iterator[Callable[[Path], _Harness]]:
         return _Harness(
             cp,
             f"127.0.0.1:{cp.port}",
-            (data_dir / "admin.token").read_text().strip(),
+            _token(data_dir, "admin.token"),
             commits,
         )
 
     yield start
     for cp, loop in started:
         stop_control_plane(cp, loop)
+
+
+def _token(data_dir: Path, name: str) -> str:
+    # A second replica of a shared database finds the tokens in the first one's directory.
+    found = data_dir / name
+    if not found.exists():
+        found = data_dir.parent / "r1" / name
+    return found.read_text().strip()
 
 
 def _propagate(
@@ -353,9 +390,10 @@ def _propagate(
     wait_each: bool,
     label: str,
     converge_timeout: float,
+    replicas: Sequence[str] = (),
 ) -> None:
-    data_plane_token = (h.cp.settings.data_dir / "data-plane.token").read_text().strip()
-    fleet = Fleet(h.address, data_plane_token, proxies)
+    data_plane_token = _token(h.cp.settings.data_dir, "data-plane.token")
+    fleet = Fleet(replicas or h.address, data_plane_token, proxies)
     channel = grpc.insecure_channel(h.address)
     stub = ak_grpc.AccessKeyServiceStub(channel)
     metadata = (("authorization", f"Bearer {h.admin_token}"),)
@@ -443,23 +481,54 @@ def test_propagation_20_proxies(
     )
 
 
+def test_propagation_20_proxies_over_2_replicas(
+    harness_factory: Callable[..., _Harness], tmp_path: Path
+) -> None:
+    url = fresh_url()
+    shared = {"database_url": url, "master_key_file": tmp_path / "keys" / "master.keys"}
+    first = harness_factory(tmp_path / "r1", **shared)
+    second = harness_factory(tmp_path / "r2", **shared)
+    _propagate(
+        first,
+        proxies=20,
+        writes=50,
+        spacing=0.1,
+        wait_each=False,
+        label="propagation across replicas: admin write through replica 1 → 20 proxies, "
+        "10 on each of 2 replicas (PostgreSQL, small store), writes 100 ms apart",
+        converge_timeout=30,
+        replicas=(first.address, second.address),
+    )
+
+
 @pytest.mark.parametrize("proxies", [1, 20])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_propagation_at_scale(
-    harness_factory: Callable[[Path], _Harness],
-    scale_dataset: scale.Dataset,
+    harness_factory: Callable[..., _Harness],
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     proxies: int,
+    backend: str,
 ) -> None:
     data_dir = tmp_path / "data"
-    shutil.copytree(scale_dataset.path.parent, data_dir)
-    h = harness_factory(data_dir)
+    if backend == "sqlite":
+        dataset: scale.Dataset = request.getfixturevalue("scale_dataset")
+        shutil.copytree(dataset.path.parent, data_dir)
+        h = harness_factory(data_dir)
+    else:
+        # Each run adds its writes to the one PostgreSQL data set (runs after the compile).
+        pg: scale.PostgresDataset = request.getfixturevalue("pg_scale_dataset")
+        # One data dir for every run on it: the first start writes the tokens there.
+        home = pg.key_file.parent
+        h = harness_factory(home, database_url=pg.url, master_key_file=pg.key_file)
     _propagate(
         h,
         proxies=proxies,
         writes=5,
         spacing=0.2,
         wait_each=True,
-        label=f"propagation at scale: admin write → {proxies} prox{'y' if proxies == 1 else 'ies'} "
-        "in this one process (one GIL), each write awaited",
+        label=f"propagation at scale on {backend}: admin write → "
+        f"{proxies} prox{'y' if proxies == 1 else 'ies'} in this one process (one GIL), "
+        "each write awaited",
         converge_timeout=60,
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 import httpx
+import openai
 from keyway.v1 import (
     access_key_configurations_pb2 as cfg,
 )
@@ -35,11 +36,13 @@ from keyway.v1 import (
     provider_keys_pb2,
     provider_keys_pb2_grpc,
 )
+from openai.types.chat import ChatCompletionMessageParam
 
 KEYWAY = str(Path(sys.executable).parent / "keyway")
 # The control plane's HTTP listener on a free port (its default, 8081, may be taken).
 HTTP_ANY = ("--http-listen", "127.0.0.1:0")
 _HTTP_API = re.compile(r"keyway: HTTP API on (\S+)")
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 _LISTENING = re.compile(r"listening on (?:https?://)?(\S+:\d+)")
 
 
@@ -118,6 +121,38 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class Traffic:
+    """Clients calling the proxy in a loop; every failure is kept."""
+
+    def __init__(self, stack: Stack, token: str, clients: int = 3) -> None:
+        self.failures: list[BaseException] = []
+        self.served = 0
+        self._stop = threading.Event()
+        self._client = openai.OpenAI(
+            api_key=token, base_url=f"{stack.proxy_url}/v1", max_retries=0, timeout=10
+        )
+        stack.clients.append(self._client)
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._client.chat.completions.create(model="gpt-4o", messages=HELLO)
+                self.served += 1
+            except Exception as error:  # any failure fails the test
+                self.failures.append(error)
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
 
 
 @dataclass

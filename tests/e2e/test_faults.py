@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 
-from .stack import Stack, running_stack, wait_until
-
-HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
+from .stack import HELLO, Stack, Traffic, running_stack, wait_until
 
 
 @pytest.fixture
@@ -21,38 +17,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     # Each fault test breaks its stack, so none is shared.
     with running_stack(tmp_path / "keyway") as s:
         yield s
-
-
-class Traffic:
-    """Clients calling the proxy in a loop; every failure is kept."""
-
-    def __init__(self, stack: Stack, token: str, clients: int = 3) -> None:
-        self.failures: list[BaseException] = []
-        self.served = 0
-        self._stop = threading.Event()
-        self._client = openai.OpenAI(
-            api_key=token, base_url=f"{stack.proxy_url}/v1", max_retries=0, timeout=10
-        )
-        stack.clients.append(self._client)
-        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._client.chat.completions.create(model="gpt-4o", messages=HELLO)
-                self.served += 1
-            except Exception as error:  # any failure fails the test
-                self.failures.append(error)
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
 
 
 def test_control_plane_killed_and_restarted_under_load(stack: Stack) -> None:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import grpc
 import httpx
+import psycopg
 from keyway.v1 import access_key_configurations_pb2 as cfg
 from keyway.v1 import access_key_configurations_pb2_grpc as cfg_grpc
 from keyway.v1 import access_keys_pb2 as ak
@@ -112,12 +113,23 @@ def store_revision(data_dir: Path) -> int:
         return int(conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0])
 
 
+def committed_revision(cp: RunningControlPlane) -> int:
+    """The committed store revision of a control plane's database, whichever it is."""
+    url = cp.server.settings.database_url
+    if not url:
+        return store_revision(cp.data_dir)
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
 def caught_up(cp: RunningControlPlane) -> Published:
     """The latest published snapshot, once it covers every committed write."""
 
     def published() -> Published | None:
         latest = cp.server.publisher.latest
-        if latest is not None and latest.compiled.version == store_revision(cp.data_dir):
+        if latest is not None and latest.compiled.version == committed_revision(cp):
             return latest
         return None
 
@@ -152,9 +164,15 @@ class ControlPlaneProcess:
     """A control plane that a test can stop and start again (same data dir, same port)."""
 
     def __init__(
-        self, settings: Settings, credentials: grpc.ChannelCredentials | None = None
+        self,
+        settings: Settings,
+        credentials: grpc.ChannelCredentials | None = None,
+        token_dir: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.token_dir = token_dir or settings.data_dir
+        """Where the tokens are (a replica of a shared database finds them in the data
+        directory of the one that started first)."""
         self.credentials = credentials
         """For the admin channel, when the control plane serves TLS."""
         self.running: RunningControlPlane | None = None
@@ -164,12 +182,11 @@ class ControlPlaneProcess:
         assert self.running is None, "already running"
         server, self._background = start_control_plane(self.settings)
         address = f"127.0.0.1:{server.port}"
-        data_dir = self.settings.data_dir
         self.running = RunningControlPlane(
             address=address,
-            operator_token=(data_dir / "operator.token").read_text().strip(),
-            admin_token=(data_dir / "admin.token").read_text().strip(),
-            data_dir=data_dir,
+            operator_token=(self.token_dir / "operator.token").read_text().strip(),
+            admin_token=(self.token_dir / "admin.token").read_text().strip(),
+            data_dir=self.token_dir,
             server=server,
             channel=(
                 grpc.secure_channel(address, self.credentials)
@@ -212,7 +229,7 @@ class Admin:
         self.data_plane = dp_grpc.DataPlaneServiceStub(channel)
 
     def revision(self) -> int:
-        return store_revision(self.cp.data_dir)
+        return committed_revision(self.cp)
 
     def provider_key(self, value: str, provider_id: str = "openai", name: str = "key") -> str:
         request = pk.CreateProviderKeyRequest(

@@ -42,9 +42,15 @@ from .rpc_helpers import (
     rule,
     running,
 )
-from .stores import rows_of
+from .stores import BACKENDS, rows_of, settings_for
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.fixture(params=BACKENDS)
+def control_plane_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return settings_for(str(request.param), tmp_path)
 
 
 def mask(*paths: str) -> field_mask_pb2.FieldMask:
@@ -1156,7 +1162,7 @@ def test_delete_account_refused_unless_forced(op: Api, control_plane: RunningCon
         "custom_providers",
         "credentials",
     ):
-        assert rows_of(control_plane.data_dir, table, account.id) == 0, table
+        assert rows_of(control_plane.server.settings, table, account.id) == 0, table
 
 
 def test_delete_empty_account_without_force(op: Api) -> None:

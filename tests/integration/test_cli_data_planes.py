@@ -18,7 +18,16 @@ from data_plane.snapshot.state import SnapshotState
 from .cli_runner import TOKEN_LINE, Cli, ok, runner
 from .control_planes import BackgroundLoop, RunningControlPlane
 
-HEADER = ("NODE", "POOL", "STATE", "APPLIED", "LATEST", "LAST SEEN", "LAST REJECTION")
+HEADER = (
+    "NODE",
+    "POOL",
+    "STATE",
+    "APPLIED",
+    "LATEST",
+    "LAST SEEN",
+    "CONTROL PLANE",
+    "LAST REJECTION",
+)
 
 
 @pytest.fixture
@@ -106,7 +115,11 @@ def test_a_proxy_in_sync_then_disconnected(cli: Cli, control_plane: RunningContr
         assert table[0] == list(HEADER)
         assert table[1][:5] == ["edge-1", "eu", "IN_SYNC", str(latest), str(latest)]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", table[1][5])
-        assert table[1][6] == "-"
+        # The replica holding the stream: this control plane, HOST:PORT by default.
+        assert table[1][6] == control_plane.server.replica_id
+        assert table[1][6].endswith(f":{control_plane.server.port}")
+        assert row["controlPlane"] == control_plane.server.replica_id
+        assert table[1][7] == "-"
 
     rows = wait_for_rows(cli, lambda rows: rows[0]["state"] == "DISCONNECTED")
     assert rows[0]["state"] == "DISCONNECTED"
@@ -158,6 +171,7 @@ def test_account_admins_see_a_redacted_view(cli: Cli, control_plane: RunningCont
         assert row["redacted"] is True
         assert row["nodeId"].startswith("proxy-")
         assert row["appliedVersion"] == operator[0]["appliedVersion"]
+        assert "controlPlane" not in row  # infrastructure, like node ids
         text = ok(cli("data-planes", "list", token=control_plane.admin_token)).out
         for secret in ("edge-7", "internal.example", "eu-secret"):
             assert secret not in text

@@ -16,12 +16,12 @@ from keyway.v1 import data_planes_pb2_grpc as dp_grpc
 from keyway.v1 import discovery_pb2 as pb
 
 from control_plane.server import Settings
-from control_plane.snapshots.status import StatusBook
+from control_plane.snapshots.status import STALE_AFTER, StatusBook
 
 from .control_planes import RunningControlPlane
 from .proxies import Admin, RawDiscovery, data_plane_token, wait_until
 from .rpc_helpers import expect_error, running
-from .stores import open_sqlite
+from .stores import open_postgres, open_sqlite
 
 
 @pytest.mark.parametrize(
@@ -141,3 +141,38 @@ def test_forgetting_uses_last_seen_time_and_reaches_the_mirror(tmp_path: Path) -
     assert mirrored == ["recent", "up"]
     assert [n.node_id for n in StatusBook(store).nodes()] == ["recent", "up"]
     store.close()
+
+
+def test_replicas_see_each_others_proxies_and_a_dead_replicas_turn_disconnected(
+    tmp_path: Path,
+) -> None:
+    store = open_postgres(tmp_path)
+    now = [1_000_000_000]
+    one = StatusBook(store, clock=lambda: now[0], shared=True, replica="cp-1:50051")
+    two = StatusBook(store, clock=lambda: now[0], shared=True, replica="cp-2:50051")
+
+    def refreshed(book: StatusBook) -> None:
+        book.flush()
+        book._remote = {n.node_id: n for n in store.data_planes()}
+
+    try:
+        one.connected("edge", "default", "b", None)
+        refreshed(one)
+        refreshed(two)
+        [seen] = two.nodes()
+        assert (seen.node_id, seen.connected, seen.control_plane) == ("edge", True, "cp-1:50051")
+        # The proxy moves to replica 2; replica 1 notices its stream ended afterwards.
+        two.connected("edge", "default", "b", None)
+        refreshed(two)
+        one.disconnected("edge", 1)
+        refreshed(one)
+        for book in (one, two):
+            [node] = book.nodes()
+            assert (node.connected, node.control_plane) == (True, "cp-2:50051")
+        # Replica 2 dies: its row stops being refreshed, and reads as disconnected.
+        now[0] += int(STALE_AFTER * 1e6) + 1
+        refreshed(one)
+        [node] = one.nodes()
+        assert (node.connected, node.control_plane) == (False, "cp-2:50051")
+    finally:
+        store.close()

@@ -350,7 +350,7 @@ def test_an_update_larger_than_the_proxy_accepts_is_an_error_not_a_quiet_loop(
 ) -> None:
     """A snapshot past the receive limit made every stream fail at INFO, forever."""
     monkeypatch.setattr(
-        "data_plane.snapshot.client._CHANNEL_OPTIONS",
+        "data_plane.snapshot.targets.CHANNEL_OPTIONS",
         [("grpc.max_receive_message_length", 4096)],
     )
     fake = fake_control_plane

@@ -21,7 +21,10 @@ from control_plane.secrets.sealing import Sealer
 from control_plane.server import Settings
 from control_plane.snapshots.compiler import StoreState, compile_snapshot, serialise
 from control_plane.snapshots.publisher import build
-from control_plane.store.sqlite.snapshot_reader import SnapshotReader
+from control_plane.store import postgres
+from control_plane.store.port import SnapshotSource
+from control_plane.store.relational.snapshot_reader import SnapshotReader
+from control_plane.store.sqlite.database import reader_session
 from data_plane.routing.apply import Applied, apply
 from data_plane.snapshot.cache import SnapshotCache
 
@@ -31,21 +34,28 @@ from .proxies import (
     RawDiscovery,
     assert_no_secret,
     caught_up,
+    committed_revision,
     control_plane_at,
     data_plane_token,
     full_state,
     proxy_running,
     proxy_settings,
-    store_revision,
     token_sha256,
     wait_until,
 )
 from .rpc_helpers import with_last_char_changed
+from .stores import BACKENDS, settings_for
 
 # Distinctive values: a 12-character window of one cannot turn up anywhere by accident.
 SECRET_A = "sk-proj-Lk3Wq9Zr7Tx1Vb5Nm8Hc2Jf6Gd0Sa4Pe"
 SECRET_B = "sk-ant-api03-Yt6Rv2Mx9Qw4Zk8Ub1Nh5Lc3Fj7Gd0"
 SECRET_C = "sk-proj-Pe4Sa0Gd6Jf2Hc8Nm5Vb1Tx7Zr9Wq3Lk"
+
+
+@pytest.fixture(params=BACKENDS)
+def control_plane_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The snapshot suite runs on SQLite and on PostgreSQL."""
+    return settings_for(str(request.param), tmp_path)
 
 
 latest = caught_up
@@ -402,10 +412,19 @@ def test_provider_key_values_never_leak(
 
 
 @pytest.fixture
-def reader(control_plane: RunningControlPlane) -> Iterator[SnapshotReader]:
-    data_dir = control_plane.data_dir
-    sealer = Sealer(load_key_provider(data_dir, os.environ))
-    state_reader = SnapshotReader(data_dir / "keyway.db", sealer)
+def reader(control_plane: RunningControlPlane) -> Iterator[SnapshotSource]:
+    """A snapshot reader of our own on the control plane's database."""
+    settings = control_plane.server.settings
+    key_path = settings.master_key_file or control_plane.data_dir / "master.keys"
+    sealer = Sealer(load_key_provider(control_plane.data_dir, os.environ, key_path))
+    if settings.database_url:
+        store = postgres.open_store(settings.database_url, sealer)
+        try:
+            yield store.snapshots
+        finally:
+            store.close()
+        return
+    state_reader = SnapshotReader(reader_session(control_plane.data_dir / "keyway.db"), sealer)
     try:
         yield state_reader
     finally:
@@ -429,7 +448,7 @@ def _reordered(state: StoreState) -> StoreState:
 
 
 def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
-    control_plane: RunningControlPlane, reader: SnapshotReader
+    control_plane: RunningControlPlane, reader: SnapshotSource
 ) -> None:
     admin = Admin(control_plane)
     key_a = admin.provider_key(SECRET_A)
@@ -450,7 +469,7 @@ def test_compiling_the_same_store_gives_the_same_bytes_and_hash(
     first, second = build(full_state(reader)), build(full_state(reader))
     assert first.payload == second.payload
     assert first.sha256 == second.sha256
-    assert first.version == store_revision(control_plane.data_dir) == reader.revision()
+    assert first.version == committed_revision(control_plane) == reader.revision()
     # What the running control plane published is the same snapshot.
     assert (published.compiled.version, published.compiled.sha256) == (
         first.version,
@@ -474,7 +493,7 @@ def test_every_write_moves_the_version_by_the_store_revision(
     before = latest(control_plane).compiled
     admin.provider_key(SECRET_A)
     after = latest(control_plane).compiled
-    assert after.version == store_revision(control_plane.data_dir) == before.version + 1
+    assert after.version == committed_revision(control_plane) == before.version + 1
     assert after.sha256 != before.sha256
 
 
@@ -486,7 +505,7 @@ def test_a_new_control_plane_on_the_same_data_publishes_the_same_snapshot(
     admin.access_key(admin.configuration("openai", admin.provider_key(SECRET_C)))
     published = latest(control_plane).compiled
     # A second process on the same database (read-only use: it never writes).
-    settings = Settings(listen="127.0.0.1:0", data_dir=control_plane.data_dir)
+    settings = dataclasses.replace(control_plane.server.settings, listen="127.0.0.1:0")
     with control_plane_at(settings) as second:
         other = latest(second).compiled
     assert (other.version, other.sha256, other.payload) == (

@@ -8,6 +8,7 @@ it where it was; bookkeeping (usage, proxy status) never moves it.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -716,3 +717,21 @@ def test_the_status_mirror_keeps_what_it_is_given_without_moving_the_revision(
     store.save_data_planes([replace(fresh, last_seen_us=99)], ["proxy-a"])
     assert store.data_planes() == [replace(fresh, last_seen_us=99)]
     assert store.revision() == revision
+
+
+def test_a_one_off_job_is_held_by_one_caller_at_a_time(store: Store) -> None:
+    seen: list[bool] = []
+    with store.exclusive("retention") as mine:
+        assert mine
+        # Another caller (a thread here; another replica on a shared database) is told no.
+        worker = threading.Thread(target=lambda: seen.append(_try(store, "retention")))
+        worker.start()
+        worker.join(timeout=30)
+        assert seen == [False]
+        assert _try(store, "another job")
+    assert _try(store, "retention")  # released with the block
+
+
+def _try(store: Store, job: str) -> bool:
+    with store.exclusive(job) as mine:
+        return mine

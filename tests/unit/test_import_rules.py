@@ -65,6 +65,8 @@ IMPURE_IMPORTS = {
     "importlib.resources",
     "sqlite3",
     "sqlite_utils",
+    "psycopg",
+    "psycopg_pool",
     # clocks and randomness
     "time",
     "random",

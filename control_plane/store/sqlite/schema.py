@@ -7,7 +7,10 @@ import secrets
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from .footprint import ACCOUNT_BYTES_SQL
+from control_plane.store.relational.footprint import account_bytes_sql
+from control_plane.store.relational.session import Dialect
+
+SQLITE = Dialect("sqlite", byte_length="length(CAST({} AS BLOB))")
 
 MIGRATIONS = Migrations("keyway")
 
@@ -124,14 +127,14 @@ def _disabled_keys(db: Database) -> None:
 @MIGRATIONS(name="0005b_configuration_limits")
 def _configuration_limits(db: Database) -> None:
     # NULL: no per-access-key limits (rows written before limits existed have none). Placed
-    # before 0007, whose snapshot estimate (footprint.ACCOUNT_BYTES_SQL) reads the column.
+    # before 0007, whose snapshot estimate (footprint.account_bytes_sql) reads the column.
     db.execute("ALTER TABLE configurations ADD COLUMN limits_json TEXT")
 
 
 @MIGRATIONS(name="0006_provider_key_owner_aad")
 def _owner_aad(db: Database) -> None:
     # Rows sealed before the owner was bound keep version 1 until the background
-    # re-seal (`sealed_rows.SealedRows.reseal_legacy`) moves them to 2.
+    # re-seal (`relational.sealed_rows.SealedRows.reseal_legacy`) moves them to 2.
     db.execute("ALTER TABLE provider_keys ADD COLUMN aad_version INTEGER NOT NULL DEFAULT 1")
 
 
@@ -142,7 +145,7 @@ def _account_accounting(db: Database) -> None:
     # of the snapshot, kept current by every write (quotas check the sum).
     db.execute("ALTER TABLE accounts ADD COLUMN data_revision INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE accounts ADD COLUMN snapshot_bytes INTEGER NOT NULL DEFAULT 0")
-    estimate = ACCOUNT_BYTES_SQL.replace(":account", "accounts.id")
+    estimate = account_bytes_sql(SQLITE, "accounts.id")
     db.execute(f"UPDATE accounts SET snapshot_bytes = ({estimate})")  # noqa: S608 - constant
 
 
@@ -152,3 +155,9 @@ def _meta(db: Database) -> None:
     # labels account admins see instead of node ids.
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute("INSERT INTO meta (key, value) VALUES ('label_salt', ?)", [secrets.token_hex(32)])
+
+
+@MIGRATIONS(name="0009_data_plane_replica")
+def _data_plane_replica(db: Database) -> None:
+    # Which control plane holds a proxy's stream (replicas of a shared database).
+    db.execute("ALTER TABLE data_planes ADD COLUMN control_plane TEXT NOT NULL DEFAULT ''")

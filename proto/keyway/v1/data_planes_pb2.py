@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/data_planes.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n\x11SnapshotRejection\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0f\n\x07message\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x02\n\tDataPlane\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04pool\x18\x02 \x01(\t\x12\x15\n\rbuild_version\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyway.v1.DataPlaneState\x12\x30\n\x0c\x63onnect_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csent_version\x18\x07 \x01(\x03\x12\x17\n\x0f\x61pplied_version\x18\x08 \x01(\x03\x12\x14\n\x0c\x61pplied_hash\x18\t \x01(\t\x12\x34\n\x0elast_rejection\x18\n \x01(\x0b\x32\x1c.keyway.v1.SnapshotRejection\x12\x16\n\x0elatest_version\x18\x0b \x01(\x03\x12\x10\n\x08redacted\x18\x0c \x01(\x08\">\n\x15ListDataPlanesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListDataPlanesResponse\x12)\n\x0b\x64\x61ta_planes\x18\x01 \x03(\x0b\x32\x14.keyway.v1.DataPlane\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x16\x44\x65leteDataPlaneRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteDataPlaneResponse\"x\n\x13\x44\x61taPlaneCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0eredacted_token\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n CreateDataPlaneCredentialRequest\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\"f\n!CreateDataPlaneCredentialResponse\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\r\n\x05token\x18\x02 \x01(\t\"H\n\x1fListDataPlaneCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"p\n ListDataPlaneCredentialsResponse\x12\x33\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n DeleteDataPlaneCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n!DeleteDataPlaneCredentialResponse*\xae\x01\n\x0e\x44\x61taPlaneState\x12 \n\x1c\x44\x41TA_PLANE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x41TA_PLANE_STATE_IN_SYNC\x10\x01\x12\x1a\n\x16\x44\x41TA_PLANE_STATE_STALE\x10\x02\x12\x1d\n\x19\x44\x41TA_PLANE_STATE_REJECTED\x10\x03\x12!\n\x1d\x44\x41TA_PLANE_STATE_DISCONNECTED\x10\x04\x32\xf1\x06\n\x10\x44\x61taPlaneService\x12~\n\x0eListDataPlanes\x12 .keyway.v1.ListDataPlanesRequest\x1a!.keyway.v1.ListDataPlanesResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x0c/data-planesZ\x11\x12\x0f/v1/data-planes\x12\x95\x01\n\x0f\x44\x65leteDataPlane\x12!.keyway.v1.DeleteDataPlaneRequest\x1a\".keyway.v1.DeleteDataPlaneResponse\";\x82\xd3\xe4\x93\x02\x35*\x16/data-planes/{node_id}Z\x1b*\x19/v1/data-planes/{node_id}\x12\xcd\x01\n\x19\x43reateDataPlaneCredential\x12+.keyway.v1.CreateDataPlaneCredentialRequest\x1a,.keyway.v1.CreateDataPlaneCredentialResponse\"U\x82\xd3\xe4\x93\x02O\"\x17/data-plane-credentials:\ncredentialZ(\"\x1a/v1/data-plane-credentials:\ncredential\x12\xb2\x01\n\x18ListDataPlaneCredentials\x12*.keyway.v1.ListDataPlaneCredentialsRequest\x1a+.keyway.v1.ListDataPlaneCredentialsResponse\"=\x82\xd3\xe4\x93\x02\x37\x12\x17/data-plane-credentialsZ\x1c\x12\x1a/v1/data-plane-credentials\x12\xbf\x01\n\x19\x44\x65leteDataPlaneCredential\x12+.keyway.v1.DeleteDataPlaneCredentialRequest\x1a,.keyway.v1.DeleteDataPlaneCredentialResponse\"G\x82\xd3\xe4\x93\x02\x41*\x1c/data-plane-credentials/{id}Z!*\x1f/v1/data-plane-credentials/{id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkeyway/v1/data_planes.proto\x12\tkeyway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n\x11SnapshotRejection\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0f\n\x07message\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x03\n\tDataPlane\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04pool\x18\x02 \x01(\t\x12\x15\n\rbuild_version\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyway.v1.DataPlaneState\x12\x30\n\x0c\x63onnect_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csent_version\x18\x07 \x01(\x03\x12\x17\n\x0f\x61pplied_version\x18\x08 \x01(\x03\x12\x14\n\x0c\x61pplied_hash\x18\t \x01(\t\x12\x34\n\x0elast_rejection\x18\n \x01(\x0b\x32\x1c.keyway.v1.SnapshotRejection\x12\x16\n\x0elatest_version\x18\x0b \x01(\x03\x12\x10\n\x08redacted\x18\x0c \x01(\x08\x12\x15\n\rcontrol_plane\x18\r \x01(\t\">\n\x15ListDataPlanesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListDataPlanesResponse\x12)\n\x0b\x64\x61ta_planes\x18\x01 \x03(\x0b\x32\x14.keyway.v1.DataPlane\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x16\x44\x65leteDataPlaneRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteDataPlaneResponse\"x\n\x13\x44\x61taPlaneCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0eredacted_token\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n CreateDataPlaneCredentialRequest\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\"f\n!CreateDataPlaneCredentialResponse\x12\x32\n\ncredential\x18\x01 \x01(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\r\n\x05token\x18\x02 \x01(\t\"H\n\x1fListDataPlaneCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"p\n ListDataPlaneCredentialsResponse\x12\x33\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1e.keyway.v1.DataPlaneCredential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n DeleteDataPlaneCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n!DeleteDataPlaneCredentialResponse*\xae\x01\n\x0e\x44\x61taPlaneState\x12 \n\x1c\x44\x41TA_PLANE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x41TA_PLANE_STATE_IN_SYNC\x10\x01\x12\x1a\n\x16\x44\x41TA_PLANE_STATE_STALE\x10\x02\x12\x1d\n\x19\x44\x41TA_PLANE_STATE_REJECTED\x10\x03\x12!\n\x1d\x44\x41TA_PLANE_STATE_DISCONNECTED\x10\x04\x32\xf1\x06\n\x10\x44\x61taPlaneService\x12~\n\x0eListDataPlanes\x12 .keyway.v1.ListDataPlanesRequest\x1a!.keyway.v1.ListDataPlanesResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x0c/data-planesZ\x11\x12\x0f/v1/data-planes\x12\x95\x01\n\x0f\x44\x65leteDataPlane\x12!.keyway.v1.DeleteDataPlaneRequest\x1a\".keyway.v1.DeleteDataPlaneResponse\";\x82\xd3\xe4\x93\x02\x35*\x16/data-planes/{node_id}Z\x1b*\x19/v1/data-planes/{node_id}\x12\xcd\x01\n\x19\x43reateDataPlaneCredential\x12+.keyway.v1.CreateDataPlaneCredentialRequest\x1a,.keyway.v1.CreateDataPlaneCredentialResponse\"U\x82\xd3\xe4\x93\x02O\"\x17/data-plane-credentials:\ncredentialZ(\"\x1a/v1/data-plane-credentials:\ncredential\x12\xb2\x01\n\x18ListDataPlaneCredentials\x12*.keyway.v1.ListDataPlaneCredentialsRequest\x1a+.keyway.v1.ListDataPlaneCredentialsResponse\"=\x82\xd3\xe4\x93\x02\x37\x12\x17/data-plane-credentialsZ\x1c\x12\x1a/v1/data-plane-credentials\x12\xbf\x01\n\x19\x44\x65leteDataPlaneCredential\x12+.keyway.v1.DeleteDataPlaneCredentialRequest\x1a,.keyway.v1.DeleteDataPlaneCredentialResponse\"G\x82\xd3\xe4\x93\x02\x41*\x1c/data-plane-credentials/{id}Z!*\x1f/v1/data-plane-credentials/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,34 +43,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATAPLANESERVICE'].methods_by_name['ListDataPlaneCredentials']._serialized_options = b'\202\323\344\223\0027\022\027/data-plane-credentialsZ\034\022\032/v1/data-plane-credentials'
   _globals['_DATAPLANESERVICE'].methods_by_name['DeleteDataPlaneCredential']._loaded_options = None
   _globals['_DATAPLANESERVICE'].methods_by_name['DeleteDataPlaneCredential']._serialized_options = b'\202\323\344\223\002A*\034/data-plane-credentials/{id}Z!*\037/v1/data-plane-credentials/{id}'
-  _globals['_DATAPLANESTATE']._serialized_start=1395
-  _globals['_DATAPLANESTATE']._serialized_end=1569
+  _globals['_DATAPLANESTATE']._serialized_start=1418
+  _globals['_DATAPLANESTATE']._serialized_end=1592
   _globals['_SNAPSHOTREJECTION']._serialized_start=105
   _globals['_SNAPSHOTREJECTION']._serialized_end=200
   _globals['_DATAPLANE']._serialized_start=203
-  _globals['_DATAPLANE']._serialized_end=577
-  _globals['_LISTDATAPLANESREQUEST']._serialized_start=579
-  _globals['_LISTDATAPLANESREQUEST']._serialized_end=641
-  _globals['_LISTDATAPLANESRESPONSE']._serialized_start=643
-  _globals['_LISTDATAPLANESRESPONSE']._serialized_end=735
-  _globals['_DELETEDATAPLANEREQUEST']._serialized_start=737
-  _globals['_DELETEDATAPLANEREQUEST']._serialized_end=778
-  _globals['_DELETEDATAPLANERESPONSE']._serialized_start=780
-  _globals['_DELETEDATAPLANERESPONSE']._serialized_end=805
-  _globals['_DATAPLANECREDENTIAL']._serialized_start=807
-  _globals['_DATAPLANECREDENTIAL']._serialized_end=927
-  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_start=929
-  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_end=1015
-  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_start=1017
-  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_end=1119
-  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_start=1121
-  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_end=1193
-  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_start=1195
-  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_end=1307
-  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_start=1309
-  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_end=1355
-  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_start=1357
-  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_end=1392
-  _globals['_DATAPLANESERVICE']._serialized_start=1572
-  _globals['_DATAPLANESERVICE']._serialized_end=2453
+  _globals['_DATAPLANE']._serialized_end=600
+  _globals['_LISTDATAPLANESREQUEST']._serialized_start=602
+  _globals['_LISTDATAPLANESREQUEST']._serialized_end=664
+  _globals['_LISTDATAPLANESRESPONSE']._serialized_start=666
+  _globals['_LISTDATAPLANESRESPONSE']._serialized_end=758
+  _globals['_DELETEDATAPLANEREQUEST']._serialized_start=760
+  _globals['_DELETEDATAPLANEREQUEST']._serialized_end=801
+  _globals['_DELETEDATAPLANERESPONSE']._serialized_start=803
+  _globals['_DELETEDATAPLANERESPONSE']._serialized_end=828
+  _globals['_DATAPLANECREDENTIAL']._serialized_start=830
+  _globals['_DATAPLANECREDENTIAL']._serialized_end=950
+  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_start=952
+  _globals['_CREATEDATAPLANECREDENTIALREQUEST']._serialized_end=1038
+  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_start=1040
+  _globals['_CREATEDATAPLANECREDENTIALRESPONSE']._serialized_end=1142
+  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_start=1144
+  _globals['_LISTDATAPLANECREDENTIALSREQUEST']._serialized_end=1216
+  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_start=1218
+  _globals['_LISTDATAPLANECREDENTIALSRESPONSE']._serialized_end=1330
+  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_start=1332
+  _globals['_DELETEDATAPLANECREDENTIALREQUEST']._serialized_end=1378
+  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_start=1380
+  _globals['_DELETEDATAPLANECREDENTIALRESPONSE']._serialized_end=1415
+  _globals['_DATAPLANESERVICE']._serialized_start=1595
+  _globals['_DATAPLANESERVICE']._serialized_end=2476
 # @@protoc_insertion_point(module_scope)

@@ -102,6 +102,7 @@ class DataPlane(_message.Message):
     LAST_REJECTION_FIELD_NUMBER: _builtins.int
     LATEST_VERSION_FIELD_NUMBER: _builtins.int
     REDACTED_FIELD_NUMBER: _builtins.int
+    CONTROL_PLANE_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Node id the proxy reported."""
     pool: _builtins.str
@@ -121,6 +122,10 @@ class DataPlane(_message.Message):
     redacted: _builtins.bool
     """True in an account admin's view: node_id is an opaque label and pool,
     build_version and the rejection message are left out.
+    """
+    control_plane: _builtins.str
+    """The control-plane replica holding (or that last held) the proxy's stream:
+    its replica id (--replica-id, by default HOST:PORT). Empty when redacted.
     """
     @_builtins.property
     def connect_time(self) -> _timestamp_pb2.Timestamp:
@@ -149,10 +154,11 @@ class DataPlane(_message.Message):
         last_rejection: Global___SnapshotRejection | None = ...,
         latest_version: _builtins.int = ...,
         redacted: _builtins.bool = ...,
+        control_plane: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["connect_time", b"connect_time", "last_rejection", b"last_rejection", "last_seen_time", b"last_seen_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_hash", b"applied_hash", "applied_version", b"applied_version", "build_version", b"build_version", "connect_time", b"connect_time", "last_rejection", b"last_rejection", "last_seen_time", b"last_seen_time", "latest_version", b"latest_version", "node_id", b"node_id", "pool", b"pool", "redacted", b"redacted", "sent_version", b"sent_version", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_hash", b"applied_hash", "applied_version", b"applied_version", "build_version", b"build_version", "connect_time", b"connect_time", "control_plane", b"control_plane", "last_rejection", b"last_rejection", "last_seen_time", b"last_seen_time", "latest_version", b"latest_version", "node_id", b"node_id", "pool", b"pool", "redacted", b"redacted", "sent_version", b"sent_version", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

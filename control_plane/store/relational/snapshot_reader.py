@@ -1,7 +1,8 @@
 """Reads accounts' routing data at one revision, for the snapshot compiler.
 
-Runs on a worker thread with its own read-only connection: in WAL mode one
-read transaction sees a consistent state while the admin API keeps writing.
+Runs on a worker thread with a session of its own: one read transaction sees a
+consistent state while the admin API keeps writing (WAL on SQLite, a repeatable-read
+snapshot on PostgreSQL).
 Only accounts whose data revision moved since the caller last compiled them are
 read, so a write to one account costs one account's rows, not the whole store.
 
@@ -11,12 +12,10 @@ back with the problem (ids only, never a secret) and every other account as usua
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -34,6 +33,8 @@ from control_plane.store.records import (
     KeyRecord,
     StoreDelta,
 )
+
+from .session import Session
 
 # Accounts read with `IN (…)` per statement; above half of all accounts, whole tables.
 _CHUNK = 500
@@ -68,12 +69,10 @@ class _Account:
 
 
 class SnapshotReader:
-    """`SnapshotSource` on SQLite."""
+    """`SnapshotSource` over a session of its own (closed with it)."""
 
-    def __init__(self, path: Path, sealer: Sealer) -> None:
-        self._conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-        )
+    def __init__(self, session: Session, sealer: Sealer) -> None:
+        self._conn = session
         self._sealer = sealer
         # Unchanged rows are not decrypted or parsed again: a plaintext is reused only
         # while its row holds the very ciphertext, owner and version it was opened
@@ -92,7 +91,7 @@ class SnapshotReader:
             self._conn.close()
 
     def revision(self) -> int:
-        with self._lock:
+        with self._lock, self._conn.held():
             return self._revision()
 
     def _revision(self) -> int:
@@ -100,18 +99,14 @@ class SnapshotReader:
 
     def read(self, known: Mapping[str, int]) -> StoreDelta:
         """Accounts whose data revision is not the one in `known` (account id -> revision)."""
-        with self._lock:
-            c = self._conn
-            c.execute("BEGIN")
-            try:
+        with self._lock, self._conn.held():
+            with self._conn.reading():
                 revision = self._revision()
-                accounts = c.execute(
+                accounts = self._conn.execute(
                     "SELECT id, data_revision FROM accounts ORDER BY id"
                 ).fetchall()
                 changed = {a: r for a, r in accounts if known.get(a) != r}
                 data = self._read_accounts(sorted(changed), whole=len(changed) * 2 > len(accounts))
-            finally:
-                c.execute("COMMIT")
             present = {a for a, _ in accounts}
             for cache in (self._secrets, self._configs):
                 for gone in cache.keys() - present:

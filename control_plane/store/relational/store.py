@@ -1,9 +1,13 @@
-"""The store port on SQLite (sqlite-utils): every resource read and write.
+"""The store port in SQL: every resource read and write, for both adapters.
 
-One connection, guarded by one lock, so whichever thread calls (the store's executor, a
-start-up path, a test) a write transaction is never interleaved with another call. Rows
-stay inside this module: callers get records. Secrets enter as `Secret` and are sealed
-before they touch the database.
+Each method runs inside its session's `held()` scope: on SQLite one connection behind one
+lock, so whichever thread calls (the store's executor, a start-up path, a test) a write
+transaction is never interleaved with another call; on PostgreSQL a pooled connection
+the calling thread keeps for the whole method. Every write first bumps the revision row
+(`write`), which on PostgreSQL also locks it: writes from every replica are serialised
+there, so revisions follow commit order and an etag check inside a write sees every
+write committed before it. Rows stay inside this module: callers get records. Secrets
+enter as `Secret` and are sealed before they touch the database.
 """
 
 from __future__ import annotations
@@ -12,12 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 from keyway.v1.access_key_configurations_pb2 import AccessKeyConfiguration
-from sqlite_utils import Database
 
 from control_plane.domain import catalog, configuration, ids, preconditions, quotas, tokens
 from control_plane.domain.configuration import AccountView
@@ -62,8 +65,8 @@ from control_plane.store.records import (
 )
 
 from . import footprint
-from .database import current_revision, write
 from .sealed_rows import SealedRows
+from .session import Session, insert_sql, update_sql, upsert_sql
 from .snapshot_reader import SnapshotReader
 
 Row = dict[str, Any]
@@ -229,24 +232,61 @@ _TABLES: dict[Kind[Any, Any], _Table] = {
 }
 
 
+def current_revision(db: Session) -> int:
+    return int(db.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0])
+
+
+@contextmanager
+def write(db: Session) -> Iterator[int]:
+    """One write transaction; yields the new store revision.
+
+    Every mutation goes through here, so the revision (the snapshot version)
+    moves exactly when data changes, and a failed request rolls back both.
+    """
+    with db.atomic():
+        db.execute("UPDATE revision SET value = value + 1 WHERE id = 1")
+        revision = current_revision(db)
+        db.announce(revision)
+        yield revision
+
+
 def _serialised(
-    method: Callable[Concatenate[SqliteStore, P], T],
-) -> Callable[Concatenate[SqliteStore, P], T]:
-    def locked(self: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        with self._lock:
+    method: Callable[Concatenate[RelationalStore, P], T],
+) -> Callable[Concatenate[RelationalStore, P], T]:
+    def held(self: RelationalStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._db.held():
             return method(self, *args, **kwargs)
 
-    return locked
+    return held
 
 
-class SqliteStore:
+class Watcher(Protocol):
+    """Sees commits made through other processes on a shared database."""
+
+    def start(self, tell: Callable[[int], None]) -> None:
+        """From now on, `tell(revision)` (from a thread of its own) when it moved."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Pending(threading.local):
+    announce: int | None = None
+    """The revision of a write committed inside an open transaction, not yet told."""
+
+
+class RelationalStore:
+    """`Store` over a `Session`; `workers` threads run its methods (`executor`)."""
+
     def __init__(
         self,
-        db: Database,
+        db: Session,
         sealer: Sealer,
         *,
         snapshots: SnapshotReader,
         sealed: SealedRows,
+        workers: int = 1,
+        watcher: Watcher | None = None,
         clock: Callable[[], int] = _now_us,
         quotas: Quotas = DEFAULT_QUOTAS,
     ) -> None:
@@ -257,11 +297,13 @@ class SqliteStore:
         self._clock = clock
         self._quotas = quotas
         self._listeners: list[Callable[[int], None]] = []
-        self._lock = threading.RLock()
-        # One thread: SQLite has one writer anyway, and the connection stays on it.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyway-store")
-        self._announce: int | None = None
-        """The revision of a write committed inside an open transaction, not yet told."""
+        # SQLite: one thread (one writer anyway, and the connection stays on it); a
+        # pool: as many as it has connections.
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keyway-store")
+        self._pending = _Pending()
+        self._watcher = watcher
+        self._tell_lock = threading.Lock()
+        self._told_up_to = 0
 
     @property
     def executor(self) -> Executor:
@@ -276,44 +318,59 @@ class SqliteStore:
         return self._sealed
 
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
         self._executor.shutdown(wait=True)
         self._sealed.close()
         self._snapshots.close()
-        with self._lock:
-            self._db.close()
+        self._db.close()
+
+    def exclusive(self, job: str, *, wait: bool = False) -> AbstractContextManager[bool]:
+        return self._db.exclusive(job, wait=wait)
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)
+        if self._watcher is not None and len(self._listeners) == 1:
+            self._watcher.start(self._tell)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock:
+        with self._db.held():
             try:
                 with self._db.atomic():
                     yield
             except BaseException:
-                if not self._db.conn.in_transaction:
-                    self._announce = None
+                if not self._db.in_transaction:
+                    self._pending.announce = None
                 raise
             self._told()
 
     @contextmanager
     def _write(self) -> Iterator[int]:
-        with self._lock:
+        with self._db.held():
             with write(self._db) as revision:
                 yield revision
             # A write nested in another (in one transaction) commits the higher revision.
-            self._announce = max(revision, self._announce or 0)
+            self._pending.announce = max(revision, self._pending.announce or 0)
             self._told()
 
     def _told(self) -> None:
         # Only once the outermost transaction committed: a write inside `transaction()`
         # must not announce state that could still roll back.
-        if self._db.conn.in_transaction or self._announce is None:
+        if self._db.in_transaction or self._pending.announce is None:
             return
-        revision, self._announce = self._announce, None
-        for listener in self._listeners:
-            listener(revision)
+        revision, self._pending.announce = self._pending.announce, None
+        self._tell(revision)
+
+    def _tell(self, revision: int) -> None:
+        # Once per revision, whether this process wrote it or the watcher saw another
+        # replica's commit first (or saw this one's before the writer got here).
+        with self._tell_lock:
+            if revision <= self._told_up_to:
+                return
+            self._told_up_to = revision
+            for listener in self._listeners:
+                listener(revision)
 
     @_serialised
     def revision(self) -> int:
@@ -323,6 +380,21 @@ class SqliteStore:
     def label_salt(self) -> bytes:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'label_salt'").fetchone()
         return bytes.fromhex(row[0])
+
+    @_serialised
+    def deployment_values(self, prefix: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", [len(prefix), prefix]
+        ).fetchall()
+        return {str(k): str(v) for k, v in rows}
+
+    @_serialised
+    def keep_deployment_value(self, name: str, value: str) -> None:
+        with self._db.atomic():
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                [name, value],
+            )
 
     # -- generic helpers -------------------------------------------------------------------
 
@@ -377,15 +449,16 @@ class SqliteStore:
             **values,
         }
         table = _TABLES[kind]
-        self._db.table(table.name).insert(row)
+        self._db.execute(insert_sql(table.name, list(row)), list(row.values()))
         if kind.routing:
             self._routing_changed(cast(str, row["account_id"]), revision)
         return cast(T, table.decode(self._find(kind, cast(str, row["id"]), None)))
 
     def _update(self, kind: Kind[T, Any], row: Row, values: Columns, etag: str, revision: int) -> T:
         preconditions.check_etag(kind.label, row["id"], row["etag"], etag)
-        self._db.table(_TABLES[kind].name).update(
-            row["seq"], {**values, "update_time": self._clock(), "etag": str(revision)}
+        written = {**values, "update_time": self._clock(), "etag": str(revision)}
+        self._db.execute(
+            update_sql(_TABLES[kind].name, list(written), "seq"), [*written.values(), row["seq"]]
         )
         if kind.routing:
             self._routing_changed(row["account_id"], revision)
@@ -680,17 +753,18 @@ class SqliteStore:
     def record_usage(
         self, provider_keys: Sequence[KeyUsage], access_keys: Sequence[AccessKeyUsage]
     ) -> None:
+        # In id order, so that two replicas recording at once lock rows in one order.
         with self._db.atomic():
-            for u in provider_keys:
+            for u in sorted(provider_keys, key=lambda u: u.key_id):
                 for column, when in (
                     ("last_used_time", u.last_used_us),
                     ("last_success_time", u.last_success_us),
                 ):
                     if when:
                         self._db.execute(
-                            f"UPDATE provider_keys SET {column} = "  # noqa: S608 - constant
-                            f"max(coalesce({column}, 0), ?) WHERE id = ?",
-                            [when, u.key_id],
+                            f"UPDATE provider_keys SET {column} = ? "  # noqa: S608 - constant
+                            f"WHERE id = ? AND coalesce({column}, 0) < ?",
+                            [when, u.key_id, when],
                         )
                 if u.error_time_us:
                     self._db.execute(
@@ -704,11 +778,11 @@ class SqliteStore:
                             u.error_time_us,
                         ],
                     )
-            for a in access_keys:
+            for a in sorted(access_keys, key=lambda a: a.key_id):
                 self._db.execute(
-                    "UPDATE access_keys SET last_used_time = "
-                    "max(coalesce(last_used_time, 0), ?) WHERE id = ?",
-                    [a.last_used_us, a.key_id],
+                    "UPDATE access_keys SET last_used_time = ? "
+                    "WHERE id = ? AND coalesce(last_used_time, 0) < ?",
+                    [a.last_used_us, a.key_id, a.last_used_us],
                 )
 
     # -- access keys -----------------------------------------------------------------------
@@ -800,10 +874,15 @@ class SqliteStore:
     def save_data_planes(self, saved: Sequence[NodeStatus], forgotten: Sequence[str]) -> None:
         # Bookkeeping: the revision does not move.
         with self._db.atomic():
-            if saved:
-                self._db.table("data_planes").upsert_all(
-                    [_node_row(n) for n in saved], pk="node_id"
+            for node in sorted(saved, key=lambda n: n.node_id):
+                row = _node_row(node)
+                # A replica that saw a stream end never overwrites the row of the
+                # replica the proxy moved to.
+                sql = upsert_sql("data_planes", list(row), "node_id") + (
+                    " WHERE data_planes.control_plane = excluded.control_plane"
+                    " OR excluded.connected = 1 OR data_planes.connected = 0"
                 )
+                self._db.execute(sql, list(row.values()))
             for node_id in forgotten:
                 self._db.execute("DELETE FROM data_planes WHERE node_id = ?", [node_id])
 
@@ -831,6 +910,7 @@ def _node(row: Row) -> NodeStatus:
         applied=applied if row["applied_version"] else None,
         rejection=rejection,
         rejected_time_us=row["rejected_time"],
+        control_plane=row["control_plane"],
     )
 
 
@@ -849,10 +929,11 @@ def _node_row(node: NodeStatus) -> Row:
         "rejected_hash": node.rejection.revision.sha256 if node.rejection else "",
         "rejected_message": node.rejection.message if node.rejection else None,
         "rejected_time": node.rejected_time_us,
+        "control_plane": node.control_plane,
     }
 
 
-def sealed_kek_ids(db: Database) -> list[str]:
+def sealed_kek_ids(db: Session) -> list[str]:
     """Every master key id some stored secret is wrapped with (before a store exists)."""
     rows = db.execute("SELECT DISTINCT kek_id FROM provider_keys ORDER BY kek_id")
     return [r[0] for r in rows.fetchall()]

@@ -11,16 +11,16 @@ so the store revision, and with it the snapshot, does not move.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.sealing import SealedSecret, Sealer
 from control_plane.store.codec import AAD_VERSION, key_aad
 from control_plane.store.records import PassResult
+
+from .session import Session
 
 log = logging.getLogger("keyway.control_plane.store")
 
@@ -32,10 +32,12 @@ _COLUMNS = (
 
 
 class SealedRows:
-    """`SealedPasses` on SQLite: one connection per pass, on the caller's worker thread."""
+    """`SealedPasses` over a session per pass (`connect()`), on the caller's worker thread."""
 
-    def __init__(self, path: Path, sealer: Sealer) -> None:
-        self._path = path
+    def __init__(
+        self, connect: Callable[[], AbstractContextManager[Session]], sealer: Sealer
+    ) -> None:
+        self._connect = connect
         self._sealer = sealer
         # One pass at a time: a re-seal racing a re-wrap could leave a row under a key the
         # re-wrap believes it has already moved past.
@@ -45,11 +47,6 @@ class SealedRows:
     def close(self) -> None:
         """Stops a running pass after its current batch (the next run resumes)."""
         self._closed.set()
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self._path, timeout=5.0)) as conn:
-            yield conn
 
     def count_under(self, kek_id: str) -> int:
         with self._connect() as conn:
@@ -127,7 +124,7 @@ class SealedRows:
                         updates.append(prepare(row))
                     except SealError:
                         unreadable.append(row[1])
-                with conn:
+                with conn.atomic():
                     done += sum(conn.execute(sql, args).rowcount for sql, args in updates)
         if unreadable:
             log.error(
