@@ -159,13 +159,7 @@ class Console:
     async def _sign_in(self, request: Request) -> Response:
         if not _origin_ok(request.scope, request.headers.get("origin")):
             raise PermissionDenied("sign-in from another origin is refused")
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise InvalidArgument.field("body", 'must be JSON ({"token": …})')
-        try:
-            body: Any = json.loads(await request.body())
-        except ValueError:
-            raise InvalidArgument.field("body", "is not valid JSON") from None
-        token = body.get("token") if isinstance(body, dict) else None
+        token = (await _json_body(request)).get("token")
         if not isinstance(token, str) or not token.strip():
             raise InvalidArgument.field(
                 "token", "is required: an admin API key or the operator token"

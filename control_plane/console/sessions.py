@@ -9,7 +9,6 @@ restarts; a token revoked meanwhile stops working at once, since every call re-c
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import secrets
 from collections.abc import Callable
@@ -91,7 +90,8 @@ class Sessions:
         found = self.find(session_id)
         if found is None:
             return None
-        changed = dataclasses.replace(found, acting=acting)
+        f = found
+        changed = Session(f.id, f.token, f.csrf, f.kind, f.account_id, f.expires_at, acting)
         self._live[session_id] = changed
         return changed
 

@@ -23,7 +23,7 @@ from keyway.v1 import provider_keys_pb2_grpc as pk_grpc
 
 from tests.postgres import PostgresServer, fresh_url, own_server
 
-from .stack import Process, Stack, Traffic, wait_until
+from .stack import HTTP_ANY, Process, Stack, Traffic, wait_until
 
 MASTER_KEYS = "e2e-kek:" + base64.b64encode(bytes(range(7, 39))).decode()
 """The deployment's keyring, the same for every replica (never a real one)."""
@@ -68,6 +68,7 @@ def _replica(name: str, url: str, data_dir: Path, mock: str) -> Process:
         [
             "control-plane",
             *("--listen", "127.0.0.1:0", "--data-dir", str(data_dir)),
+            *HTTP_ANY,  # the HTTP listener's default port fits one replica per machine
             *("--database-url", url),
             *("--provider-base-url", f"openai=http://{mock}/v1"),
         ],
