@@ -37,6 +37,8 @@ from keyway.v1 import (
     provider_keys_pb2_grpc,
     providers_pb2,
     providers_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
 )
 
 from control_plane.api.access_keys import AccessKeyServicer
@@ -49,16 +51,20 @@ from control_plane.api.master_keys import MasterKeyServicer
 from control_plane.api.operator_credentials import OperatorCredentialServicer
 from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
+from control_plane.api.usage import UsageServicer
 from control_plane.bootstrap import bootstrap
 from control_plane.console import Console
 from control_plane.console.sessions import Sessions
+from control_plane.domain import catalog
 from control_plane.domain.errors import Unavailable
+from control_plane.domain.pricing import Price
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
 from control_plane.domain.tokens import TokenKind
 from control_plane.http import http_app
 from control_plane.http.listener import WHAT as HTTP_WHAT
 from control_plane.http.listener import HttpListener, Tls
 from control_plane.key_checks import check_keyring
+from control_plane.metrics import control_plane_registry, metrics_route
 from control_plane.secrets.errors import SealError
 from control_plane.secrets.keyring import ENV_VAR, KeyProvider, key_file, load_key_provider
 from control_plane.secrets.sealing import Sealer
@@ -88,7 +94,9 @@ _SERVICES = (
     operator_credentials_pb2.DESCRIPTOR.services_by_name["OperatorCredentialService"],
     data_planes_pb2.DESCRIPTOR.services_by_name["DataPlaneService"],
     discovery_pb2.DESCRIPTOR.services_by_name["DataPlaneDiscoveryService"],
+    usage_pb2.DESCRIPTOR.services_by_name["UsageService"],
 )
+_DAY = 24 * 3600.0
 
 
 _ADD_TO_SERVER: dict[str, Callable[[Any, grpc.aio.Server], None]] = {
@@ -106,6 +114,7 @@ _ADD_TO_SERVER: dict[str, Callable[[Any, grpc.aio.Server], None]] = {
     "keyway.v1.OperatorCredentialService": (
         operator_credentials_pb2_grpc.add_OperatorCredentialServiceServicer_to_server
     ),
+    "keyway.v1.UsageService": usage_pb2_grpc.add_UsageServiceServicer_to_server,
     "keyway.v1.DataPlaneDiscoveryService": (
         discovery_pb2_grpc.add_DataPlaneDiscoveryServiceServicer_to_server
     ),
@@ -291,6 +300,12 @@ class Settings:
     None: no HTTP listener. The CLI's default is 127.0.0.1:8081."""
     replica_id: str = ""
     """How `data-planes list` names this control plane (default: HOST:PORT)."""
+    model_prices: Mapping[str, Price] = field(default_factory=lambda: dict(catalog.PRICES))
+    """`provider/model` -> price: the catalog's, with the operator's on top."""
+    usage_retention: float = 30 * _DAY
+    """Seconds raw attempt records (`admin requests get`) are kept."""
+    rollup_retention: float = 400 * _DAY
+    """Seconds hourly usage totals (`admin usage`) are kept."""
 
 
 class ControlPlane:
@@ -371,13 +386,20 @@ class ControlPlane:
         self._status_flush: asyncio.Task[None] | None = None
         self._resealing: asyncio.Task[None] | None = None
         self._serving = False
+        self._pruning: asyncio.Task[None] | None = None
         options = Options(
             provider_base_urls=dict(settings.provider_base_urls),
             allow_private_upstreams=settings.allow_private_upstreams,
             quotas=settings.quotas,
         )
+        self.discovery = DiscoveryServicer(
+            self.store, self.publisher, self.status, settings.model_prices
+        )
+        self.metrics, rpc_metrics = control_plane_registry(
+            self.status, self.publisher, self.discovery
+        )
         self._server = grpc.aio.server(
-            interceptors=[ReflectionGate(self.store)],
+            interceptors=[rpc_metrics, ReflectionGate(self.store)],
             options=[
                 # Never share the port (see data_plane.shared.startup).
                 ("grpc.so_reuseport", 0),
@@ -389,7 +411,7 @@ class ControlPlane:
         )
         self._health = health.aio.HealthServicer()
         s, st = self._server, self.store
-        discovery = DiscoveryServicer(st, self.publisher, self.status)
+        discovery = self.discovery
         # Service full name -> servicer: gRPC and the REST API serve the same objects.
         self.servicers: dict[str, object] = {
             "keyway.v1.AccountService": AccountServicer(st, options, lambda: self.publisher.latest),
@@ -400,6 +422,7 @@ class ControlPlane:
             "keyway.v1.ProviderService": ProviderServicer(st, options),
             "keyway.v1.MasterKeyService": MasterKeyServicer(st, options, sealer),
             "keyway.v1.OperatorCredentialService": OperatorCredentialServicer(st, options),
+            "keyway.v1.UsageService": UsageServicer(st, options),
             "keyway.v1.DataPlaneDiscoveryService": discovery,
             "keyway.v1.DataPlaneService": DataPlaneServicer(
                 st, options, self.status, self.publisher, discovery.revoke
@@ -430,7 +453,7 @@ class ControlPlane:
             self.store,
             self.servicers,
             ready=self._ready,
-            parts=[console.routes],
+            parts=[[metrics_route(self.metrics)], console.routes],
             layers=[console.guard],
         )
         return HttpListener(app, listen, tls)
@@ -487,6 +510,7 @@ class ControlPlane:
         self._publishing = asyncio.create_task(self.publisher.run(), name="snapshot-publisher")
         self._status_flush = asyncio.create_task(self.status.flush_forever(), name="status-flush")
         self._resealing = asyncio.create_task(self._reseal_legacy_rows(), name="reseal")
+        self._pruning = asyncio.create_task(self._prune_usage_forever(), name="usage-prune")
         await self._server.start()
         for svc in _SERVICES:
             await self._health.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
@@ -517,6 +541,24 @@ class ControlPlane:
                 return None
             return self.store.sealed.reseal_legacy()
 
+    async def _prune_usage_forever(self, every: float = 3600.0) -> None:
+        """Drops usage past its retention: at start, then hourly."""
+        while True:
+            dropped = await asyncio.to_thread(self._prune_if_first, time.time())
+            if dropped:
+                log.info("dropped %d usage row(s) past their retention", dropped)
+            await asyncio.sleep(every)
+
+    def _prune_if_first(self, now: float) -> int:
+        # One replica at a time, like the re-seal: the deletes would only collide.
+        with self.store.exclusive("usage-prune") as mine:
+            if not mine:
+                return 0
+            return self.store.usage.prune(
+                attempts_before_us=int((now - self.settings.usage_retention) * 1e6),
+                rollups_before_us=int((now - self.settings.rollup_retention) * 1e6),
+            )
+
     async def stop(self, grace: float = 5.0) -> None:
         self._serving = False
         if self.http is not None:
@@ -525,7 +567,7 @@ class ControlPlane:
         await self._server.stop(grace)
         self.store.sealed.close()
         self.publisher.close()
-        for task in (self._publishing, self._status_flush, self._resealing):
+        for task in (self._publishing, self._status_flush, self._resealing, self._pruning):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

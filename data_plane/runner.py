@@ -33,7 +33,10 @@ from .snapshot.client import Identity, SnapshotClient, restore_from_cache
 from .snapshot.state import SnapshotState
 from .snapshot.targets import parse_targets
 from .upstream.client import AiohttpTransport, UpstreamSettings
-from .usage import UsageRecorder, report_forever
+from .usage import Observer
+from .usage import ObserveSettings as ObserveSettings
+from .usage.request_log import LogFormat as LogFormat
+from .usage.shipping import Shipper, report_forever
 from .workers import Supervisor as Supervisor
 from .workers import Worker as Worker
 from .workers import this_worker as this_worker
@@ -66,6 +69,7 @@ class ProxySettings:
     """Stop serving once the snapshot has gone this many seconds without confirmation."""
     worker: Worker | None = None
     """Set in a worker of `--workers N` (see `workers`): it serves the inherited socket."""
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
 
 class InsecureSettingsError(StartupError):
@@ -175,8 +179,10 @@ class ProxyRunner:
         limits = settings.limits
         self.upstream = AiohttpTransport(UpstreamSettings(pool_limit=limits.max_connections))
         raise_open_files_limit(3 * limits.max_connections + 256)
-        self.usage = UsageRecorder()
-        self.context = ProxyContext(self.state, self.upstream, self.usage, settings.options)
+        self.observer = Observer.of(settings.observe)
+        self.context = ProxyContext(self.state, self.upstream, self.observer, settings.options)
+        buffer = self.observer.buffer
+        self.shipper = None if buffer is None else Shipper(buffer, node_id)
         config = uvicorn.Config(
             create_app(self.context),
             lifespan="off",
@@ -198,20 +204,18 @@ class ProxyRunner:
     async def start(self) -> None:
         await self.upstream.start()
         http = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="http")
-        self._tasks = [
-            asyncio.create_task(self.client.run(), name="snapshot-client"),
-            asyncio.create_task(
-                report_forever(
-                    self.usage,
-                    self.client.control_planes.channel,
-                    self.settings.token,
-                    self.node_id,
-                    self.settings.usage_interval,
-                ),
-                name="usage-reporter",
-            ),
-            http,
-        ]
+        self._tasks = [asyncio.create_task(self.client.run(), name="snapshot-client")]
+        if self.shipper is not None:
+            reporter = report_forever(
+                self.shipper,
+                self.client.control_planes.channel,
+                self.settings.token,
+                self.settings.usage_interval,
+                prepare=self.observer.digest,
+            )
+            self._tasks.append(asyncio.create_task(reporter, name="usage-reporter"))
+        self._tasks.append(asyncio.create_task(_digest_forever(self.observer), name="digest"))
+        self._tasks.append(http)
         while not self._server.started:
             if http.done():
                 http.result()
@@ -232,4 +236,20 @@ class ProxyRunner:
                 await task
         await self.upstream.close()
         await self.client.control_planes.close()
+        if self.observer.tracing is not None:
+            self.observer.tracing.shutdown()
         self.context.body_worker.shutdown(wait=False, cancel_futures=True)
+
+
+async def _digest_forever(observer: Observer) -> None:
+    # Metrics and request log lines follow within a quarter second: "as they happen".
+    try:
+        while True:
+            await asyncio.sleep(0.25)
+            observer.digest()
+            if observer.log is not None:
+                observer.log.flush()
+    finally:
+        observer.digest()
+        if observer.log is not None:
+            observer.log.flush()

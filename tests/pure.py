@@ -40,6 +40,8 @@ PURE_MODULES = (
     "data_plane/http/sse.py",
     "data_plane/http/surfaces.py",
     "data_plane/http/types.py",
+    "data_plane/usage/records.py",
+    "data_plane/usage/tokens.py",
     "data_plane/mock_upstream/behaviours.py",
     "data_plane/mock_upstream/payloads.py",
     "data_plane/mock_upstream/sse.py",

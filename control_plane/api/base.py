@@ -22,6 +22,7 @@ from control_plane.domain.tokens import TokenKind
 from control_plane.store.port import Store, call
 from control_plane.store.records import Credential, Labels, Page
 
+from . import audit
 from .auth import Principal, authenticate
 from .errors import internal_status, to_status, trailing_metadata
 
@@ -78,7 +79,13 @@ def async_rpc(
 
     async def handle(self: S, request: Req, metadata: _Metadata) -> Resp:
         principal = await call(self.store, authenticate, self.store, metadata)
-        return await fn(self, request, principal)
+        try:
+            response = await fn(self, request, principal)
+        except BaseException as error:
+            audit.record(fn.__name__, principal, request, None, error)
+            raise
+        audit.record(fn.__name__, principal, request, response, None)
+        return response
 
     return _wrap(fn, handle)
 
@@ -90,7 +97,13 @@ def _on_store(
         principal = authenticate(self.store, metadata)
         if account_scoped:
             principal.account()
-        return fn(self, request, principal)
+        try:
+            response = fn(self, request, principal)
+        except BaseException as error:
+            audit.record(fn.__name__, principal, request, None, error)
+            raise
+        audit.record(fn.__name__, principal, request, response, None)
+        return response
 
     async def offloaded(self: S, request: Req, metadata: _Metadata) -> Resp:
         return await call(self.store, handle, self, request, metadata)

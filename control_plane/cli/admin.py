@@ -43,7 +43,7 @@ from keyway.v1 import (
     providers_pb2_grpc,
 )
 
-from control_plane.cli import edits, json_input, output, rpc
+from control_plane.cli import edits, json_input, output, rpc, usage
 from control_plane.cli.parsing import Parser
 
 _Action = Callable[[argparse.Namespace, rpc.Session], None]
@@ -69,6 +69,7 @@ def add_admin_parser(subparsers: _Subparsers) -> None:
     _add_providers(groups)
     _add_master_key(groups)
     _add_data_planes(groups)
+    usage.add_usage_commands(groups, _leaf)
 
 
 # --- the resource table -------------------------------------------------------------

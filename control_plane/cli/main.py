@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import importlib.util
+import json
 import logging
 import os
 import re
@@ -22,7 +24,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvloop
 
+from control_plane.domain import catalog, pricing
 from control_plane.domain.catalog import BUILT_IN_IDS
+from control_plane.domain.errors import InvalidArgument
+from control_plane.domain.pricing import Price
 from control_plane.domain.quotas import DEFAULT_QUOTAS, QUOTAS, Quotas
 from control_plane.domain.upstreams import base_url_problem
 from control_plane.http.listener import WHAT as HTTP_WHAT
@@ -34,7 +39,7 @@ from .parsing import Parser
 
 if TYPE_CHECKING:
     from control_plane.server import Storage
-    from data_plane.runner import ConnectionLimits, ProxyOptions, ProxySettings
+    from data_plane.runner import ConnectionLimits, ObserveSettings, ProxyOptions, ProxySettings
 
 T = TypeVar("T")
 
@@ -51,6 +56,21 @@ def _listen_address(text: str) -> str:
 
 def _http_listen(text: str) -> str | None:
     return None if text == "off" else _listen_address(text)
+
+
+def _model_prices(text: str) -> dict[str, Price]:
+    """A `--model-prices` file, read and checked now: errors name the file and entry."""
+    try:
+        doc = json.loads(Path(text).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {error.strerror}") from None
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text} is not JSON: {error}") from None
+    try:
+        return pricing.parse(doc)
+    except InvalidArgument as error:
+        problems = "; ".join(f"{v.field}: {v.description}" for v in error.violations)
+        raise argparse.ArgumentTypeError(f"{text}: {problems}") from None
 
 
 def _base_url_override(text: str) -> tuple[str, str]:
@@ -181,6 +201,28 @@ def _add_control_plane_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="drop a disconnected proxy from `data-planes list` after this long "
         "(default: %(default)s, a week)",
+    )
+    usage = parser.add_argument_group("usage and observability")
+    usage.add_argument(
+        "--model-prices",
+        type=_model_prices,
+        metavar="FILE",
+        help='JSON {"provider/model": {"input": USD, "output": USD, "cached_input": USD}} per '
+        "million tokens, over the built-in list prices (a model without a price has no cost)",
+    )
+    usage.add_argument(
+        "--usage-retention-days",
+        type=_positive(float),
+        default=30,
+        metavar="DAYS",
+        help="keep every attempt record (`admin requests get`) this long",
+    )
+    usage.add_argument(
+        "--usage-rollup-retention-days",
+        type=_positive(float),
+        default=400,
+        metavar="DAYS",
+        help="keep hourly usage totals (`admin usage`) this long",
     )
     limits = parser.add_argument_group(
         "per-account quotas and the snapshot budget (RESOURCE_EXHAUSTED beyond them)"
@@ -314,6 +356,44 @@ def _add_proxy_options(parser: argparse.ArgumentParser, *, standalone: bool) -> 
     )
     for flag, kind, default, metavar, text in _LIMIT_FLAGS:
         limits.add_argument(flag, type=_positive(kind), default=default, metavar=metavar, help=text)
+    observe = parser.add_argument_group("usage and observability")
+    observe.add_argument(
+        "--usage-records",
+        choices=("on", "off"),
+        default="on",
+        help="keep a record of every upstream attempt and ship it to the control plane "
+        "(usage, `admin requests get`, last used / last error of keys)",
+    )
+    observe.add_argument(
+        "--usage-buffer",
+        type=_positive(int),
+        default=100_000,
+        metavar="RECORDS",
+        help="records kept while the control plane is away; then the oldest are dropped",
+    )
+    observe.add_argument(
+        "--metrics", choices=("on", "off"), default="on", help="request metrics on /metrics"
+    )
+    observe.add_argument(
+        "--metrics-key-labels",
+        action="store_true",
+        help="label request and attempt metrics with access key and provider key ids "
+        "(one series per key: mind the cardinality)",
+    )
+    observe.add_argument(
+        "--otlp-endpoint",
+        default="",
+        metavar="URL",
+        help="send OpenTelemetry spans per request and attempt to this OTLP/HTTP collector, "
+        "e.g. http://127.0.0.1:4318/v1/traces (needs: pip install 'keyway[tracing]')",
+    )
+    observe.add_argument(
+        "--request-log",
+        choices=("json", "text", "off"),
+        default="off",
+        help="one line per model call on stdout (ids, statuses, timings, tokens; never a "
+        "secret or content)",
+    )
     if not standalone:
         return
     parser.add_argument(
@@ -597,6 +677,25 @@ def _proxy_settings(args: argparse.Namespace, control_plane: Any) -> ProxySettin
         allow_insecure_control_plane=allow_insecure,
         max_snapshot_age=args.max_snapshot_age,
         worker=this_worker() if control_plane is None else None,
+        observe=observe_settings(args),
+    )
+
+
+def observe_settings(args: argparse.Namespace) -> ObserveSettings:
+    from data_plane.runner import LogFormat, ObserveSettings
+
+    if args.otlp_endpoint and importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise StartupError(
+            "--otlp-endpoint needs OpenTelemetry: pip install 'keyway[tracing]' "
+            "(opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http)"
+        )
+    return ObserveSettings(
+        records=args.usage_records == "on",
+        buffer_records=args.usage_buffer,
+        metrics=args.metrics == "on",
+        metrics_key_labels=args.metrics_key_labels,
+        request_log=LogFormat(args.request_log),
+        otlp_endpoint=args.otlp_endpoint,
     )
 
 
@@ -645,6 +744,9 @@ async def _serve(args: argparse.Namespace) -> None:
                 reflection=args.reflection,
                 http_listen=args.http_listen,
                 replica_id=args.replica_id,
+                model_prices={**catalog.PRICES, **(args.model_prices or {})},
+                usage_retention=args.usage_retention_days * 86400,
+                rollup_retention=args.usage_rollup_retention_days * 86400,
             )
             control_plane = ControlPlane(settings)
             running.push_async_callback(control_plane.stop)
@@ -654,7 +756,11 @@ async def _serve(args: argparse.Namespace) -> None:
             if control_plane.http is not None:
                 http_host = str(settings.http_listen).rpartition(":")[0]
                 url = f"{control_plane.http.scheme}://{http_host}:{control_plane.http.port}"
-                print(f"keyway: HTTP API on {url} (OpenAPI at {url}/openapi.json)", flush=True)
+                print(
+                    f"keyway: HTTP API on {url} (OpenAPI at {url}/openapi.json, "
+                    f"metrics at {url}/metrics)",
+                    flush=True,
+                )
 
         if args.proxy:
             proxy_settings = _proxy_settings(args, control_plane)

@@ -6,8 +6,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
+from . import pricing
 from .formats import ApiFormat, AuthStyle, effective_auth_style
 
 
@@ -44,12 +46,15 @@ def _parse(doc: Any) -> tuple[ProviderSpec, ...]:
     return tuple(specs)
 
 
-def _load() -> tuple[ProviderSpec, ...]:
+def _load() -> Any:
     text = resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8")
-    return _parse(json.loads(text))
+    return json.loads(text)
 
 
-BUILT_IN: tuple[ProviderSpec, ...] = _load()
+_DOC = _load()
+BUILT_IN: tuple[ProviderSpec, ...] = _parse(_DOC)
+PRICES: Mapping[str, pricing.Price] = MappingProxyType(pricing.parse(_DOC["prices"]))
+"""List prices of built-in models (see `pricing`)."""
 BUILT_IN_IDS: frozenset[str] = frozenset(p.id for p in BUILT_IN)
 
 

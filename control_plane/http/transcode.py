@@ -181,8 +181,8 @@ def _holder(message: Message, chain: list[FieldDescriptor]) -> Message:
 
 def _scalar(text: str, field: FieldDescriptor, where: str) -> object:
     """A query or path text as the field's Python value."""
-    if field.message_type is not None and field.message_type.full_name == _FIELD_MASK:
-        return text
+    if field.message_type is not None and field.message_type.full_name in _STRING_WKT:
+        return text  # a FieldMask, Timestamp or Duration: its JSON string, parsed by _set
     if field.type == FieldDescriptor.TYPE_BOOL:
         if text not in ("true", "false"):
             raise InvalidArgument.field(where, "must be true or false")
@@ -211,8 +211,13 @@ def _set(message: Message, chain: list[FieldDescriptor], text: str, where: str) 
     field = chain[-1]
     holder = _holder(message, chain)
     value = _scalar(text, field, where)
-    if field.message_type is not None:  # FieldMask
-        getattr(holder, field.name).FromJsonString(cast(str, value))
+    if field.message_type is not None:  # one of _STRING_WKT
+        try:
+            getattr(holder, field.name).FromJsonString(cast(str, value))
+        except ValueError:
+            kind = field.message_type.name
+            example = {"Timestamp": "2026-12-01T00:00:00Z", "Duration": "3.5s"}.get(kind, "a,b")
+            raise InvalidArgument.field(where, f"must be a {kind} such as {example}") from None
     elif field.is_repeated:
         getattr(holder, field.name).append(value)
     else:

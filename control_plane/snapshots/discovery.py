@@ -18,14 +18,16 @@ from keyway.v1 import discovery_pb2_grpc
 
 from control_plane.api.auth import bearer_token
 from control_plane.api.errors import to_status
-from control_plane.domain import tokens
-from control_plane.domain.errors import Unauthenticated, Unavailable
+from control_plane.domain import catalog, tokens
+from control_plane.domain.errors import InvalidArgument, Unauthenticated, Unavailable
+from control_plane.domain.pricing import Prices
 from control_plane.store.port import Store, call
 from control_plane.store.records import AccessKeyUsage, KeyUsage
 
 from .publisher import Published, Publisher, Subscription
 from .status import REJECTION_MESSAGE_MAX, StatusBook
 from .stream import Reply, Revision, Send, StreamState
+from .usage_ingest import attempts_of, key_usage
 
 log = logging.getLogger("keyway.control_plane.discovery")
 
@@ -78,8 +80,19 @@ class _OpenStream:
 
 
 class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
-    def __init__(self, store: Store, publisher: Publisher, status: StatusBook) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        status: StatusBook,
+        prices: Prices = catalog.PRICES,
+    ) -> None:
         self._store = store
+        self._prices = prices
+        self.ingested = 0
+        """Attempt records stored (a retried batch counts once)."""
+        self.dropped_by_proxy: dict[str, int] = {}
+        """Records each proxy says it dropped because its buffer was full."""
         self._publisher = publisher
         self._status = status
         self._streams: dict[str, set[_OpenStream]] = {}
@@ -100,7 +113,7 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
         try:
             await self._authenticate(context)
             await self._record(request)
-        except (Unauthenticated, Unavailable) as error:
+        except (Unauthenticated, Unavailable, InvalidArgument) as error:
             await context.abort(to_status(error)[0], error.message)
         return pb.ReportUsageResponse()
 
@@ -108,25 +121,36 @@ class DiscoveryServicer(discovery_pb2_grpc.DataPlaneDiscoveryServiceServicer):
         def micros(ts: Timestamp, present: bool) -> int | None:
             return ts.ToMicroseconds() if present else None
 
-        await call(
+        attempts = attempts_of(request, self._prices)
+        keys, access = key_usage(attempts)
+        # Proxies before attempt records reported keys directly; still honoured.
+        keys += [
+            KeyUsage(
+                u.provider_key_id,
+                micros(u.last_used_time, u.HasField("last_used_time")),
+                u.last_error_status,
+                u.last_error_reason,
+                micros(u.last_error_time, u.HasField("last_error_time")),
+                micros(u.last_success_time, u.HasField("last_success_time")),
+            )
+            for u in request.provider_keys
+        ]
+        access += [
+            AccessKeyUsage(u.access_key_id, u.last_used_time.ToMicroseconds())
+            for u in request.access_keys
+        ]
+        fresh = await call(
             self._store,
-            self._store.record_usage,
-            [
-                KeyUsage(
-                    u.provider_key_id,
-                    micros(u.last_used_time, u.HasField("last_used_time")),
-                    u.last_error_status,
-                    u.last_error_reason,
-                    micros(u.last_error_time, u.HasField("last_error_time")),
-                    micros(u.last_success_time, u.HasField("last_success_time")),
-                )
-                for u in request.provider_keys
-            ],
-            [
-                AccessKeyUsage(u.access_key_id, u.last_used_time.ToMicroseconds())
-                for u in request.access_keys
-            ],
+            self._store.usage.ingest,
+            request.batch_id,
+            request.node_id,
+            attempts,
+            keys,
+            access,
         )
+        if fresh:
+            self.ingested += len(attempts)
+        self.dropped_by_proxy[request.node_id[:255]] = request.dropped_records
 
     async def _authenticate(self, context: Any) -> str:
         token = bearer_token(context.invocation_metadata())

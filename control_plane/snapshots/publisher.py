@@ -92,6 +92,8 @@ class Publisher:
         self._subscriptions: set[Subscription] = set()
         self.latest: Published | None = None
         self.published_count = 0
+        self.last_compile_seconds = 0.0
+        """Read, compile and serialise time of the latest published snapshot."""
         self.failed_count = 0
 
     @property
@@ -129,6 +131,7 @@ class Publisher:
 
     async def publish_now(self) -> None:
         retry, self._retrying = self._retrying, False
+        started = time.monotonic()
         try:
             published = await asyncio.to_thread(self._compile, retry)
         except Exception:
@@ -146,6 +149,7 @@ class Publisher:
             return
         self.latest = published
         self.published_count += 1
+        self.last_compile_seconds = time.monotonic() - started
         log.info(
             "published snapshot %d (%d bytes)",
             published.compiled.version,

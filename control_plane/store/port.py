@@ -43,6 +43,9 @@ from .records import (
     ProviderKey,
     ProviderKeyFields,
     StoreDelta,
+    UsageAttempt,
+    UsageQuery,
+    UsageTotals,
 )
 
 R = TypeVar("R")
@@ -134,6 +137,34 @@ class SealedPasses(Protocol):
         ...
 
 
+class UsageLedger(Protocol):
+    """Attempt records and their hourly rollups; bookkeeping that never moves the revision."""
+
+    def ingest(
+        self,
+        batch_id: str,
+        node_id: str,
+        attempts: Sequence[UsageAttempt],
+        provider_keys: Sequence[KeyUsage],
+        access_keys: Sequence[AccessKeyUsage],
+    ) -> bool:
+        """Stores one proxy batch in one transaction: its attempts, their rollups and the
+        keys' last use. False, with nothing written, when the batch id was stored before."""
+        ...
+
+    def totals(self, query: UsageQuery) -> list[UsageTotals]:
+        """Rollup sums by bucket, then by group (in value order)."""
+        ...
+
+    def request(self, request_id: str, account_id: str | None) -> list[UsageAttempt]:
+        """Every attempt of a request, in order; `account_id` None: of any account."""
+        ...
+
+    def prune(self, *, attempts_before_us: int, rollups_before_us: int) -> int:
+        """Drops raw attempts (and batch ids) and rollups older than these; how many rows."""
+        ...
+
+
 class Store(Protocol):
     """The control plane's database. See the package docstring for the adapters."""
 
@@ -147,6 +178,9 @@ class Store(Protocol):
 
     @property
     def sealed(self) -> SealedPasses: ...
+
+    @property
+    def usage(self) -> UsageLedger: ...
 
     def close(self) -> None: ...
 

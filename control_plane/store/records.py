@@ -12,6 +12,7 @@ scope and a router); each read builds new ones, and nobody may modify a record's
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -247,3 +248,94 @@ class StoreDelta:
     """Every account at this revision, ordered by id."""
     changed: tuple[AccountData, ...]
     """Accounts whose data revision differs from what the caller said it knows."""
+
+
+# -- usage: what proxies served, kept without moving the revision --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    input: int = 0
+    """Cached input included."""
+    output: int = 0
+    """Reasoning included."""
+    cached_input: int = 0
+    reasoning: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageAttempt:
+    """One upstream attempt of one request (attempt 0: refused before any attempt)."""
+
+    request_id: str
+    time_us: int
+    """When the request arrived."""
+    node_id: str
+    account_id: str
+    access_key_id: str
+    configuration_id: str
+    surface: str
+    requested_model: str
+    provider_id: str
+    upstream_model: str
+    provider_key_id: str
+    attempt: int
+    outcome: str
+    reason: str
+    status: int
+    headers_ms: float
+    first_byte_ms: float
+    duration_ms: float
+    tokens: TokenCounts | None
+    """None: the provider reported none."""
+    cost_nanos: int | None
+    """Billionths of a US dollar; None when tokens or the model's price are unknown."""
+    final: bool
+    """The request's last attempt: the one its answer came from."""
+
+
+class UsageDimension(enum.Enum):
+    """What usage can be grouped and filtered by; the value names the rollup column."""
+
+    ACCOUNT = "account_id"
+    ACCESS_KEY = "access_key_id"
+    PROVIDER_KEY = "provider_key_id"
+    PROVIDER = "provider_id"
+    MODEL = "model"
+
+
+class UsageBucket(enum.Enum):
+    NONE = 0
+    HOUR = 3600 * 1_000_000
+    DAY = 24 * 3600 * 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageQuery:
+    start_us: int
+    """Inclusive; usage is kept by hour, so a start inside an hour counts that hour."""
+    end_us: int
+    """Exclusive."""
+    bucket: UsageBucket = UsageBucket.NONE
+    group_by: tuple[UsageDimension, ...] = ()
+    filters: tuple[tuple[UsageDimension, str], ...] = ()
+    """Each dimension equal to the value; an account filter scopes a tenant."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageTotals:
+    bucket_start_us: int
+    group: tuple[str, ...]
+    """The values of the query's `group_by` dimensions, in its order."""
+    requests: int
+    attempts: int
+    failovers: int
+    errors: tuple[tuple[str, int], ...]
+    """(outcome, requests) for requests that did not end in success, by outcome."""
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost_nanos: int
+    unpriced_attempts: int
+    """Attempts with tokens but no known price: not in `cost_nanos`."""

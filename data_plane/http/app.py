@@ -85,4 +85,4 @@ class ProxyApp:
 
 def create_app(ctx: ProxyContext) -> ProxyApp:
     """Model calls answered with `ctx`; health, readiness and metrics beside them."""
-    return ProxyApp(ctx, status_app(ctx.state))
+    return ProxyApp(ctx, status_app(ctx))

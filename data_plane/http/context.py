@@ -18,7 +18,7 @@ from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.snapshot.state import SnapshotState
 from data_plane.upstream.transport import Transport
-from data_plane.usage import UsageRecorder
+from data_plane.usage import Observer
 
 T = TypeVar("T")
 
@@ -64,12 +64,16 @@ class ProxyContext:
 
     state: SnapshotState
     upstream: Transport
-    usage: UsageRecorder
+    observer: Observer = field(default_factory=Observer)
+    """Where each finished request goes: records, metrics, the request log."""
     options: ProxyOptions = field(default_factory=ProxyOptions)
     cooldowns: Cooldowns = field(default_factory=Cooldowns)
     clock: Callable[[], float] = loop_clock
     """Monotonic seconds for deadlines and cooldowns (the loop's, like the timers)."""
     wall: Callable[[], float] = time.time
+    timer: Callable[[], float] = time.perf_counter
+    """Seconds for request records and metrics: the loop's clock ticks in whole
+    milliseconds under uvloop, too coarse for what the proxy adds."""
     """Wall-clock seconds, for usage times and dates in provider headers."""
     body_worker: Executor = field(default_factory=_body_worker)
     """Where bodies too large to scan on the event loop are read and rewritten."""

@@ -19,6 +19,7 @@ from data_plane.routing.admission import Refusal, Ticket
 from data_plane.routing.authenticate import authenticate
 from data_plane.routing.errors import KeywayError
 from data_plane.routing.resolve import resolve
+from data_plane.usage.records import CLIENT_CANCELLED, RequestTrace
 
 from .body import needs_worker, read_fields
 from .context import ProxyContext
@@ -40,6 +41,11 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
+        ctx, surface = self.ctx, self.surface
+        trace = RequestTrace(request_id, ctx.wall(), ctx.timer(), surface.path)
+        tracing = ctx.observer.tracing
+        if tracing is not None:
+            trace.span = tracing.request(scope["headers"], trace)
         out: Headers = [(HEADER, request_id.encode()), *CORS]
         task = asyncio.current_task()
         assert task is not None
@@ -54,7 +60,6 @@ class Endpoint:
             gone = True
             task.cancel()
 
-        ctx, surface = self.ctx, self.surface
         try:
             # The state's clock is time.monotonic, like the snapshot client that updates it.
             caller = authenticate(ctx.state.serving(time.monotonic()), scope["headers"])
@@ -65,8 +70,12 @@ class Endpoint:
                 concurrency=caller.policy.concurrency,
                 requests_per_minute=caller.policy.requests_per_minute,
             )
+            trace.account_id = caller.account.id
+            trace.access_key_id = caller.access_key_id
+            trace.configuration_id = caller.policy.configuration_id
             if isinstance(admitted, Refusal):
                 error = KeywayError(admitted.code, admitted.message)
+                trace.error, trace.status = error.code, error.status
                 retry = retry_after_header(admitted.retry_after)
                 await send_error(send, error, surface.format, [*out, retry])
                 return
@@ -76,23 +85,29 @@ class Endpoint:
             fields = (
                 await ctx.off_loop(body, read_fields) if needs_worker(body) else read_fields(body)
             )
+            trace.requested_model = fields.model
             resolution = resolve(caller, (fields.model, *fields.fallbacks), surface.format)
             if resolution.rejected:
                 out.append((b"x-keyway-rejected-models", ", ".join(resolution.rejected).encode()))
-            ctx.usage.access_key(caller.access_key_id, ctx.wall())
-            await fail_over(
-                ctx, surface, scope, send, caller, body, fields, resolution, out, request_id
-            )
+            await fail_over(ctx, surface, scope, send, caller, body, fields, resolution, out, trace)
         except KeywayError as error:
+            trace.error, trace.status = error.code, error.status
             await send_error(send, error, surface.format, out)
         except ClientGoneError:
-            pass
+            trace.error = CLIENT_CANCELLED
         except asyncio.CancelledError:
             if not gone:
                 raise
             # The client left: upstream work was cancelled with this task.
             task.uncancel()
+            trace.error = CLIENT_CANCELLED
+            if trace.attempts and not trace.attempts[-1].ended_at:
+                attempt = trace.attempts[-1]
+                attempt.outcome, attempt.reason = CLIENT_CANCELLED, "The client disconnected"
+                attempt.ended_at = ctx.timer()
         finally:
+            trace.ended = ctx.timer()
+            ctx.observer.finish(trace)
             if watcher is not None:
                 watcher.cancel()
             if ticket is not None:

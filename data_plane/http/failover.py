@@ -18,6 +18,7 @@ from data_plane.routing.outcome import Outcome, OutcomeKind, classify
 from data_plane.routing.resolve import Resolution
 from data_plane.routing.table import Caller, Provider
 from data_plane.upstream.transport import Response
+from data_plane.usage.records import AttemptTrace, RequestTrace
 
 from .body import RequestFields, needs_worker, rewrite
 from .context import ProxyContext
@@ -77,9 +78,10 @@ async def fail_over(
     fields: RequestFields,
     resolution: Resolution,
     out: Headers,
-    request_id: str,
+    trace: RequestTrace,
 ) -> None:
     """Answers the request: relays the response settled on, or the error when none was."""
+    request_id = trace.request_id
     engine = Failover(resolution.candidates, ctx.options.policy, ctx.cooldowns, ctx.clock())
     suffix = surface.upstream_suffix + forwarded_query(
         scope.get("query_string", b""), surface.query
@@ -103,6 +105,7 @@ async def fail_over(
             continue
         if isinstance(step, Exhausted):
             error, extra = _exhausted_error(step)
+            trace.error, trace.status = error.code, error.status
             if tries:
                 out.append((b"x-keyway-attempts", str(tries).encode()))
             await send_error(send, error, surface.format, [*out, *extra])
@@ -118,11 +121,19 @@ async def fail_over(
             payload_model = upstream_model
         provider = caller.account.providers[step.candidate.provider]
         headers = with_credentials(client_headers, provider, caller.account.keys[step.key_id])
-        opened, first, outcome = await _attempt(ctx, step, provider, headers, payload, suffix)
+        attempt = AttemptTrace(tries, provider.id, upstream_model, step.key_id, ctx.timer())
+        trace.attempts.append(attempt)
+        if trace.span is not None and ctx.observer.tracing is not None:
+            attempt.span = ctx.observer.tracing.attempt(trace.span, attempt, headers)  # type: ignore[arg-type]
+        opened, first, outcome = await _attempt(
+            ctx, step, provider, headers, payload, suffix, attempt
+        )
         outcome = attributed(step, outcome)
+        attempt.outcome, attempt.reason = outcome.kind.value, outcome.reason
+        attempt.status = outcome.status or 0
         decision = engine.record(step, outcome, ctx.clock())
-        ctx.usage.provider_key(step.key_id, outcome, ctx.wall())
         if decision is Decision.CONTINUE:
+            attempt.ended_at = ctx.timer()
             if opened is not None:
                 # Pooled again when its (small) error body is complete.
                 opened.release()
@@ -136,7 +147,7 @@ async def fail_over(
                 (b"x-keyway-model", step.candidate.upstream_model.encode()),
                 (b"x-keyway-provider-key-id", step.key_id.encode()),
             ]
-        await relay(ctx, surface, send, opened, first, out, request_id)
+        await relay(ctx, surface, send, opened, first, out, trace)
         return
 
 
@@ -147,6 +158,7 @@ async def _attempt(
     headers: dict[str, str],
     payload: bytes,
     suffix: str,
+    trace: AttemptTrace,
 ) -> tuple[Response | None, bytes, Outcome]:
     """(the response, its first bytes if it is served, the outcome) of one attempt."""
     started = ctx.clock()
@@ -159,6 +171,7 @@ async def _attempt(
     )
     if isinstance(opened, Outcome):
         return None, b"", opened
+    trace.headers_at = ctx.timer()
     outcome = classify(opened.status, opened.headers, ctx.wall())
     if outcome.kind is not OutcomeKind.SUCCESS:
         return opened, b"", outcome
@@ -174,4 +187,5 @@ async def _attempt(
     except Exception as error:  # mapped by the transport's own table
         opened.close()
         return None, b"", ctx.upstream.outcome_of(error)
+    trace.first_byte_at = ctx.timer()
     return opened, first, outcome

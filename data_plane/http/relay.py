@@ -12,6 +12,8 @@ import asyncio
 import logging
 
 from data_plane.upstream.transport import Response
+from data_plane.usage.records import STREAM_ERROR, RequestTrace
+from data_plane.usage.tokens import TAIL_BYTES, StreamUsage, from_body
 
 from .context import ProxyContext
 from .headers import relayed
@@ -54,14 +56,26 @@ async def relay(
     opened: Response,
     first: bytes,
     out: Headers,
-    request_id: str,
+    trace: RequestTrace,
 ) -> None:
-    """Sends `opened` to the client: its status, its headers plus `out`, its body."""
+    """Sends `opened` to the client: its status, its headers plus `out`, its body.
+
+    On the way, the answer's token counts are read into the trace's last attempt: from
+    each batch of whole events of a stream, or from the last bytes of a JSON body."""
+    request_id = trace.request_id
+    attempt = trace.attempts[-1]
     headers = relayed(opened.raw_headers)
     is_sse = opened.headers.get("content-type", "").startswith("text/event-stream")
     framer = EventFramer() if is_sse else None
-    last = b""
+    counted = 200 <= opened.status < 300 and ctx.observer.counts_tokens
+    usage = StreamUsage(surface.format) if is_sse and counted else None
+    metrics = ctx.observer.metrics
+    if is_sse and metrics is not None:
+        metrics.active_streams += 1
+    # The body's last two chunks: where a JSON answer's usage object is.
+    before = last = final = b""
     deadline = ctx.clock() + ctx.options.max_stream_duration
+    trace.status, trace.streamed = opened.status, is_sse
     try:
         await send(
             {"type": "http.response.start", "status": opened.status, "headers": headers + out}
@@ -72,18 +86,29 @@ async def relay(
         while data:
             if framer is not None:
                 data = framer.feed(data)
+                if usage is not None:
+                    usage.feed(data)
+            else:
+                before = last
+                last = data
             if opened.at_eof() and (framer is None or not framer.holding):
                 # The end has arrived too: these bytes go out with it, in
                 # one message (one write for a chunked body), below.
-                last = data
+                final = data
                 break
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             data = await _pull(ctx, opened, deadline)
         if framer is not None and framer.holding:
-            await send({"type": "http.response.body", "body": framer.rest(), "more_body": True})
+            rest = framer.rest()
+            if usage is not None:
+                usage.feed(rest)
+            await send({"type": "http.response.body", "body": rest, "more_body": True})
     except _UpstreamBrokeError as error:
         opened.close()
+        attempt.outcome, attempt.reason = STREAM_ERROR, f"Upstream stream {error.reason}"
+        attempt.tokens = usage.tokens() if usage is not None else None
+        attempt.ended_at = ctx.timer()
         log.warning("%s: upstream stream %s after the response started", request_id, error.reason)
         if not is_sse:
             raise
@@ -100,7 +125,19 @@ async def relay(
     except BaseException:
         # Cancelled (the client left) or the client side failed: stop the provider too.
         opened.close()
+        attempt.tokens = usage.tokens() if usage is not None else None
         raise
     else:
         opened.release()
-    await send({"type": "http.response.body", "body": last, "more_body": False})
+    finally:
+        if is_sse and metrics is not None:
+            metrics.active_streams -= 1
+    await send({"type": "http.response.body", "body": final, "more_body": False})
+    if not attempt.ended_at:
+        attempt.ended_at = ctx.timer()
+        # Read once the client has its last byte, so the count never delays the answer.
+        if usage is not None:
+            attempt.tokens = usage.tokens()
+        elif counted:
+            tail = last[-TAIL_BYTES:] if len(last) >= TAIL_BYTES else before[-TAIL_BYTES:] + last
+            attempt.tokens = from_body(tail, surface.format)

@@ -8,82 +8,18 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from data_plane.formats import ApiFormat
 from data_plane.routing.errors import KeywayError
-from data_plane.snapshot.state import SnapshotState
+from data_plane.usage import metrics as proxy_metrics
 
+from .context import ProxyContext
 from .errors import envelope
-
-
-def _metrics_text(state: SnapshotState, now: float, monotonic: float) -> str:
-    m = state.metrics
-    age = now - m.generated_at if m.generated_at else (now - m.applied_at if m.applied_at else 0.0)
-    rows = [
-        (
-            "keyway_snapshot_connected",
-            "gauge",
-            "1 while the discovery stream is up",
-            int(m.connected),
-        ),
-        (
-            "keyway_snapshot_applied_version",
-            "gauge",
-            "version of the served snapshot",
-            m.applied_version,
-        ),
-        (
-            "keyway_snapshot_age_seconds",
-            "gauge",
-            "seconds since the served snapshot was compiled",
-            round(age, 3),
-        ),
-        ("keyway_snapshot_applies_total", "counter", "snapshots applied", m.applies),
-        (
-            "keyway_snapshot_rejections_total",
-            "counter",
-            "snapshots rejected (NACKed)",
-            m.rejections,
-        ),
-        (
-            "keyway_snapshot_propagation_seconds",
-            "gauge",
-            "applied time minus compile time, last snapshot",
-            round(m.propagation_seconds, 6),
-        ),
-        (
-            "keyway_snapshot_from_cache",
-            "gauge",
-            "1 while serving a snapshot loaded from the disk cache",
-            int(m.loaded_from_cache),
-        ),
-        (
-            "keyway_snapshot_updates_failing",
-            "gauge",
-            "1 while this proxy cannot get or apply snapshot updates",
-            int(m.updates_failing),
-        ),
-        (
-            "keyway_snapshot_update_failures_total",
-            "counter",
-            "discovery streams that failed and snapshot updates that could not be applied",
-            m.update_failures,
-        ),
-        (
-            "keyway_snapshot_unconfirmed_seconds",
-            "gauge",
-            "seconds since the served snapshot was last known to be current (0 while it is)",
-            round(state.stale_seconds(monotonic), 3),
-        ),
-    ]
-    lines = []
-    for name, kind, help_text, value in rows:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    return "\n".join(lines) + "\n"
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -91,7 +27,13 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=404, media_type="application/json")
 
 
-def status_app(state: SnapshotState) -> Starlette:
+def status_app(ctx: ProxyContext) -> Starlette:
+    state = ctx.state
+    observer = ctx.observer
+    registry = proxy_metrics.registry(
+        observer.metrics, state, ctx.cooldowns, observer.buffer, ctx.clock
+    )
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -113,10 +55,8 @@ def status_app(state: SnapshotState) -> Starlette:
         return JSONResponse({"status": "ready", **detail})
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(
-            _metrics_text(state, time.time(), time.monotonic()),
-            media_type="text/plain; version=0.0.4",
-        )
+        observer.digest()  # the requests finished since the last digest count too
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[

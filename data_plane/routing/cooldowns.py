@@ -48,6 +48,10 @@ class Cooldowns:
             return False
         return True
 
+    def count_held(self, now: float) -> int:
+        """Keys held back at `now` (for metrics: a scan, never on the request path)."""
+        return sum(1 for until in self._until.values() if until > now)
+
     def held_until(self, key_id: str) -> float | None:
         """The recorded end of the hold; it may already be past (expiry is only applied lazily)."""
         return self._until.get(key_id)

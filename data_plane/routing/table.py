@@ -60,6 +60,8 @@ class Policy:
     """Per access key; 0 means no limit."""
     concurrency: int = 0
     """Requests in flight per access key; 0 means no limit beyond the proxy's."""
+    configuration_id: str = ""
+    """Empty for the account's default routing."""
 
 
 ALLOW_ALL = Policy(None, None, MappingProxyType({}))
@@ -162,6 +164,7 @@ def _policy(c: spb.SnapshotConfiguration, disabled: frozenset[str]) -> Policy:
         routes=MappingProxyType(routes),
         requests_per_minute=c.limits.requests_per_minute,
         concurrency=c.limits.concurrency,
+        configuration_id=c.id,
     )
 
 

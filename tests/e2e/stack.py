@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,7 +308,13 @@ class Stack:
 
 
 @contextmanager
-def running_stack(data_dir: Path, *, mock_latency_ms: float = 0.0) -> Iterator[Stack]:
+def running_stack(
+    data_dir: Path,
+    *,
+    mock_latency_ms: float = 0.0,
+    control_plane_args: Sequence[str] = (),
+    proxy_args: Sequence[str] = (),
+) -> Iterator[Stack]:
     processes: list[Process] = []
     channel: grpc.Channel | None = None
     stack: Stack | None = None
@@ -333,6 +339,7 @@ def running_stack(data_dir: Path, *, mock_latency_ms: float = 0.0) -> Iterator[S
                 f"openai=http://{mock_address}/v1",
                 "--provider-base-url",
                 f"anthropic=http://{mock_address}/v1",
+                *control_plane_args,
             ],
         )
         processes.append(control_plane)
@@ -351,6 +358,7 @@ def running_stack(data_dir: Path, *, mock_latency_ms: float = 0.0) -> Iterator[S
                 str(data_dir / "proxy-cache"),
                 "--node-id",
                 "e2e-proxy",
+                *proxy_args,
             ],
         )
         processes.append(proxy)

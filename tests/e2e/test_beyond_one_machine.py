@@ -67,8 +67,7 @@ def _replica(name: str, url: str, data_dir: Path, mock: str) -> Process:
         name,
         [
             "control-plane",
-            *("--listen", "127.0.0.1:0", "--data-dir", str(data_dir)),
-            *HTTP_ANY,  # the HTTP listener's default port fits one replica per machine
+            *("--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *HTTP_ANY),
             *("--database-url", url),
             *("--provider-base-url", f"openai=http://{mock}/v1"),
         ],

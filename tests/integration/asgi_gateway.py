@@ -26,7 +26,7 @@ from data_plane.mock_upstream.server import MockServer
 from data_plane.shared.tokens import ACCESS_PREFIX, BODY_LEN, checksum
 from data_plane.snapshot.state import SnapshotState
 from data_plane.upstream.client import AiohttpTransport
-from data_plane.usage import UsageRecorder
+from data_plane.usage import Observer, ObserveSettings
 from tests.unit import snapshots as s
 
 
@@ -118,7 +118,9 @@ def gateway_snapshot(mock_base_url: str, tenants: Iterable[Tenant]) -> spb.Snaps
 
 @asynccontextmanager
 async def asgi_gateway(
-    tenants: Iterable[Tenant], options: ProxyOptions | None = None
+    tenants: Iterable[Tenant],
+    options: ProxyOptions | None = None,
+    observer: Observer | None = None,
 ) -> AsyncIterator[Harness]:
     async with MockServer(chunk_delay_ms=0) as mock:
         state = SnapshotState()
@@ -127,7 +129,8 @@ async def asgi_gateway(
         )
         upstream = AiohttpTransport()
         await upstream.start()
-        ctx = ProxyContext(state, upstream, UsageRecorder(), options or ProxyOptions())
+        observer = observer or Observer.of(ObserveSettings())
+        ctx = ProxyContext(state, upstream, observer, options or ProxyOptions())
         app = create_app(ctx)
         try:
             transport = httpx.ASGITransport(app=app)

@@ -22,7 +22,7 @@ from data_plane.http.context import ProxyContext, ProxyOptions
 from data_plane.mock_upstream.app import MockUpstream
 from data_plane.routing.policy import FailoverPolicy
 from data_plane.snapshot.state import SnapshotState
-from data_plane.usage import UsageRecorder
+from data_plane.usage import Observer, ObserveSettings
 from tests.integration.asgi_gateway import Tenant, access_token, gateway_snapshot
 from tests.integration.asgi_upstream import ASGIUpstream
 from tests.unit import snapshots as s
@@ -65,7 +65,7 @@ async def in_process(
 ) -> AsyncIterator[InProcess]:
     mock = MockUpstream(chunk_delay_ms=0)
     upstream = ASGIUpstream(mock)
-    ctx = ProxyContext(SnapshotState(), upstream, UsageRecorder(), options)
+    ctx = ProxyContext(SnapshotState(), upstream, Observer.of(ObserveSettings()), options)
     running = InProcess(httpx.AsyncClient(), ctx, upstream, mock)
     if loaded:
         running.serve(gateway_snapshot(UPSTREAM, tenants))
@@ -102,16 +102,27 @@ async def test_a_rate_limited_key_fails_over_and_is_then_tried_last() -> None:
     async with in_process([tenant(TOKEN, "sk-mock-429-30-busy", "sk-mock-ok-spare")]) as p:
         first = await p.chat(TOKEN)
         second = await p.chat(TOKEN)
-        batch = p.ctx.usage.drain("node")
+        p.ctx.observer.digest()
+        buffer = p.ctx.observer.buffer
+        assert buffer is not None
+        batch = buffer.take()
+        assert batch is not None
+        records = list(batch.attempts)
     assert first.status_code == 200
     assert first.headers["x-keyway-attempts"] == "2"
     assert first.headers["x-keyway-provider-key-id"] == "pk_1"
     # The 429 said 30 s: the next request goes to the spare key at once.
     assert second.headers["x-keyway-attempts"] == "1"
     assert second.headers["x-keyway-provider-key-id"] == "pk_1"
-    assert batch is not None
-    busy = next(u for u in batch.provider_keys if u.provider_key_id == "pk_0")
-    assert (busy.last_error_status, busy.last_error_reason) == (429, "Rate limited by provider")
+    # Every attempt is recorded: the 429 (failed over), then the spare key twice.
+    assert [(r.provider_key_id, r.outcome, r.status, r.final) for r in records] == [
+        ("pk_0", "rate_limited", 429, False),
+        ("pk_1", "success", 200, True),
+        ("pk_1", "success", 200, True),
+    ]
+    assert records[0].reason == "Rate limited by provider"
+    assert records[0].request_id == records[1].request_id == first.headers["x-keyway-request-id"]
+    assert [r.attempt for r in records] == [1, 2, 1]
 
 
 async def test_every_key_rate_limited_is_a_429_with_retry_after_and_the_attempts() -> None:

@@ -409,7 +409,7 @@ def test_the_openapi_document_validates_and_has_every_route(plane: RestPlane) ->
     assert spec == json.loads(json.dumps(document(ROUTER)))
     operations = {(verb.upper(), path) for path, item in spec["paths"].items() for verb in item}
     assert operations == {(b.verb, b.template) for b in ROUTER.bindings}
-    assert len({b.rpc for b in ROUTER.bindings}) == 42
+    assert len({b.rpc for b in ROUTER.bindings}) == 44
     create = spec["paths"]["/provider-keys"]["post"]
     assert create["description"].startswith("Stores a new provider key.")
     assert "201" in create["responses"]

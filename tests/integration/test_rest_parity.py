@@ -28,6 +28,7 @@ from keyway.v1 import master_keys_pb2 as mk
 from keyway.v1 import operator_credentials_pb2 as oc
 from keyway.v1 import provider_keys_pb2 as pk
 from keyway.v1 import providers_pb2 as prov
+from keyway.v1 import usage_pb2 as us
 
 from control_plane.http.errors import code_name, http_status
 
@@ -57,6 +58,16 @@ ADK = "AdminApiKeyService"
 OC = "OperatorCredentialService"
 DP = "DataPlaneService"
 MK = "MasterKeyService"
+US = "UsageService"
+
+
+def _usage(**fields: Any) -> us.ListUsageRequest:
+    # Fixed times: a default end ("now") would differ between the two calls.
+    request = us.ListUsageRequest(**fields)
+    request.start_time.FromJsonString("2026-11-30T00:00:00Z")
+    request.end_time.FromJsonString("2026-12-01T00:00:00Z")
+    return request
+
 
 CASES = [
     # Reads: the same message both ways.
@@ -82,8 +93,21 @@ CASES = [
     _c(OC, "ListOperatorCredentials", lambda i: oc.ListOperatorCredentialsRequest(), "operator"),
     _c(DP, "ListDataPlanes", lambda i: dp.ListDataPlanesRequest(), "operator"),
     _c(DP, "ListDataPlaneCredentials", lambda i: dp.ListDataPlaneCredentialsRequest(), "operator"),
+    _c(
+        US,
+        "ListUsage",
+        lambda i: _usage(
+            bucket=us.USAGE_BUCKET_HOUR,
+            group_by=[us.USAGE_DIMENSION_MODEL, us.USAGE_DIMENSION_PROVIDER_KEY],
+            provider_id="openai",
+        ),
+    ),
+    _c(US, "ListUsage", lambda i: _usage(account_id=i["account"]), "operator"),
     # Refusals: the same code, message and details both ways.
     _c(PK, "GetProviderKey", lambda i: pk.GetProviderKeyRequest(id="pk_missing")),
+    _c(US, "GetRequest", lambda i: us.GetRequestRequest(request_id="req_missing")),
+    _c(US, "ListUsage", lambda i: _usage(group_by=[us.USAGE_DIMENSION_UNSPECIFIED])),
+    _c(US, "ListUsage", lambda i: _usage(account_id=i["account"]), "other"),
     _c(PK, "GetProviderKey", lambda i: pk.GetProviderKeyRequest(id=i["pk"]), "other"),
     _c(PK, "GetProviderKey", lambda i: pk.GetProviderKeyRequest(id=i["pk"]), "none"),
     _c(PK, "ListProviderKeys", lambda i: pk.ListProviderKeysRequest(page_size=-1)),

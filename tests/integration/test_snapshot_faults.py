@@ -40,7 +40,7 @@ from data_plane.snapshot.cache import SnapshotCache
 from data_plane.snapshot.client import Backoff, Identity, SnapshotClient
 from data_plane.snapshot.state import SnapshotState
 from data_plane.upstream.client import AiohttpTransport
-from data_plane.usage import UsageRecorder
+from data_plane.usage import Observer, ObserveSettings
 
 from .control_planes import BackgroundLoop, RunningControlPlane
 from .proxies import (
@@ -324,7 +324,7 @@ def test_a_proxy_that_cannot_apply_updates_says_so_loudly(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("snapshot 2 rejected" in r.getMessage() for r in errors)
 
-    app = create_app(ProxyContext(state, AiohttpTransport(), UsageRecorder()))
+    app = create_app(ProxyContext(state, AiohttpTransport(), Observer.of(ObserveSettings())))
     ready = asgi_get(app, "/readyz")
     assert ready.status_code == 200  # it still serves its previous snapshot
     assert ready.json()["updates"] == "failing"

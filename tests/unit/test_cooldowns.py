@@ -5,7 +5,7 @@ from data_plane.http.context import ProxyContext
 from data_plane.routing.cooldowns import Cooldowns
 from data_plane.routing.outcome import Outcome
 from data_plane.snapshot.state import SnapshotState
-from data_plane.usage import UsageRecorder
+from data_plane.usage import Observer
 from tests.unit import snapshots as s
 
 
@@ -99,7 +99,7 @@ def test_a_swap_releases_the_keys_whose_value_was_rotated() -> None:
     # Wired by ProxyContext: every swap of the served snapshot runs release_rotated.
     state = SnapshotState()
     cooldowns = Cooldowns()
-    ProxyContext(state, upstream=_NoTransport(), usage=UsageRecorder(), cooldowns=cooldowns)
+    ProxyContext(state, upstream=_NoTransport(), observer=Observer(), cooldowns=cooldowns)
 
     def snap(version: int, value: str) -> spb.Snapshot:
         keys = [s.key("pk_1", "openai", value), s.key("pk_2", "openai", "sk-same")]

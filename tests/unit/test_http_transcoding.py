@@ -57,7 +57,7 @@ def _refusal(rpc: str, body: Any = None, **call: Any) -> list[str]:
 
 def test_every_admin_rpc_has_a_route_and_a_v1_twin() -> None:
     by_rpc = ROUTER.by_rpc()
-    assert len(by_rpc) == 42
+    assert len(by_rpc) == 44
     for rpc, routes in by_rpc.items():
         assert [b.template for b in routes] == [routes[0].template, "/v1" + routes[0].template], rpc
 
@@ -428,3 +428,13 @@ def test_field_masks_from_the_query_are_comma_separated_camel_case() -> None:
         query=[("updateMask", "name,redactedValue")],
     )
     assert masked.update_mask == field_mask_pb2.FieldMask(paths=["name", "redacted_value"])
+
+
+def test_times_come_from_the_query_as_rfc3339_and_a_bad_one_is_named() -> None:
+    request = _request(
+        "UsageService/ListUsage",
+        query=[("startTime", "2026-11-30T00:00:00Z"), ("groupBy", "USAGE_DIMENSION_MODEL")],
+    )
+    assert request.start_time.ToJsonString() == "2026-11-30T00:00:00Z"
+    assert list(request.group_by) == [4]
+    assert _refusal("UsageService/ListUsage", query=[("endTime", "yesterday")]) == ["endTime"]

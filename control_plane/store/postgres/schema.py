@@ -108,8 +108,71 @@ def _initial(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES ('label_salt', %s)", [secrets.token_hex(32)])
 
 
+_USAGE = (
+    # Bookkeeping like data_planes: proxies' attempt records never move the revision.
+    """CREATE TABLE usage_batches (
+            batch_id TEXT PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            received_time BIGINT NOT NULL)""",
+    "CREATE INDEX usage_batches_time ON usage_batches (received_time)",
+    """CREATE TABLE usage_attempts (
+            request_id TEXT NOT NULL,
+            attempt BIGINT NOT NULL,
+            time BIGINT NOT NULL,
+            node_id TEXT NOT NULL,
+            account_id TEXT NOT NULL,
+            access_key_id TEXT NOT NULL,
+            configuration_id TEXT NOT NULL,
+            surface TEXT NOT NULL,
+            requested_model TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            upstream_model TEXT NOT NULL,
+            provider_key_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            status BIGINT NOT NULL,
+            headers_ms DOUBLE PRECISION NOT NULL,
+            first_byte_ms DOUBLE PRECISION NOT NULL,
+            duration_ms DOUBLE PRECISION NOT NULL,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            cached_tokens BIGINT,
+            reasoning_tokens BIGINT,
+            cost_nanos BIGINT,
+            final BIGINT NOT NULL,
+            PRIMARY KEY (request_id, attempt))""",
+    "CREATE INDEX usage_attempts_time ON usage_attempts (time)",
+    """CREATE TABLE usage_hourly (
+            hour BIGINT NOT NULL,
+            account_id TEXT NOT NULL,
+            access_key_id TEXT NOT NULL,
+            provider_key_id TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            requests BIGINT NOT NULL,
+            attempts BIGINT NOT NULL,
+            failovers BIGINT NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            cached_tokens BIGINT NOT NULL,
+            reasoning_tokens BIGINT NOT NULL,
+            cost_nanos BIGINT NOT NULL,
+            unpriced_attempts BIGINT NOT NULL,
+            PRIMARY KEY (hour, account_id, access_key_id, provider_key_id, provider_id, model,
+                         outcome))""",
+    "CREATE INDEX usage_hourly_account ON usage_hourly (account_id, hour)",
+)
+
+
+def _usage(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    for statement in _USAGE:
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[psycopg.Connection[tuple[object, ...]]], None]], ...] = (
     ("0001_initial", _initial),
+    ("0002_usage", _usage),
 )
 
 

@@ -68,6 +68,7 @@ from . import footprint
 from .sealed_rows import SealedRows
 from .session import Session, insert_sql, update_sql, upsert_sql
 from .snapshot_reader import SnapshotReader
+from .usage import RelationalUsage, record_key_usage
 
 Row = dict[str, Any]
 Columns = dict[str, object]
@@ -304,6 +305,7 @@ class RelationalStore:
         self._watcher = watcher
         self._tell_lock = threading.Lock()
         self._told_up_to = 0
+        self._usage = RelationalUsage(self._db, clock)
 
     @property
     def executor(self) -> Executor:
@@ -316,6 +318,10 @@ class RelationalStore:
     @property
     def sealed(self) -> SealedPasses:
         return self._sealed
+
+    @property
+    def usage(self) -> RelationalUsage:
+        return self._usage
 
     def close(self) -> None:
         if self._watcher is not None:
@@ -753,37 +759,8 @@ class RelationalStore:
     def record_usage(
         self, provider_keys: Sequence[KeyUsage], access_keys: Sequence[AccessKeyUsage]
     ) -> None:
-        # In id order, so that two replicas recording at once lock rows in one order.
         with self._db.atomic():
-            for u in sorted(provider_keys, key=lambda u: u.key_id):
-                for column, when in (
-                    ("last_used_time", u.last_used_us),
-                    ("last_success_time", u.last_success_us),
-                ):
-                    if when:
-                        self._db.execute(
-                            f"UPDATE provider_keys SET {column} = ? "  # noqa: S608 - constant
-                            f"WHERE id = ? AND coalesce({column}, 0) < ?",
-                            [when, u.key_id, when],
-                        )
-                if u.error_time_us:
-                    self._db.execute(
-                        "UPDATE provider_keys SET last_error_status = ?, last_error_reason = ?, "
-                        "last_error_time = ? WHERE id = ? AND coalesce(last_error_time, 0) < ?",
-                        [
-                            u.error_status,
-                            u.error_reason[:255],
-                            u.error_time_us,
-                            u.key_id,
-                            u.error_time_us,
-                        ],
-                    )
-            for a in sorted(access_keys, key=lambda a: a.key_id):
-                self._db.execute(
-                    "UPDATE access_keys SET last_used_time = ? "
-                    "WHERE id = ? AND coalesce(last_used_time, 0) < ?",
-                    [a.last_used_us, a.key_id, a.last_used_us],
-                )
+            record_key_usage(self._db, provider_keys, access_keys)
 
     # -- access keys -----------------------------------------------------------------------
 

@@ -161,3 +161,67 @@ def _meta(db: Database) -> None:
 def _data_plane_replica(db: Database) -> None:
     # Which control plane holds a proxy's stream (replicas of a shared database).
     db.execute("ALTER TABLE data_planes ADD COLUMN control_plane TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS(name="0010_usage")
+def _usage(db: Database) -> None:
+    # Bookkeeping like data_planes: proxies' attempt records never move the revision.
+    # usage_batches makes a retried batch a no-op; usage_hourly holds the sums queries read.
+    db.execute(
+        """CREATE TABLE usage_batches (
+            batch_id TEXT PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            received_time INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE INDEX usage_batches_time ON usage_batches (received_time)")
+    db.execute(
+        """CREATE TABLE usage_attempts (
+            request_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            time INTEGER NOT NULL,
+            node_id TEXT NOT NULL,
+            account_id TEXT NOT NULL,
+            access_key_id TEXT NOT NULL,
+            configuration_id TEXT NOT NULL,
+            surface TEXT NOT NULL,
+            requested_model TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            upstream_model TEXT NOT NULL,
+            provider_key_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            headers_ms REAL NOT NULL,
+            first_byte_ms REAL NOT NULL,
+            duration_ms REAL NOT NULL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cached_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            cost_nanos INTEGER,
+            final INTEGER NOT NULL,
+            PRIMARY KEY (request_id, attempt))"""
+    )
+    db.execute("CREATE INDEX usage_attempts_time ON usage_attempts (time)")
+    db.execute(
+        """CREATE TABLE usage_hourly (
+            hour INTEGER NOT NULL,
+            account_id TEXT NOT NULL,
+            access_key_id TEXT NOT NULL,
+            provider_key_id TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            failovers INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cached_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost_nanos INTEGER NOT NULL,
+            unpriced_attempts INTEGER NOT NULL,
+            PRIMARY KEY (hour, account_id, access_key_id, provider_key_id, provider_id, model,
+                         outcome))"""
+    )
+    db.execute("CREATE INDEX usage_hourly_account ON usage_hourly (account_id, hour)")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19keyway/v1/discovery.proto\x12\tkeyway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n\x10ProviderKeyUsage\x12\x17\n\x0fprovider_key_id\x18\x01 \x01(\t\x12\x32\n\x0elast_used_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11last_error_status\x18\x03 \x01(\x05\x12\x19\n\x11last_error_reason\x18\x04 \x01(\t\x12\x33\n\x0flast_error_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_success_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x0e\x41\x63\x63\x65ssKeyUsage\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x32\n\x0elast_used_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x01\n\x12ReportUsageRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x32\n\rprovider_keys\x18\x02 \x03(\x0b\x32\x1b.keyway.v1.ProviderKeyUsage\x12.\n\x0b\x61\x63\x63\x65ss_keys\x18\x03 \x03(\x0b\x32\x19.keyway.v1.AccessKeyUsage\"\x15\n\x13ReportUsageResponse\"l\n\x05Hello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04pool\x18\x02 \x01(\t\x12\x15\n\rbuild_version\x18\x03 \x01(\t\x12\x17\n\x0f\x61pplied_version\x18\x04 \x01(\x03\x12\x14\n\x0c\x61pplied_hash\x18\x05 \x01(\t\"3\n\x03\x41\x63k\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04hash\x18\x03 \x01(\t\"7\n\x11SnapshotViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"i\n\x04Nack\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x30\n\nviolations\x18\x04 \x03(\x0b\x32\x1c.keyway.v1.SnapshotViolation\"\x86\x01\n\x16StreamSnapshotsRequest\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.keyway.v1.HelloH\x00\x12\x1d\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.keyway.v1.AckH\x00\x12\x1f\n\x04nack\x18\x03 \x01(\x0b\x32\x0f.keyway.v1.NackH\x00\x42\t\n\x07message\"(\n\x07\x43urrent\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\t\"t\n\x0eSnapshotUpdate\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x31\n\rgenerate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08snapshot\x18\x04 \x01(\x0c\"\x87\x01\n\x17StreamSnapshotsResponse\x12\r\n\x05nonce\x18\x01 \x01(\t\x12%\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x12.keyway.v1.CurrentH\x00\x12+\n\x06update\x18\x03 \x01(\x0b\x32\x19.keyway.v1.SnapshotUpdateH\x00\x42\t\n\x07message2\xc7\x01\n\x19\x44\x61taPlaneDiscoveryService\x12\\\n\x0fStreamSnapshots\x12!.keyway.v1.StreamSnapshotsRequest\x1a\".keyway.v1.StreamSnapshotsResponse(\x01\x30\x01\x12L\n\x0bReportUsage\x12\x1d.keyway.v1.ReportUsageRequest\x1a\x1e.keyway.v1.ReportUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19keyway/v1/discovery.proto\x12\tkeyway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n\x10ProviderKeyUsage\x12\x17\n\x0fprovider_key_id\x18\x01 \x01(\t\x12\x32\n\x0elast_used_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11last_error_status\x18\x03 \x01(\x05\x12\x19\n\x11last_error_reason\x18\x04 \x01(\t\x12\x33\n\x0flast_error_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_success_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x0e\x41\x63\x63\x65ssKeyUsage\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x32\n\x0elast_used_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe0\x01\n\x12ReportUsageRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x32\n\rprovider_keys\x18\x02 \x03(\x0b\x32\x1b.keyway.v1.ProviderKeyUsage\x12.\n\x0b\x61\x63\x63\x65ss_keys\x18\x03 \x03(\x0b\x32\x19.keyway.v1.AccessKeyUsage\x12\x10\n\x08\x62\x61tch_id\x18\x04 \x01(\t\x12*\n\x08\x61ttempts\x18\x05 \x03(\x0b\x32\x18.keyway.v1.AttemptRecord\x12\x17\n\x0f\x64ropped_records\x18\x06 \x01(\x03\"U\n\x0bTokenCounts\x12\r\n\x05input\x18\x01 \x01(\x03\x12\x0e\n\x06output\x18\x02 \x01(\x03\x12\x14\n\x0c\x63\x61\x63hed_input\x18\x03 \x01(\x03\x12\x11\n\treasoning\x18\x04 \x01(\x03\"\xc3\x03\n\rAttemptRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x0crequest_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x15\n\raccess_key_id\x18\x04 \x01(\t\x12\x18\n\x10\x63onfiguration_id\x18\x05 \x01(\t\x12\x0f\n\x07surface\x18\x06 \x01(\t\x12\x17\n\x0frequested_model\x18\x07 \x01(\t\x12\x13\n\x0bprovider_id\x18\x08 \x01(\t\x12\x16\n\x0eupstream_model\x18\t \x01(\t\x12\x17\n\x0fprovider_key_id\x18\n \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\x05\x12\x0f\n\x07outcome\x18\x0c \x01(\t\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x0e\n\x06status\x18\x0e \x01(\x05\x12\x12\n\nheaders_ms\x18\x0f \x01(\x01\x12\x15\n\rfirst_byte_ms\x18\x10 \x01(\x01\x12\x13\n\x0b\x64uration_ms\x18\x11 \x01(\x01\x12&\n\x06tokens\x18\x12 \x01(\x0b\x32\x16.keyway.v1.TokenCounts\x12\r\n\x05\x66inal\x18\x13 \x01(\x08\"\x15\n\x13ReportUsageResponse\"l\n\x05Hello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04pool\x18\x02 \x01(\t\x12\x15\n\rbuild_version\x18\x03 \x01(\t\x12\x17\n\x0f\x61pplied_version\x18\x04 \x01(\x03\x12\x14\n\x0c\x61pplied_hash\x18\x05 \x01(\t\"3\n\x03\x41\x63k\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04hash\x18\x03 \x01(\t\"7\n\x11SnapshotViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"i\n\x04Nack\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x30\n\nviolations\x18\x04 \x03(\x0b\x32\x1c.keyway.v1.SnapshotViolation\"\x86\x01\n\x16StreamSnapshotsRequest\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.keyway.v1.HelloH\x00\x12\x1d\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.keyway.v1.AckH\x00\x12\x1f\n\x04nack\x18\x03 \x01(\x0b\x32\x0f.keyway.v1.NackH\x00\x42\t\n\x07message\"(\n\x07\x43urrent\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\t\"t\n\x0eSnapshotUpdate\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x31\n\rgenerate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08snapshot\x18\x04 \x01(\x0c\"\x87\x01\n\x17StreamSnapshotsResponse\x12\r\n\x05nonce\x18\x01 \x01(\t\x12%\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x12.keyway.v1.CurrentH\x00\x12+\n\x06update\x18\x03 \x01(\x0b\x32\x19.keyway.v1.SnapshotUpdateH\x00\x42\t\n\x07message2\xc7\x01\n\x19\x44\x61taPlaneDiscoveryService\x12\\\n\x0fStreamSnapshots\x12!.keyway.v1.StreamSnapshotsRequest\x1a\".keyway.v1.StreamSnapshotsResponse(\x01\x30\x01\x12L\n\x0bReportUsage\x12\x1d.keyway.v1.ReportUsageRequest\x1a\x1e.keyway.v1.ReportUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,25 +37,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCESSKEYUSAGE']._serialized_start=333
   _globals['_ACCESSKEYUSAGE']._serialized_end=424
   _globals['_REPORTUSAGEREQUEST']._serialized_start=427
-  _globals['_REPORTUSAGEREQUEST']._serialized_end=564
-  _globals['_REPORTUSAGERESPONSE']._serialized_start=566
-  _globals['_REPORTUSAGERESPONSE']._serialized_end=587
-  _globals['_HELLO']._serialized_start=589
-  _globals['_HELLO']._serialized_end=697
-  _globals['_ACK']._serialized_start=699
-  _globals['_ACK']._serialized_end=750
-  _globals['_SNAPSHOTVIOLATION']._serialized_start=752
-  _globals['_SNAPSHOTVIOLATION']._serialized_end=807
-  _globals['_NACK']._serialized_start=809
-  _globals['_NACK']._serialized_end=914
-  _globals['_STREAMSNAPSHOTSREQUEST']._serialized_start=917
-  _globals['_STREAMSNAPSHOTSREQUEST']._serialized_end=1051
-  _globals['_CURRENT']._serialized_start=1053
-  _globals['_CURRENT']._serialized_end=1093
-  _globals['_SNAPSHOTUPDATE']._serialized_start=1095
-  _globals['_SNAPSHOTUPDATE']._serialized_end=1211
-  _globals['_STREAMSNAPSHOTSRESPONSE']._serialized_start=1214
-  _globals['_STREAMSNAPSHOTSRESPONSE']._serialized_end=1349
-  _globals['_DATAPLANEDISCOVERYSERVICE']._serialized_start=1352
-  _globals['_DATAPLANEDISCOVERYSERVICE']._serialized_end=1551
+  _globals['_REPORTUSAGEREQUEST']._serialized_end=651
+  _globals['_TOKENCOUNTS']._serialized_start=653
+  _globals['_TOKENCOUNTS']._serialized_end=738
+  _globals['_ATTEMPTRECORD']._serialized_start=741
+  _globals['_ATTEMPTRECORD']._serialized_end=1192
+  _globals['_REPORTUSAGERESPONSE']._serialized_start=1194
+  _globals['_REPORTUSAGERESPONSE']._serialized_end=1215
+  _globals['_HELLO']._serialized_start=1217
+  _globals['_HELLO']._serialized_end=1325
+  _globals['_ACK']._serialized_start=1327
+  _globals['_ACK']._serialized_end=1378
+  _globals['_SNAPSHOTVIOLATION']._serialized_start=1380
+  _globals['_SNAPSHOTVIOLATION']._serialized_end=1435
+  _globals['_NACK']._serialized_start=1437
+  _globals['_NACK']._serialized_end=1542
+  _globals['_STREAMSNAPSHOTSREQUEST']._serialized_start=1545
+  _globals['_STREAMSNAPSHOTSREQUEST']._serialized_end=1679
+  _globals['_CURRENT']._serialized_start=1681
+  _globals['_CURRENT']._serialized_end=1721
+  _globals['_SNAPSHOTUPDATE']._serialized_start=1723
+  _globals['_SNAPSHOTUPDATE']._serialized_end=1839
+  _globals['_STREAMSNAPSHOTSRESPONSE']._serialized_start=1842
+  _globals['_STREAMSNAPSHOTSRESPONSE']._serialized_end=1977
+  _globals['_DATAPLANEDISCOVERYSERVICE']._serialized_start=1980
+  _globals['_DATAPLANEDISCOVERYSERVICE']._serialized_end=2179
 # @@protoc_insertion_point(module_scope)

@@ -104,8 +104,19 @@ class ReportUsageRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     PROVIDER_KEYS_FIELD_NUMBER: _builtins.int
     ACCESS_KEYS_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    DROPPED_RECORDS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Node id of the reporting proxy."""
+    batch_id: _builtins.str
+    """Identifies this batch: a batch retried after a lost reply carries the
+    same id and is stored once. Required when `attempts` is not empty.
+    """
+    dropped_records: _builtins.int
+    """Records the proxy dropped, oldest first, because its buffer was full
+    while the control plane could not be reached (counted since start).
+    """
     @_builtins.property
     def provider_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderKeyUsage]:
         """Provider keys used."""
@@ -114,20 +125,175 @@ class ReportUsageRequest(_message.Message):
     def access_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessKeyUsage]:
         """Access keys used."""
 
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttemptRecord]:
+        """Every upstream attempt (and every request refused before its first
+        attempt) since the last batch, oldest first.
+        """
+
     def __init__(
         self,
         *,
         node_id: _builtins.str = ...,
         provider_keys: _abc.Iterable[Global___ProviderKeyUsage] | None = ...,
         access_keys: _abc.Iterable[Global___AccessKeyUsage] | None = ...,
+        batch_id: _builtins.str = ...,
+        attempts: _abc.Iterable[Global___AttemptRecord] | None = ...,
+        dropped_records: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_keys", b"access_keys", "node_id", b"node_id", "provider_keys", b"provider_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_keys", b"access_keys", "attempts", b"attempts", "batch_id", b"batch_id", "dropped_records", b"dropped_records", "node_id", b"node_id", "provider_keys", b"provider_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportUsageRequest: _TypeAlias = ReportUsageRequest  # noqa: Y015
+
+@_typing.final
+class TokenCounts(_message.Message):
+    """Token counts an upstream reported for one attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    CACHED_INPUT_FIELD_NUMBER: _builtins.int
+    REASONING_FIELD_NUMBER: _builtins.int
+    input: _builtins.int
+    """Input tokens, cached ones included."""
+    output: _builtins.int
+    """Output tokens, reasoning ones included."""
+    cached_input: _builtins.int
+    """Input tokens read from the provider's prompt cache."""
+    reasoning: _builtins.int
+    """Reasoning tokens, when the provider reports them."""
+    def __init__(
+        self,
+        *,
+        input: _builtins.int = ...,
+        output: _builtins.int = ...,
+        cached_input: _builtins.int = ...,
+        reasoning: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_input", b"cached_input", "input", b"input", "output", b"output", "reasoning", b"reasoning"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenCounts: _TypeAlias = TokenCounts  # noqa: Y015
+
+@_typing.final
+class AttemptRecord(_message.Message):
+    """One upstream attempt of one request, as the proxy saw it. Never holds a
+    secret, a prompt or a completion.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    ACCESS_KEY_ID_FIELD_NUMBER: _builtins.int
+    CONFIGURATION_ID_FIELD_NUMBER: _builtins.int
+    SURFACE_FIELD_NUMBER: _builtins.int
+    REQUESTED_MODEL_FIELD_NUMBER: _builtins.int
+    PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MODEL_FIELD_NUMBER: _builtins.int
+    PROVIDER_KEY_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    HEADERS_MS_FIELD_NUMBER: _builtins.int
+    FIRST_BYTE_MS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    FINAL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The request id the client received in `x-request-id`."""
+    account_id: _builtins.str
+    """Account of the access key."""
+    access_key_id: _builtins.str
+    """Access key id."""
+    configuration_id: _builtins.str
+    """Configuration linked to the access key, empty for the account default."""
+    surface: _builtins.str
+    """API path called, e.g. `/v1/chat/completions`."""
+    requested_model: _builtins.str
+    """Model the client asked for."""
+    provider_id: _builtins.str
+    """Provider of this attempt; empty when the request made no attempt."""
+    upstream_model: _builtins.str
+    """Model sent upstream."""
+    provider_key_id: _builtins.str
+    """Provider key used."""
+    attempt: _builtins.int
+    """1 for the first attempt; 0 for a request refused before any attempt."""
+    outcome: _builtins.str
+    """What came of it: an outcome kind (`success`, `rate_limited`, `auth`,
+    `retryable`, `connect_error`, `timeout`, `deadline`, `fail_fast`),
+    `client_cancelled`, `stream_error`, or for attempt 0 the error code the
+    client received (e.g. `concurrency_limit`).
+    """
+    reason: _builtins.str
+    """Human-readable reason, e.g. "Rate limited by provider"."""
+    status: _builtins.int
+    """Upstream HTTP status, 0 when no response arrived."""
+    headers_ms: _builtins.float
+    """Milliseconds from sending the attempt to its status and headers, 0 when
+    none arrived.
+    """
+    first_byte_ms: _builtins.float
+    """Milliseconds from sending the attempt to its first body bytes, 0 when
+    none arrived.
+    """
+    duration_ms: _builtins.float
+    """Milliseconds from sending the attempt to its end (the last byte relayed,
+    for the attempt that answered).
+    """
+    final: _builtins.bool
+    """Whether this record settled the request's answer (its last attempt)."""
+    @_builtins.property
+    def request_time(self) -> _timestamp_pb2.Timestamp:
+        """When the request arrived."""
+
+    @_builtins.property
+    def tokens(self) -> Global___TokenCounts:
+        """Tokens the provider reported; absent when it reported none (e.g. an
+        OpenAI stream without `stream_options.include_usage`).
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_time: _timestamp_pb2.Timestamp | None = ...,
+        account_id: _builtins.str = ...,
+        access_key_id: _builtins.str = ...,
+        configuration_id: _builtins.str = ...,
+        surface: _builtins.str = ...,
+        requested_model: _builtins.str = ...,
+        provider_id: _builtins.str = ...,
+        upstream_model: _builtins.str = ...,
+        provider_key_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        outcome: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        status: _builtins.int = ...,
+        headers_ms: _builtins.float = ...,
+        first_byte_ms: _builtins.float = ...,
+        duration_ms: _builtins.float = ...,
+        tokens: Global___TokenCounts | None = ...,
+        final: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request_time", b"request_time", "tokens", b"tokens"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key_id", b"access_key_id", "account_id", b"account_id", "attempt", b"attempt", "configuration_id", b"configuration_id", "duration_ms", b"duration_ms", "final", b"final", "first_byte_ms", b"first_byte_ms", "headers_ms", b"headers_ms", "outcome", b"outcome", "provider_id", b"provider_id", "provider_key_id", b"provider_key_id", "reason", b"reason", "request_id", b"request_id", "request_time", b"request_time", "requested_model", b"requested_model", "status", b"status", "surface", b"surface", "tokens", b"tokens", "upstream_model", b"upstream_model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttemptRecord: _TypeAlias = AttemptRecord  # noqa: Y015
 
 @_typing.final
 class ReportUsageResponse(_message.Message):
