@@ -33,19 +33,8 @@ def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as data, running_stack(Path(data)) as stack:
         primary = stack.add_provider_key("openai", "sk-mock-ok-primary-key", "Primary")
         backup = stack.add_provider_key("openai", "sk-mock-ok-backup-key", "Backup")
-        configuration = stack.add_configuration(
-            {
-                "name": "My app",
-                "access": {"providers": {"allow": ["openai"]}},
-                "router": {
-                    "rules": [
-                        {
-                            "provider": "openai",
-                            "steps": [{"type": "user", "keys": [{"id": primary}, {"id": backup}]}],
-                        }
-                    ]
-                },
-            }
+        configuration = stack.add_route(
+            "My app", "openai", [primary, backup], access={"providers": {"allow": ["openai"]}}
         )
         _, token = stack.add_access_key(configuration)
         stack.wait_synced()

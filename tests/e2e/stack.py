@@ -241,6 +241,12 @@ class Stack:
         ).configuration
         return created.id
 
+    def add_route(self, name: str, provider: str, key_ids: list[str], **more: Any) -> str:
+        """A configuration whose one rule tries these keys of `provider` in order."""
+        steps = [{"type": "user", "keys": [{"id": k} for k in key_ids]}]
+        rules = [{"provider": provider, "steps": steps}]
+        return self.add_configuration({"name": name, "router": {"rules": rules}, **more})
+
     def add_access_key(self, configuration_id: str = "") -> tuple[str, str]:
         stub = access_keys_pb2_grpc.AccessKeyServiceStub(self.channel)
         created = stub.CreateAccessKey(

@@ -314,18 +314,7 @@ def test_a_configuration_is_reordered_in_the_form_and_checked_in_json(
 ) -> None:
     first = stack.add_provider_key("openai", "sk-mock-ok-order-first", "First")
     second = stack.add_provider_key("openai", "sk-mock-ok-order-second", "Second")
-    doc = {
-        "name": "Ordered",
-        "router": {
-            "rules": [
-                {
-                    "provider": "openai",
-                    "steps": [{"type": "user", "keys": [{"id": first}, {"id": second}]}],
-                }
-            ]
-        },
-    }
-    configuration = stack.add_configuration(doc)
+    configuration = stack.add_route("Ordered", "openai", [first, second])
     _, token = stack.add_access_key(configuration)
     stack.wait_synced()
     assert served_label(stack, token) == "ok-order-first"

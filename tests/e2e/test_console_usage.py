@@ -16,19 +16,7 @@ def test_usage_shows_requests_per_day_and_a_request_id_finds_its_attempts(
 ) -> None:
     limited = stack.add_provider_key("openai", "sk-mock-429-usage-first", "Limited")
     serving = stack.add_provider_key("openai", "sk-mock-ok-usage-second", "Serving")
-    configuration = stack.add_configuration(
-        {
-            "name": "Usage",
-            "router": {
-                "rules": [
-                    {
-                        "provider": "openai",
-                        "steps": [{"type": "user", "keys": [{"id": limited}, {"id": serving}]}],
-                    }
-                ]
-            },
-        }
-    )
+    configuration = stack.add_route("Usage", "openai", [limited, serving])
     access_key, token = stack.add_access_key(configuration)
     stack.wait_synced()
     client = openai.OpenAI(api_key=token, base_url=f"{stack.proxy_url}/v1", max_retries=0)
