@@ -16,7 +16,7 @@ STUBS_OUT ?= build/stubs/typescript
 DATA_DIR ?= .keyway
 PROTO_FILES := $(wildcard proto/keyway/v1/*.proto)
 
-.PHONY: all run demo test lint proto proto-check stubs openapi bench clean postgresql
+.PHONY: all run demo test lint proto proto-check stubs openapi bench screenshots chromium clean postgresql
 
 all: test
 
@@ -97,8 +97,14 @@ lint: $(STAMP) $(BUF)
 # Line coverage of both planes is printed and must stay at or above COVERAGE_FLOOR (the
 # whole) and tests.pure.FLOOR (each pure module, checked by `python -m tests.pure`).
 COVERAGE_FLOOR ?= 94
+# The web console's browser tests drive Debian's Chromium through Playwright (from PyPI; it
+# downloads no browser of its own).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 # The README's REST quickstart is run by a test with real curl and jq.
-test: $(STAMP) postgresql proto-check lint
+test: $(STAMP) postgresql chromium proto-check lint
 	command -v curl >/dev/null && command -v jq >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl jq)
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
@@ -107,6 +113,11 @@ test: $(STAMP) postgresql proto-check lint
 bench: $(STAMP) postgresql
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/pytest tests/bench -p no:randomly -s --timeout=900
+
+# A PNG of each console page, taken in Chromium against a real stack (the README shows them).
+SCREENSHOTS_OUT ?= control_plane/console/screenshots
+screenshots: $(STAMP) chromium
+	$(BIN)/python -m tests.e2e.screenshots $(SCREENSHOTS_OUT)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

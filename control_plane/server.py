@@ -53,10 +53,13 @@ from control_plane.api.provider_keys import ProviderKeyServicer
 from control_plane.api.providers import ProviderServicer
 from control_plane.api.usage import UsageServicer
 from control_plane.bootstrap import bootstrap
+from control_plane.console import Console
+from control_plane.console.sessions import Sessions
 from control_plane.domain import catalog
 from control_plane.domain.errors import Unavailable
 from control_plane.domain.pricing import Price
 from control_plane.domain.quotas import DEFAULT_QUOTAS, Quotas
+from control_plane.domain.tokens import TokenKind
 from control_plane.http import http_app
 from control_plane.http.listener import WHAT as HTTP_WHAT
 from control_plane.http.listener import HttpListener, Tls
@@ -445,10 +448,19 @@ class ControlPlane:
         tls = None
         if s.tls_cert is not None and s.tls_key is not None:
             tls = Tls(s.tls_cert, s.tls_key, s.tls_client_ca)
+        console = Console(self._console_token, Sessions(time.time))
         app = http_app(
-            self.store, self.servicers, ready=self._ready, parts=[[metrics_route(self.metrics)]]
+            self.store,
+            self.servicers,
+            ready=self._ready,
+            parts=[[metrics_route(self.metrics)], console.routes],
+            layers=[console.guard],
         )
         return HttpListener(app, listen, tls)
+
+    async def _console_token(self, token: str) -> tuple[TokenKind, str | None] | None:
+        found = await call(self.store, self.store.authenticate, token)
+        return None if found is None else (found.kind, found.account_id)
 
     async def _ready(self) -> str | None:
         if not self._serving:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from control_plane.domain import tokens
 from control_plane.store.port import Store, call
 
-from .app import Ready, build_app, health_routes, rest_routes
+from .app import Layer, Ready, build_app, health_routes, rest_routes
 from .bindings import Router, bindings
 from .openapi import openapi_routes
 from .rest import RestApi
@@ -36,11 +36,13 @@ def http_app(
     *,
     ready: Ready,
     parts: Iterable[Iterable[BaseRoute]] = (),
+    layers: Iterable[Layer] = (),
 ) -> ASGIApp:
     """The app of a control plane serving `servicers` (service full name -> servicer).
 
     `parts` are more routes to serve (metrics, the console), mounted before the REST API's
-    catch-all; a path the contract also routes is theirs.
+    catch-all; a path the contract also routes is theirs. `layers` wrap every route (the
+    console's session cookie turns into the REST API's `Authorization` there).
     """
     router = admin_router(list(servicers))
     api = RestApi(router, servicers, max_body_bytes=MAX_BODY_BYTES)
@@ -54,5 +56,7 @@ def http_app(
         return "-" if found is None else found.id
 
     return build_app(
-        [health_routes(ready), openapi_routes(router), *parts, rest_routes(api)], caller=caller
+        [health_routes(ready), openapi_routes(router), *parts, rest_routes(api)],
+        caller=caller,
+        layers=layers,
     )

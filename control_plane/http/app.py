@@ -98,8 +98,16 @@ class _RequestLog:
             )
 
 
-def build_app(parts: Iterable[Iterable[BaseRoute]], caller: Caller) -> ASGIApp:
+Layer = Callable[[ASGIApp], ASGIApp]
+"""Wraps the routes, inside the request log (the console's session authentication)."""
+
+
+def build_app(
+    parts: Iterable[Iterable[BaseRoute]], caller: Caller, layers: Iterable[Layer] = ()
+) -> ASGIApp:
     """One ASGI app from the parts' routes, in order (a catch-all part goes last)."""
     routes: list[BaseRoute] = [route for part in parts for route in part]
     app: Any = Starlette(routes=routes)
+    for layer in layers:
+        app = layer(app)
     return _RequestLog(app, caller)

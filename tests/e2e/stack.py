@@ -184,6 +184,16 @@ class Stack:
         raise AssertionError("the control plane printed no HTTP API line")
 
     @property
+    def operator_token(self) -> str:
+        return (self.data_dir / "operator.token").read_text().strip()
+
+    @property
+    def account_id(self) -> str:
+        """The account of `admin_token` (the one made on first start)."""
+        stub = accounts_pb2_grpc.AccountServiceStub(self.channel)
+        return stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=self.auth).account.id
+
+    @property
     def auth(self) -> tuple[tuple[str, str]]:
         return (("authorization", f"Bearer {self.admin_token}"),)
 
@@ -230,6 +240,12 @@ class Stack:
             cfg.CreateAccessKeyConfigurationRequest(configuration=message), metadata=self.auth
         ).configuration
         return created.id
+
+    def add_route(self, name: str, provider: str, key_ids: list[str], **more: Any) -> str:
+        """A configuration whose one rule tries these keys of `provider` in order."""
+        steps = [{"type": "user", "keys": [{"id": k} for k in key_ids]}]
+        rules = [{"provider": provider, "steps": steps}]
+        return self.add_configuration({"name": name, "router": {"rules": rules}, **more})
 
     def add_access_key(self, configuration_id: str = "") -> tuple[str, str]:
         stub = access_keys_pb2_grpc.AccessKeyServiceStub(self.channel)

@@ -413,6 +413,16 @@ def test_the_http_api_serves_https_with_the_control_planes_certificate(
                 httpx.get(url, verify=trusted, timeout=5)
             trusted.load_cert_chain(str(pki.client.cert), str(pki.client.key))
         assert httpx.get(url, verify=trusted, timeout=5).status_code == 200
+        # The console's session cookie is Secure under TLS.
+        token = (settings.data_dir / "admin.token").read_text().strip()
+        signed_in = httpx.post(
+            url.replace("/readyz", "/console/session"),
+            json={"token": token},
+            verify=trusted,
+            timeout=5,
+        )
+        assert signed_in.status_code == 201
+        assert "; Secure" in signed_in.headers["set-cookie"]
         with pytest.raises(httpx.HTTPError):  # plaintext to the TLS port gets no answer
             httpx.get(f"http://127.0.0.1:{server.http.port}/readyz", timeout=5)
     finally:
