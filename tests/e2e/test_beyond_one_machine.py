@@ -93,8 +93,15 @@ def _proxy(name: str, targets: str, token_file: Path, *more: str) -> Process:
 
 @contextmanager
 def replicated(
-    tmp_path: Path, url: str, *, proxies: int = 1, proxy_flags: tuple[str, ...] = ()
+    tmp_path: Path,
+    url: str,
+    *,
+    proxies: int = 1,
+    proxy_flags: tuple[str, ...] = (),
+    spread: bool = False,
 ) -> Iterator[Replicated]:
+    """`spread`: proxy i follows replica i % 2 alone (each proxy otherwise starts at a random
+    place in the list of both, so all of them may land on one)."""
     processes: list[Process] = []
     stack: Stack | None = None
     try:
@@ -109,7 +116,8 @@ def replicated(
         token_file = tmp_path / "r1" / "data-plane.token"
         started = []
         for i in range(proxies):
-            started.append(_proxy(f"proxy-{i + 1}", targets, token_file, *proxy_flags))
+            mine = (first, second)[i % 2].address if spread else targets
+            started.append(_proxy(f"proxy-{i + 1}", mine, token_file, *proxy_flags))
             processes.append(started[-1])
         stack = Stack(
             data_dir=tmp_path / "r1",
@@ -163,10 +171,17 @@ def test_killing_the_replica_a_proxy_uses_under_load_fails_no_request(tmp_path: 
 
 
 def test_a_write_through_one_replica_reaches_proxies_on_the_other(tmp_path: Path) -> None:
-    with replicated(tmp_path, fresh_url(), proxies=4) as world:
+    with replicated(tmp_path, fresh_url(), proxies=4, spread=True) as world:
         stack = world.stack
         _, token = stack.add_access_key()
         stack.wait_synced(timeout=20)
+        # Each replica writes the status rows of its own proxies: wait until all are seen.
+        names = {p.name for p in world.proxies}
+        wait_until(
+            lambda: names <= {n.node_id for n in world.data_planes() if n.control_plane},
+            timeout=20,
+            what="every proxy's status row",
+        )
         on = {p.name: world.replica_on(p.name) for p in world.proxies}
         assert set(on.values()) == set(world.replicas), "proxies spread over both replicas"
         stack.add_provider_key("openai", "sk-mock-ok-everywhere")
