@@ -8,8 +8,9 @@ import pytest
 from keyway.v1 import usage_pb2 as pb
 from keyway.v1 import usage_pb2_grpc
 from prometheus_client import generate_latest
+from starlette.applications import Starlette
 
-from control_plane.metrics import metrics_app
+from control_plane.metrics import metrics_route
 
 from .control_planes import RunningControlPlane
 from .proxies import wait_until
@@ -51,7 +52,9 @@ def test_rpcs_are_counted_by_method_and_code(control_plane: RunningControlPlane)
 async def test_the_metrics_route_serves_the_exposition_format(
     control_plane: RunningControlPlane,
 ) -> None:
-    transport = httpx.ASGITransport(app=metrics_app(control_plane.server.metrics))
+    transport = httpx.ASGITransport(
+        app=Starlette(routes=[metrics_route(control_plane.server.metrics)])
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://cp") as http:
         response = await http.get("/metrics")
     assert response.status_code == 200
