@@ -34,6 +34,15 @@ _TEXT_FIELDS = (
 )
 
 
+_MAX_MS = 1e10
+"""Longer than any attempt (four months): a larger or non-finite timing is stored as 0."""
+
+
+def _ms(value: float) -> float:
+    # Proxies send timings unrounded (rounding costs them per request); kept to the µs.
+    return round(value, 3) if 0.0 < value < _MAX_MS else 0.0
+
+
 def _tokens(record: pb.AttemptRecord) -> TokenCounts | None:
     if not record.HasField("tokens"):
         return None
@@ -43,54 +52,74 @@ def _tokens(record: pb.AttemptRecord) -> TokenCounts | None:
     )
 
 
+def _check_texts(v: Violations, i: int, texts: tuple[str, ...]) -> None:
+    for name, text in zip(_TEXT_FIELDS, texts, strict=True):
+        if len(text) > _MAX_TEXT:
+            v.add(f"attempts[{i}].{name}", f"must be at most {_MAX_TEXT} characters")
+
+
 def attempts_of(request: pb.ReportUsageRequest, prices: Prices) -> list[UsageAttempt]:
-    """The batch's attempts, priced; InvalidArgument naming the field when malformed."""
+    """The batch's attempts, priced; InvalidArgument naming the field when malformed.
+
+    A proxy sends about one record per request it serves: each field is read from the
+    message once (a read makes a Python object each time)."""
     v = Violations()
     if request.attempts and not (0 < len(request.batch_id) <= 64):
         v.add("batch_id", "is required with attempts, at most 64 characters")
     if len(request.attempts) > MAX_ATTEMPTS:
         v.add("attempts", f"at most {MAX_ATTEMPTS} per batch")
     v.raise_if_any("invalid usage batch")
+    node_id = request.node_id
     found: list[UsageAttempt] = []
     for i, r in enumerate(request.attempts):
-        for name in _TEXT_FIELDS:
-            if len(getattr(r, name)) > _MAX_TEXT:
-                v.add(f"attempts[{i}].{name}", f"must be at most {_MAX_TEXT} characters")
-        if not r.request_id or not r.account_id:
+        texts = (
+            r.request_id,
+            r.account_id,
+            r.access_key_id,
+            r.configuration_id,
+            r.surface,
+            r.requested_model,
+            r.provider_id,
+            r.upstream_model,
+            r.provider_key_id,
+            r.outcome,
+        )
+        if max(map(len, texts)) > _MAX_TEXT:
+            _check_texts(v, i, texts)
+        (request_id, account, access_key, configuration, surface, requested, provider,
+         upstream, key, outcome) = texts  # fmt: skip
+        if not request_id or not account:
             v.add(f"attempts[{i}]", "request_id and account_id are required")
-        if r.attempt < 0:
+        attempt = r.attempt
+        if attempt < 0:
             v.add(f"attempts[{i}].attempt", "must not be negative")
         tokens = _tokens(r)
         cost = None
-        if tokens is not None and r.provider_id:
+        if tokens is not None and provider:
             cost = cost_nanos(
-                prices,
-                r.provider_id,
-                r.upstream_model,
-                tokens.input,
-                tokens.output,
-                tokens.cached_input,
+                prices, provider, upstream, tokens.input, tokens.output, tokens.cached_input
             )
+        when = r.request_time
         found.append(
             UsageAttempt(
-                request_id=r.request_id,
-                time_us=r.request_time.ToMicroseconds(),
-                node_id=request.node_id,
-                account_id=r.account_id,
-                access_key_id=r.access_key_id,
-                configuration_id=r.configuration_id,
-                surface=r.surface,
-                requested_model=r.requested_model,
-                provider_id=r.provider_id,
-                upstream_model=r.upstream_model,
-                provider_key_id=r.provider_key_id,
-                attempt=r.attempt,
-                outcome=r.outcome,
+                request_id=request_id,
+                time_us=when.seconds * 1_000_000 + when.nanos // 1000,
+                node_id=node_id,
+                account_id=account,
+                access_key_id=access_key,
+                configuration_id=configuration,
+                surface=surface,
+                requested_model=requested,
+                provider_id=provider,
+                upstream_model=upstream,
+                provider_key_id=key,
+                attempt=attempt,
+                outcome=outcome,
                 reason=r.reason[:_MAX_TEXT],
                 status=r.status,
-                headers_ms=max(0.0, r.headers_ms),
-                first_byte_ms=max(0.0, r.first_byte_ms),
-                duration_ms=max(0.0, r.duration_ms),
+                headers_ms=_ms(r.headers_ms),
+                first_byte_ms=_ms(r.first_byte_ms),
+                duration_ms=_ms(r.duration_ms),
                 tokens=tokens,
                 cost_nanos=cost,
                 final=r.final,

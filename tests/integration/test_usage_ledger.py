@@ -8,7 +8,6 @@ None of it moves the revision.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,7 +57,7 @@ def attempt(request_id: str, number: int = 1, **changes: object) -> UsageAttempt
         cost_nanos=260_000,
         final=True,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)  # type: ignore[arg-type]
 
 
 FAILOVER = [

@@ -140,6 +140,11 @@ class PoolSession:
         cursor: Cursor = self._conn().execute(_sql(sql), list(params))
         return cursor
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        cursor = self._conn().cursor()
+        cursor.executemany(_sql(sql), rows)
+        return cursor.rowcount
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterable[dict[str, Any]]:
         cursor = self._conn().cursor(row_factory=dict_row)
         rows: list[dict[str, Any]] = cursor.execute(_sql(sql), list(params)).fetchall()

@@ -65,6 +65,10 @@ class Session(Protocol):
         """Rows as tuples."""
         ...
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """One statement for each row; the rows it changed, summed over all of them."""
+        ...
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterable[dict[str, Any]]:
         """Rows as dicts by column name."""
         ...

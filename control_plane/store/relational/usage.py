@@ -86,6 +86,29 @@ def _rollup_row(a: UsageAttempt) -> list[Any]:
     ]  # fmt: skip
 
 
+_ROLLUP_KEY = 7
+"""`_rollup_row`'s leading columns that name its `usage_hourly` row; the rest are sums."""
+
+
+def _rollups(attempts: Sequence[UsageAttempt]) -> list[list[Any]]:
+    """`_rollup_row` of every attempt, rows with the same key summed."""
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for a in attempts:
+        row = _rollup_row(a)
+        key = tuple(row[:_ROLLUP_KEY])
+        found = merged.get(key)
+        if found is None:
+            merged[key] = row
+        else:
+            for i in range(_ROLLUP_KEY, len(row)):
+                found[i] += row[i]
+    return list(merged.values())
+
+
+class _SeenBeforeError(Exception):
+    """A batch holds an attempt already stored."""
+
+
 def _attempt(row: tuple[Any, ...]) -> UsageAttempt:
     (request_id, attempt, time_us, node_id, account_id, access_key_id, configuration_id,
      surface, requested_model, provider_id, upstream_model, provider_key_id, outcome, reason,
@@ -178,10 +201,19 @@ class RelationalUsage:
                 ).rowcount
                 if not added:
                     return False
-            for a in attempts:
+            rows = [_attempt_row(a) for a in attempts]
+            try:
+                # Nearly always every attempt is new: all inserted at once, then one rollup
+                # row per hour, key, model and outcome.
+                with conn.atomic():
+                    if rows and conn.executemany(_INSERT_ATTEMPT, rows) != len(rows):
+                        raise _SeenBeforeError
+                    conn.executemany(_ADD_ROLLUP, _rollups(attempts))
+            except _SeenBeforeError:
                 # A (request id, attempt) seen before is not added again, even in a new batch.
-                if conn.execute(_INSERT_ATTEMPT, _attempt_row(a)).rowcount:
-                    conn.execute(_ADD_ROLLUP, _rollup_row(a))
+                for a, row in zip(attempts, rows, strict=True):
+                    if conn.execute(_INSERT_ATTEMPT, row).rowcount:
+                        conn.execute(_ADD_ROLLUP, _rollup_row(a))
             record_key_usage(conn, provider_keys, access_keys)
             return True
 

@@ -63,6 +63,10 @@ class SqliteSession:
         cursor: Cursor = self._db.execute(sql, list(params))
         return cursor
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        changed: int = self._db.conn.executemany(sql, rows).rowcount
+        return changed
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterable[dict[str, Any]]:
         rows: Iterable[dict[str, Any]] = self._db.query(sql, list(params))
         return rows
