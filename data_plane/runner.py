@@ -247,9 +247,5 @@ async def _digest_forever(observer: Observer) -> None:
         while True:
             await asyncio.sleep(0.25)
             observer.digest()
-            if observer.log is not None:
-                observer.log.flush()
     finally:
         observer.digest()
-        if observer.log is not None:
-            observer.log.flush()

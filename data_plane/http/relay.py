@@ -13,7 +13,7 @@ import logging
 
 from data_plane.upstream.transport import Response
 from data_plane.usage.records import STREAM_ERROR, RequestTrace
-from data_plane.usage.tokens import TAIL_BYTES, StreamUsage, from_body
+from data_plane.usage.tokens import TAIL_BYTES, AnswerUsage
 
 from .context import ProxyContext
 from .headers import relayed
@@ -60,15 +60,16 @@ async def relay(
 ) -> None:
     """Sends `opened` to the client: its status, its headers plus `out`, its body.
 
-    On the way, the answer's token counts are read into the trace's last attempt: from
-    each batch of whole events of a stream, or from the last bytes of a JSON body."""
+    On the way, where the answer's token counts are is kept on the trace's last attempt
+    (`AnswerUsage`): from each batch of whole events of a stream, or the last bytes of a
+    JSON body."""
     request_id = trace.request_id
     attempt = trace.attempts[-1]
     headers = relayed(opened.raw_headers)
     is_sse = opened.headers.get("content-type", "").startswith("text/event-stream")
     framer = EventFramer() if is_sse else None
     counted = 200 <= opened.status < 300 and ctx.observer.counts_tokens
-    usage = StreamUsage(surface.format) if is_sse and counted else None
+    usage = AnswerUsage(surface.format) if counted else None
     metrics = ctx.observer.metrics
     if is_sse and metrics is not None:
         metrics.active_streams += 1
@@ -107,7 +108,7 @@ async def relay(
     except _UpstreamBrokeError as error:
         opened.close()
         attempt.outcome, attempt.reason = STREAM_ERROR, f"Upstream stream {error.reason}"
-        attempt.tokens = usage.tokens() if usage is not None else None
+        attempt.usage = usage
         attempt.ended_at = ctx.timer()
         log.warning("%s: upstream stream %s after the response started", request_id, error.reason)
         if not is_sse:
@@ -125,7 +126,7 @@ async def relay(
     except BaseException:
         # Cancelled (the client left) or the client side failed: stop the provider too.
         opened.close()
-        attempt.tokens = usage.tokens() if usage is not None else None
+        attempt.usage = usage
         raise
     else:
         opened.release()
@@ -135,9 +136,8 @@ async def relay(
     await send({"type": "http.response.body", "body": final, "more_body": False})
     if not attempt.ended_at:
         attempt.ended_at = ctx.timer()
-        # Read once the client has its last byte, so the count never delays the answer.
         if usage is not None:
-            attempt.tokens = usage.tokens()
-        elif counted:
-            tail = last[-TAIL_BYTES:] if len(last) >= TAIL_BYTES else before[-TAIL_BYTES:] + last
-            attempt.tokens = from_body(tail, surface.format)
+            if framer is None:
+                tail = last if len(last) >= TAIL_BYTES else before[-TAIL_BYTES:] + last
+                usage.end_of_body(tail[-TAIL_BYTES:])
+            attempt.usage = usage

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .metrics import RequestMetrics
-from .records import RequestTrace
+from .records import RequestTrace, settle
 from .request_log import LogFormat, RequestLog
 from .shipping import DEFAULT_CAPACITY, UsageBuffer
 
@@ -50,6 +50,12 @@ class Observer:
     log: RequestLog | None = None
     tracing: Tracing | None = None
     _finished: list[RequestTrace] = field(default_factory=list)
+    counts_tokens: bool = field(init=False)
+    """Whether anything reads token counts (else the relay skips looking for them)."""
+
+    def __post_init__(self) -> None:
+        parts = (self.buffer, self.metrics, self.log, self.tracing)
+        self.counts_tokens = any(part is not None for part in parts)
 
     @classmethod
     def of(cls, settings: ObserveSettings) -> Observer:
@@ -67,28 +73,30 @@ class Observer:
             tracing,
         )
 
-    @property
-    def counts_tokens(self) -> bool:
-        """Whether anything reads token counts (else the relay skips looking for them)."""
-        parts = (self.buffer, self.metrics, self.log, self.tracing)
-        return any(part is not None for part in parts)
-
     def finish(self, trace: RequestTrace) -> None:
         if self.buffer is not None or self.metrics is not None or self.log is not None:
             self._finished.append(trace)
         if self.tracing is not None and trace.span is not None:
+            settle(trace)  # its spans end now, with their token counts
             self.tracing.finish(trace)
         if len(self._finished) >= DIGEST_AT:
             self.digest()  # a loop too busy for the digest task stays bounded anyway
 
     def digest(self) -> None:
-        """Hands the requests finished since the last call to the buffer, metrics and log."""
+        """Hands the requests finished since the last call to the buffer, metrics and log.
+
+        One loop for each of them (not one loop handing each request to all three in
+        turn, which measured slower: each loop's code stays in the CPU's caches)."""
         done, self._finished = self._finished, []
-        buffer, metrics, log = self.buffer, self.metrics, self.log
+        if not done:
+            return
         for trace in done:
-            if buffer is not None and trace.account_id:
-                buffer.add(trace)
-            if metrics is not None:
-                metrics.observe(trace)
-            if log is not None:
-                log.write(trace)
+            settle(trace)
+        if self.buffer is not None:
+            self.buffer.add_all(done)
+        if self.metrics is not None:
+            observe = self.metrics.observe
+            for trace in done:
+                observe(trace)
+        if self.log is not None:
+            self.log.write(done)

@@ -33,6 +33,8 @@ from .shipping import UsageBuffer
 
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _ADDED = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+_TOKEN_KINDS = ("input", "output", "cached_input", "reasoning")
+"""`Tokens`' fields, in order, as the `kind` label."""
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
@@ -69,7 +71,8 @@ class RequestMetrics:
         self.requests: dict[tuple[str, ...], float] = {}
         self.attempts: dict[tuple[str, ...], float] = {}
         self.failovers: dict[tuple[str, ...], float] = {}
-        self.tokens: dict[tuple[str, ...], float] = {}
+        self.tokens: dict[tuple[str, str], list[int]] = {}
+        """By provider and model: counts in `Tokens` order (labelled by kind when scraped)."""
         self.duration = _Histogram(_SECONDS)
         self.first_byte = _Histogram(_SECONDS)
         self.added = _Histogram(_ADDED)
@@ -81,11 +84,12 @@ class RequestMetrics:
         last = attempts[-1] if attempts else None
         status = trace.status
         status_class = _STATUS_CLASSES.get(status // 100, "none") if status else "none"
+        key_labels = self.key_labels
         if last is None:
             key: tuple[str, ...] = (trace.surface, "", "", status_class)
         else:
             key = (trace.surface, last.provider_id, last.upstream_model, status_class)
-        if self.key_labels:
+        if key_labels:
             key += (trace.access_key_id,)
         requests = self.requests
         requests[key] = requests.get(key, 0) + 1
@@ -95,11 +99,7 @@ class RequestMetrics:
         counts, tokens_total = self.attempts, self.tokens
         for a in attempts:
             provider = a.provider_id
-            key = (
-                (provider, a.outcome, a.provider_key_id)
-                if self.key_labels
-                else (provider, a.outcome)
-            )
+            key = (provider, a.outcome, a.provider_key_id) if key_labels else (provider, a.outcome)
             counts[key] = counts.get(key, 0) + 1
             if a is not last:
                 key = (provider,)
@@ -108,17 +108,15 @@ class RequestMetrics:
                 self.first_byte.observe((provider,), a.first_byte_at - a.started)
             upstream += (a.ended_at or trace.ended) - a.started
             tokens = a.tokens
-            if tokens is None:
-                continue
-            for kind, count in (
-                ("input", tokens.input),
-                ("output", tokens.output),
-                ("cached_input", tokens.cached_input),
-                ("reasoning", tokens.reasoning),
-            ):
-                if count:
-                    key = (provider, a.upstream_model, kind)
-                    tokens_total[key] = tokens_total.get(key, 0) + count
+            if tokens is not None:
+                model_key = (provider, a.upstream_model)
+                sums = tokens_total.get(model_key)
+                if sums is None:
+                    sums = tokens_total[model_key] = [0, 0, 0, 0]
+                sums[0] += tokens[0]
+                sums[1] += tokens[1]
+                sums[2] += tokens[2]
+                sums[3] += tokens[3]
         if last is not None and last.outcome == SUCCESS:
             self.added.observe((), max(0.0, total - upstream))
 
@@ -173,8 +171,14 @@ class _Collector(Collector):
         yield _counter(
             "keyway_failovers", "attempts followed by another one", ["provider"], m.failovers
         )
+        by_kind: dict[tuple[str, ...], float] = {
+            (provider, model, kind): count
+            for (provider, model), sums in m.tokens.items()
+            for kind, count in zip(_TOKEN_KINDS, sums, strict=True)
+            if count
+        }
         yield _counter(
-            "keyway_tokens", "tokens providers reported", ["provider", "model", "kind"], m.tokens
+            "keyway_tokens", "tokens providers reported", ["provider", "model", "kind"], by_kind
         )
         yield m.duration.family(
             "keyway_request_duration_seconds", "model calls, arrival to last byte", ["surface"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .tokens import Tokens
+from .tokens import AnswerUsage, Tokens
 
 CLIENT_CANCELLED = "client_cancelled"
 STREAM_ERROR = "stream_error"
@@ -37,6 +37,8 @@ class AttemptTrace:
     reason: str = ""
     status: int = 0
     tokens: Tokens | None = None
+    usage: AnswerUsage | None = None
+    """Its answer's token counts still as bytes; `settle` reads them into `tokens`."""
     span: object | None = None
     """Its tracing span, with `--otlp-endpoint` only."""
 
@@ -65,3 +67,11 @@ class RequestTrace:
     ended: float = 0.0
     span: object | None = None
     """Its tracing span, with `--otlp-endpoint` only."""
+
+
+def settle(trace: RequestTrace) -> None:
+    """Reads the token counts its attempts' answers held into their `tokens`."""
+    for attempt in trace.attempts:
+        usage = attempt.usage
+        if usage is not None:
+            attempt.tokens, attempt.usage = usage.tokens(), None

@@ -4,10 +4,11 @@ Providers put their counts in a `"usage"` object: at the end of a JSON body, and
 the usage events of a stream (Anthropic: `message_start` holds the input, every
 `message_delta` the output so far; OpenAI Chat Completions: one last chunk, sent only
 when the client asked for `stream_options.include_usage`, which the proxy never adds;
-OpenAI Responses: `response.completed`). The relay hands this module the last bytes of
-a JSON body, or each batch of whole SSE events as it passes; only the bytes after a
-`"usage"` key are decoded. A key with exactly that spelling cannot occur inside a JSON
-string (its quotes would be escaped), so a prompt or completion never counts.
+OpenAI Responses: `response.completed`). The relay hands an `AnswerUsage` the last bytes
+of a JSON body, or each batch of whole SSE events as it passes; only the bytes after a
+`"usage"` key are decoded, and only later (`AnswerUsage.tokens`). A key with exactly
+that spelling cannot occur inside a JSON string (its quotes would be escaped), so a
+prompt or completion never counts.
 
 Counts are normalised: `input` includes cached input (Anthropic reports cache reads and
 writes apart from `input_tokens`), `output` includes reasoning.
@@ -16,21 +17,23 @@ writes apart from `input_tokens`), `output` includes reasoning.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from data_plane.formats import ApiFormat
 
 _KEY = b'"usage"'
-_WHITESPACE = b" \t\r\n"
+_KEY_AND_OBJECT = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*(?=\{)')
 _DECODER = json.JSONDecoder()
 TAIL_BYTES = 16 * 1024
 """How much of the end of a JSON body is kept for its usage object."""
+_LINES = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
+class Tokens(NamedTuple):
+    """Made once per answer: a tuple costs a fifth of a frozen dataclass to build."""
+
     input: int = 0
     output: int = 0
     cached_input: int = 0
@@ -38,7 +41,7 @@ class Tokens:
 
 
 def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return value if type(value) is int and value > 0 else 0
 
 
 def _detail(usage: Mapping[str, Any], name: str, field: str) -> int:
@@ -70,56 +73,81 @@ def _normalised(usage: Mapping[str, Any], api: ApiFormat) -> Tokens:
     )
 
 
+def _object_at(data: bytes, pos: int, line_ends: bool) -> dict[str, Any] | None:
+    end = data.find(b"\n", pos) if line_ends else -1
+    text = data[pos : end if end >= 0 else len(data)].decode("utf-8", "replace")
+    try:
+        value, _ = _DECODER.raw_decode(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _objects(data: bytes, line_ends: bool) -> list[dict[str, Any]]:
     """Every `"usage": {...}` object in `data`, in order. With `line_ends`, an object is
     looked for only up to the end of its line (SSE data lines are one line each)."""
-    found: list[dict[str, Any]] = []
-    at = data.find(_KEY)
-    while at >= 0:
-        pos = at + len(_KEY)
-        while pos < len(data) and data[pos] in _WHITESPACE:
-            pos += 1
-        if data[pos : pos + 1] == b":":
-            pos += 1
-            while pos < len(data) and data[pos] in _WHITESPACE:
-                pos += 1
-            if data[pos : pos + 1] == b"{":
-                end = data.find(b"\n", pos) if line_ends else -1
-                text = data[pos : end if end >= 0 else len(data)].decode("utf-8", "replace")
-                try:
-                    value, _ = _DECODER.raw_decode(text)
-                except ValueError:
-                    value = None
-                if isinstance(value, dict):
-                    found.append(value)
-        at = data.find(_KEY, pos)
-    return found
+    found = (_object_at(data, m.end(), line_ends) for m in _KEY_AND_OBJECT.finditer(data))
+    return [value for value in found if value is not None]
 
 
 def from_body(tail: bytes, api: ApiFormat) -> Tokens | None:
     """The counts of a JSON answer from its last bytes (`TAIL_BYTES`), None when absent."""
-    objects = _objects(tail, line_ends=False)
-    return _normalised(objects[-1], api) if objects else None
+    at = tail.rfind(_KEY)  # the last one first: a body's usage object is near its end
+    while at >= 0:
+        match = _KEY_AND_OBJECT.match(tail, at)
+        usage = _object_at(tail, match.end(), line_ends=False) if match else None
+        if usage is not None:
+            return _normalised(usage, api)
+        at = tail.rfind(_KEY, 0, at)
+    return None
 
 
-class StreamUsage:
-    """Follows the usage events of one SSE answer, fed whole events as they pass."""
+class AnswerUsage:
+    """Where one answer's token counts are, kept as the bytes they came in.
 
-    __slots__ = ("_api", "_merged")
+    The relay hands it each batch of whole SSE events as it passes, or a JSON body's last
+    bytes once it has been relayed; on the request path that is one C-level search per
+    batch and a slice of each line holding a `"usage"` key. `tokens()` decodes them, at
+    the digest, many answers at a time: decoding each answer at the end of its own
+    request, with the decoder cold in the CPU's caches, cost the proxy several times more.
+    A stream's usage lines are kept up to `_LINES` (then the newest replaces the last):
+    Anthropic sends two (input at `message_start`, output at the last `message_delta`),
+    OpenAI one.
+    """
+
+    __slots__ = ("_api", "_lines", "_tail")
 
     def __init__(self, api: ApiFormat) -> None:
         self._api = api
-        self._merged: dict[str, Any] | None = None
+        self._lines: list[bytes] = []
+        self._tail = b""
 
     def feed(self, events: bytes) -> None:
-        if _KEY not in events:  # nearly every event: one C-level search, no decoding
-            return
-        for usage in _objects(events, line_ends=True):
-            # Later events carry the newer counts (Anthropic's output grows per delta).
-            if self._merged is None:
-                self._merged = dict(usage)
+        at = events.find(_KEY)  # nearly every event: this one search, nothing else
+        while at >= 0:
+            end = events.find(b"\n", at)
+            if end < 0:
+                end = len(events)
+            end = min(end, at + TAIL_BYTES)
+            if len(self._lines) < _LINES:
+                self._lines.append(events[at:end])
             else:
-                self._merged.update(usage)
+                self._lines[-1] = events[at:end]
+            at = events.find(_KEY, end)
+
+    def end_of_body(self, tail: bytes) -> None:
+        """A JSON answer's last bytes (`TAIL_BYTES`)."""
+        self._tail = tail
 
     def tokens(self) -> Tokens | None:
-        return None if self._merged is None else _normalised(self._merged, self._api)
+        if self._tail:
+            return from_body(self._tail, self._api)
+        merged: dict[str, Any] | None = None
+        for line in self._lines:
+            for usage in _objects(line, line_ends=True):
+                # Later events carry the newer counts (Anthropic's output grows per delta).
+                if merged is None:
+                    merged = dict(usage)
+                else:
+                    merged.update(usage)
+        return None if merged is None else _normalised(merged, self._api)

@@ -23,7 +23,7 @@ def trace(tokens: Tokens | None) -> RequestTrace:
 
 def line(form: LogFormat, t: RequestTrace) -> str:
     stream = io.StringIO()
-    RequestLog(form, stream).write(t)
+    RequestLog(form, stream).write([t])
     return stream.getvalue()
 
 

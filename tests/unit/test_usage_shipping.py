@@ -32,7 +32,8 @@ def test_a_request_makes_one_record_per_attempt_and_the_last_is_final() -> None:
         (1, "pk_1", "rate_limited", False),
         (2, "pk_2", "success", True),
     ]
-    assert (made[1].headers_ms, made[1].first_byte_ms, made[1].duration_ms) == (10.0, 20.0, 500.0)
+    timings = (made[1].headers_ms, made[1].first_byte_ms, made[1].duration_ms)
+    assert timings == pytest.approx((10.0, 20.0, 500.0))  # rounded by the control plane
     assert (made[1].tokens.input, made[1].tokens.output) == (3, 4)
     assert not made[0].HasField("tokens")  # unknown, not zero
     assert made[0].request_time.ToMicroseconds() == 1_000_000_000
@@ -56,7 +57,7 @@ def test_an_unauthenticated_request_leaves_no_record() -> None:
 def test_a_full_buffer_drops_the_oldest_records_and_counts_them() -> None:
     buffer = UsageBuffer(capacity=5)
     for i in range(4):
-        buffer.add(trace(f"req_{i}", "rate_limited", "success"))
+        buffer.add_all([trace(f"req_{i}", "rate_limited", "success")])
     assert len(buffer) == 4
     assert buffer.dropped == 4
     batch = buffer.take()
@@ -81,11 +82,11 @@ def test_an_unacknowledged_batch_is_resent_with_the_same_id_and_records() -> Non
     buffer = UsageBuffer()
     shipper = Shipper(buffer, "node-1")
     for i in range(BATCH_RECORDS + 5):
-        buffer.add(trace(f"req_{i}", "success"))
+        buffer.add_all([trace(f"req_{i}", "success")])
     first = shipper.next_batch()
     assert first is not None
     assert len(first.attempts) == BATCH_RECORDS
-    buffer.add(trace("late", "success"))
+    buffer.add_all([trace("late", "success")])
     again = shipper.next_batch()
     assert again is not None
     assert again.batch_id == first.batch_id
@@ -120,7 +121,7 @@ class _Stub:
 async def test_flush_keeps_the_batch_while_the_control_plane_is_away() -> None:
     buffer = UsageBuffer()
     shipper = Shipper(buffer, "node-1")
-    buffer.add(trace("req_1", "success"))
+    buffer.add_all([trace("req_1", "success")])
     stub = _Stub(failures=2)
     assert not await shipper.flush(stub, "token")  # type: ignore[arg-type]
     assert not await shipper.flush(stub, "token")  # type: ignore[arg-type]
@@ -133,7 +134,7 @@ async def test_flush_keeps_the_batch_while_the_control_plane_is_away() -> None:
 async def test_a_batch_refused_as_malformed_is_dropped_and_counted_not_resent() -> None:
     buffer = UsageBuffer()
     shipper = Shipper(buffer, "node-1")
-    buffer.add(trace("req_1", "rate_limited", "success"))
+    buffer.add_all([trace("req_1", "rate_limited", "success")])
     stub = _Stub(failures=1, code=grpc.StatusCode.INVALID_ARGUMENT)
     assert await shipper.flush(stub, "token")  # type: ignore[arg-type]
     assert buffer.dropped == 2

@@ -6,7 +6,7 @@ import json
 
 from data_plane.formats import ApiFormat
 from data_plane.mock_upstream import payloads
-from data_plane.usage.tokens import StreamUsage, Tokens, from_body
+from data_plane.usage.tokens import AnswerUsage, Tokens, from_body
 
 OPENAI, ANTHROPIC = ApiFormat.OPENAI, ApiFormat.ANTHROPIC
 
@@ -50,7 +50,7 @@ def test_only_the_tail_of_a_json_body_is_needed() -> None:
 
 
 def test_anthropic_stream_takes_input_from_message_start_and_output_from_the_last_delta() -> None:
-    usage = StreamUsage(ANTHROPIC)
+    usage = AnswerUsage(ANTHROPIC)
     start = {"type": "message_start", "message": payloads.anthropic_message("m", "c", None, 25, 1)}
     usage.feed(f"event: message_start\ndata: {json.dumps(start)}\n\n".encode())
     usage.feed(sse({"type": "content_block_delta", "delta": {"text": '"usage": {'}}))
@@ -61,17 +61,17 @@ def test_anthropic_stream_takes_input_from_message_start_and_output_from_the_las
 
 def test_openai_stream_counts_only_when_the_client_asked_for_usage() -> None:
     chunk = {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "hi"}}]}
-    without = StreamUsage(OPENAI)
+    without = AnswerUsage(OPENAI)
     without.feed(sse(chunk, chunk, done=True))
     assert without.tokens() is None
-    asked = StreamUsage(OPENAI)
+    asked = AnswerUsage(OPENAI)
     asked.feed(sse({**chunk, "usage": None}, {**chunk, "usage": None}))
     asked.feed(sse({"choices": [], "usage": payloads.chat_usage(12, 2)}, done=True))
     assert asked.tokens() == Tokens(12, 2)
 
 
 def test_responses_stream_counts_from_response_completed() -> None:
-    usage = StreamUsage(OPENAI)
+    usage = AnswerUsage(OPENAI)
     created = payloads.response_object("r", 0, "m", [], usage=None)
     done = payloads.response_object("r", 0, "m", [], usage=(8, 6))
     usage.feed(sse({"type": "response.created", "response": created}))
@@ -81,7 +81,7 @@ def test_responses_stream_counts_from_response_completed() -> None:
 
 
 def test_malformed_usage_is_ignored_not_raised() -> None:
-    usage = StreamUsage(OPENAI)
+    usage = AnswerUsage(OPENAI)
     usage.feed(b'data: {"usage": {"prompt_tokens": 3,\n\n')
     usage.feed(b'data: {"usage": {"prompt_tokens": "many", "completion_tokens": -4}}\n\n')
     assert usage.tokens() == Tokens(0, 0)
