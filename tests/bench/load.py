@@ -8,10 +8,12 @@
 - `bench_stack`: mock upstream(s), control plane and one proxy as real `keyway` processes,
   the way tests/e2e/stack.py starts them, with the mock's `--latency-ms` set.
 - `cpu_seconds`: user + system CPU of a process, from /proc, to turn a run into CPU per request.
+- `pin` / `split_cpus`: a core of its own for the proxy under test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -138,6 +140,25 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     # After the command name: state is field 3, utime 14 and stime 15 (1-based, man proc).
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Runs every thread of process `pid` (0: this one) on `cpus` only."""
+    for tid in os.listdir(f"/proc/{pid or os.getpid()}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """(one CPU for the proxies under test, the others for everything else), or None on
+    a single CPU. A proxy is one thread on one core: alone there, its throughput is its
+    own CPU cost, not how the scheduler shared a core with the mock, wrk and the control
+    plane."""
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        return None
+    mine = max(cpus)
+    return {mine}, cpus - {mine}
 
 
 def load_average() -> str:

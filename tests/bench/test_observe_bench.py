@@ -3,9 +3,15 @@
 One stack, one mock (20 ms latency), and proxies that differ only in their observability
 flags, all following the same control plane: `off` (`--usage-records off --metrics off`,
 no request log) and `on` (records, metrics and `--request-log json`). They are measured
-back to back, alternating, for several rounds (the machine is shared: the note lists every
-round). With KEYWAY_BENCH_BASELINE=<checkout of another commit>, a third proxy runs that
-commit's code, for before/after. Only correctness is asserted, never timings.
+at the same time, each under its own wrk, for several rounds (the note lists every round).
+With two or more CPUs the proxies share one core and everything else (mock, control
+plane, wrk, this process) runs on the others: the scheduler gives each proxy the same
+share of that core, so their throughput ratio is the ratio of their CPU costs per request,
+measured at the same moment (measured one after the other, this machine's speed drifts by
+more than the difference). The control plane's CPU for storing the records is reported
+beside it; 1-client latency is measured request by request, interleaved. With
+KEYWAY_BENCH_BASELINE=<checkout of another commit>, a third proxy runs that commit's code,
+for before/after. Only correctness is asserted, never timings.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import os
 import statistics
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +35,18 @@ from .load import (
     bench_stack,
     ensure_wrk,
     load_average,
+    pin,
     request_bytes,
     route,
+    split_cpus,
     wrk,
 )
 from .report import percentile
 
 LATENCY_MS = 20.0
-ROUNDS = int(os.environ.get("KEYWAY_BENCH_OBSERVE_ROUNDS", "6"))
-WRK_SECONDS = float(os.environ.get("KEYWAY_BENCH_WRK_SECONDS", "5"))
-SAMPLES = 400
+ROUNDS = int(os.environ.get("KEYWAY_BENCH_OBSERVE_ROUNDS", "10"))
+WRK_SECONDS = float(os.environ.get("KEYWAY_BENCH_WRK_SECONDS", "3"))
+SAMPLES = 200
 CLIENTS = 50
 CHAT = "/v1/chat/completions"
 OK_KEY = "sk-mock-ok-observe"
@@ -87,6 +96,7 @@ def proxies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxies]:
     with bench_stack(Path(tmp_path_factory.mktemp("observe-bench")), LATENCY_MS) as run:
         token = route(run.stack, [run.stack.add_provider_key("openai", OK_KEY)], "observe")
         started: dict[str, Process] = {}
+        cpus = os.sched_getaffinity(0)
         try:
             for name, flags in _FLAGS.items():
                 started[name] = _proxy(run, name, flags, {})
@@ -94,11 +104,21 @@ def proxies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxies]:
             if baseline:
                 root = Path(baseline).resolve()
                 path = f"{root}{os.pathsep}{root / 'proto'}"
-                started["baseline"] = _proxy(run, "baseline", [], {"PYTHONPATH": path})
+                started["baseline"] = _proxy(run, "baseline", _FLAGS["on"], {"PYTHONPATH": path})
             run.stack.wait_synced()
-            print(f"\nobservability bench: {ROUNDS} rounds, {load_average()}", flush=True)
+            split = split_cpus()
+            if split is not None:
+                for process in started.values():
+                    pin(process.proc.pid, split[0])
+                others = (run.stack.control_plane, run.stack.mock, run.stack.proxy, run.mock_fast)
+                for process in others:
+                    pin(process.proc.pid, split[1])
+                pin(0, split[1])  # and wrk, which this process starts
+            where = f"proxies sharing CPU {split[0]}" if split else "one CPU for all"
+            print(f"\nobservability bench: {ROUNDS} rounds, {where}, {load_average()}", flush=True)
             yield Proxies(run, token, started)
         finally:
+            pin(0, cpus)
             for process in started.values():
                 process.stop()
 
@@ -113,20 +133,31 @@ def test_throughput_and_latency_with_observability_on_and_off(proxies: Proxies) 
     p50: dict[str, list[float]] = {name: [] for name in names}
     direct_p50: list[float] = []
     mock = proxies.run.stack.mock.address
-    for round_ in range(ROUNDS):
-        # Each round starts with another proxy: whoever goes first is not always favoured.
-        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            process = proxies.processes[name]
-            result = wrk(
-                f"http://{process.address}{CHAT}",
-                proxies.token,
-                BODY,
-                connections=CLIENTS,
-                seconds=WRK_SECONDS,
-                watch={"proxy": _pid(process)},
-            )
-            assert result.failures == 0, result.errors
-            runs[name].append(result)
+    control_plane = _pid(proxies.run.stack.control_plane)
+    ingest: list[float] = []
+    for _ in range(ROUNDS):
+        # All proxies at once, each under its own wrk, sharing one CPU: the scheduler gives
+        # each the same share, so the throughput ratio is the ratio of their CPU costs, at
+        # the same moment (run one after the other, this machine's speed drifts by more).
+        with ThreadPoolExecutor(len(names)) as pool:
+            futures = {
+                name: pool.submit(
+                    wrk,
+                    f"http://{process.address}{CHAT}",
+                    proxies.token,
+                    BODY,
+                    connections=CLIENTS,
+                    seconds=WRK_SECONDS,
+                    watch={"proxy": _pid(process), "control plane": control_plane},
+                )
+                for name, process in proxies.processes.items()
+            }
+            for name, future in futures.items():
+                result = future.result()
+                assert result.failures == 0, result.errors
+                runs[name].append(result)
+        stored = sum(runs[name][-1].requests for name in names if name != "off")
+        ingest.append(runs["off"][-1].cpu["control plane"] / stored if stored else 0.0)
         # One client, interleaved request by request, against the mock directly too.
         raw = {
             name: request_bytes(p.address, CHAT, proxies.token, BODY)
@@ -154,7 +185,8 @@ def test_throughput_and_latency_with_observability_on_and_off(proxies: Proxies) 
             p50[name].append(percentile(samples[name], 50))
 
     table = report.Table(
-        f"observability cost: {CLIENTS} clients (wrk, {WRK_SECONDS:g} s runs) and 1 client "
+        f"observability cost: {CLIENTS} clients per proxy (concurrent {WRK_SECONDS:g} s wrk "
+        "runs, the proxies sharing one CPU) and 1 client "
         f"({SAMPLES} requests, interleaved), {LATENCY_MS:g} ms upstream, {ROUNDS} rounds "
         f"({load_average()})"
     )
@@ -179,6 +211,11 @@ def test_throughput_and_latency_with_observability_on_and_off(proxies: Proxies) 
             f"median {statistics.median(added) * 1e3:+.3f} ms",
             note="rounds: " + ", ".join(f"{v * 1e3:+.3f}" for v in added),
         )
+    table.add(
+        "control plane CPU per request recorded",
+        f"median {statistics.median(ingest) * 1e6:.0f} µs",
+        note="storing the records shipped (in batches, so a round's lags a little)",
+    )
     for name in names:
         if name != "off":
             pairs = [(a - b) * 1e3 for a, b in zip(p50[name], p50["off"], strict=True)]
