@@ -191,3 +191,12 @@ def test_retention_drops_old_raw_records_and_rollups_separately(store: Store) ->
     store.usage.prune(attempts_before_us=T0 + 5 * HOUR, rollups_before_us=T0 + 5 * HOUR)
     (row,) = store.usage.totals(everything(store))
     assert row.requests == 1
+
+
+def test_a_batch_of_many_requests_to_one_key_adds_up_to_one_rollup(store: Store) -> None:
+    requests = [attempt(f"req_{i}") for i in range(50)]
+    assert store.usage.ingest("batch-1", "node-1", requests, [], [])
+    (row,) = store.usage.totals(everything(store))
+    assert (row.requests, row.attempts, row.failovers) == (50, 50, 0)
+    assert (row.input_tokens, row.output_tokens, row.cost_nanos) == (5000, 500, 50 * 260_000)
+    assert [a.request_id for a in store.usage.request("req_49", "acct_a")] == ["req_49"]

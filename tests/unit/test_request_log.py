@@ -45,3 +45,20 @@ def test_text_lines_quote_values_with_spaces_or_escapes() -> None:
     assert text.count("\n") == 1
     assert f"model={json.dumps(ODD)} " in text
     assert " attempts=1 status=200 outcome=success " in text
+
+
+class _CountingStream(io.StringIO):
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_a_digest_of_requests_is_one_write_whatever_the_streams_buffering() -> None:
+    stream = _CountingStream()
+    RequestLog(LogFormat.JSON, stream).write([trace(None), trace(Tokens(1, 2)), trace(None)])
+    assert stream.writes == 1
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == [
+        "req_1"
+    ] * 3

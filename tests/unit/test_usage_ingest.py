@@ -91,3 +91,14 @@ def test_a_malformed_batch_names_the_field(request_: pb.ReportUsageRequest, fiel
     with pytest.raises(InvalidArgument) as caught:
         attempts_of(request_, PRICES)
     assert field in [v.field for v in caught.value.violations]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [(12.3456789, 12.346), (-5.0, 0.0), (float("nan"), 0.0), (float("inf"), 0.0), (1e12, 0.0)],
+)
+def test_timings_are_rounded_to_the_microsecond_and_impossible_ones_stored_as_zero(
+    sent: float, stored: float
+) -> None:
+    (a,) = attempts_of(batch(record(1, "pk_1", "success", 200, duration_ms=sent)), PRICES)
+    assert a.duration_ms == stored

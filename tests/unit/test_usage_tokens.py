@@ -86,3 +86,19 @@ def test_malformed_usage_is_ignored_not_raised() -> None:
     usage.feed(b'data: {"usage": {"prompt_tokens": "many", "completion_tokens": -4}}\n\n')
     assert usage.tokens() == Tokens(0, 0)
     assert from_body(b'{"usage": [1, 2]}', OPENAI) is None
+
+
+def test_a_long_stream_keeps_its_first_and_latest_usage_lines() -> None:
+    usage = AnswerUsage(ANTHROPIC)
+    start = {"type": "message_start", "message": payloads.anthropic_message("m", "c", None, 25, 1)}
+    usage.feed(f"event: message_start\ndata: {json.dumps(start)}\n\n".encode())
+    for output in range(2, 40):  # far more usage events than are kept
+        usage.feed(sse({"type": "message_delta", "usage": {"output_tokens": output}}))
+    assert usage.tokens() == Tokens(25, 39)
+
+
+def test_a_json_body_counts_from_its_last_decodable_usage_object() -> None:
+    usage = AnswerUsage(OPENAI)
+    whole = payloads.dumps({"usage": payloads.chat_usage(3, 1)})
+    usage.end_of_body(whole[:-1] + b',"x":{"usage":{"prompt_tokens":7,')  # the last one cut off
+    assert usage.tokens() == Tokens(3, 1)
