@@ -246,6 +246,14 @@ async def _digest_forever(observer: Observer) -> None:
     try:
         while True:
             await asyncio.sleep(0.25)
-            observer.digest()
+            _digest(observer)
     finally:
+        _digest(observer)
+
+
+def _digest(observer: Observer) -> None:
+    try:
         observer.digest()
+    except Exception:
+        # Lost: this digest's requests. Kept: the task, and every digest after it.
+        log.exception("usage digest failed")

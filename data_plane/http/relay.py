@@ -133,11 +133,12 @@ async def relay(
     finally:
         if is_sse and metrics is not None:
             metrics.active_streams -= 1
+    if usage is not None and not attempt.ended_at:
+        # Before the last send: a client that leaves during it was still answered in full.
+        if framer is None:
+            tail = last if len(last) >= TAIL_BYTES else before[-TAIL_BYTES:] + last
+            usage.end_of_body(tail[-TAIL_BYTES:])
+        attempt.usage = usage
     await send({"type": "http.response.body", "body": final, "more_body": False})
     if not attempt.ended_at:
         attempt.ended_at = ctx.timer()
-        if usage is not None:
-            if framer is None:
-                tail = last if len(last) >= TAIL_BYTES else before[-TAIL_BYTES:] + last
-                usage.end_of_body(tail[-TAIL_BYTES:])
-            attempt.usage = usage

@@ -1,7 +1,8 @@
 """What the proxy observes of every request: attempt records, metrics, the request log.
 
 A request's stages fill in a `RequestTrace`; when it ends, `Observer.finish` appends it to
-a list, nothing more. `Observer.digest` (every quarter second, before each shipment and
+a list, nothing more (with tracing, it also ends the request's spans, token counts
+included). `Observer.digest` (every quarter second, before each shipment and
 each scrape) hands the finished requests to the usage buffer the shipper drains
 (`shipping`), to the metrics (`metrics`) and to the request log (`request_log`), so the
 cost of all three stays off every request's latency. Each of them can be off.

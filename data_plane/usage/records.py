@@ -1,9 +1,10 @@
 """What the proxy keeps of each request: one record per upstream attempt.
 
 A request's stages fill in its `RequestTrace` as they go (plain attribute writes: the
-request path does nothing more). Once it has ended, nothing changes it again: the shipper
-turns it into one record per attempt (`shipping.messages`), or a single attempt-0 record
-for a request refused before it reached a provider. Outcomes use the failover engine's kinds
+request path does nothing more). Once it has ended, `settle` decodes its answers' token
+counts (at the digest) and nothing changes it again: the usage buffer turns it into one
+record per attempt (`shipping.add_messages`), or a single attempt-0 record for a request
+refused before it reached a provider. Outcomes use the failover engine's kinds
 (`routing.outcome.OutcomeKind`, e.g. `success`, `rate_limited`, `fail_fast`), plus
 `client_cancelled` (the client left), `stream_error` (the upstream broke after the
 answer started) and, for attempt 0, the error code the client received. Records never
@@ -12,9 +13,12 @@ hold a secret, a prompt or a completion.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from .tokens import AnswerUsage, Tokens
+
+log = logging.getLogger("keyway.data_plane.usage")
 
 CLIENT_CANCELLED = "client_cancelled"
 STREAM_ERROR = "stream_error"
@@ -70,8 +74,16 @@ class RequestTrace:
 
 
 def settle(trace: RequestTrace) -> None:
-    """Reads the token counts its attempts' answers held into their `tokens`."""
+    """Reads the token counts its attempts' answers held into their `tokens`; an answer
+    whose counts cannot be read has none (one upstream's odd answer never costs the other
+    requests of a digest their records)."""
     for attempt in trace.attempts:
         usage = attempt.usage
-        if usage is not None:
-            attempt.tokens, attempt.usage = usage.tokens(), None
+        if usage is None:
+            continue
+        attempt.usage = None
+        try:
+            attempt.tokens = usage.tokens()
+        except Exception as error:
+            log.warning("%s: token counts unreadable (%s)", trace.request_id, type(error).__name__)
+            attempt.tokens = None

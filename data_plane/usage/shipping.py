@@ -231,14 +231,20 @@ async def report_forever(
     def stub() -> DataPlaneDiscoveryServiceAsyncStub:
         return discovery_pb2_grpc.DataPlaneDiscoveryServiceStub(channel())
 
+    def prepared() -> None:
+        try:
+            prepare()
+        except Exception:
+            log.exception("usage digest failed")  # shipping what there is goes on
+
     pause = interval
     try:
         while True:
             await asyncio.sleep(pause)
-            prepare()
+            prepared()
             delivered = await shipper.flush(stub(), token)
             pause = interval if delivered else min(MAX_BACKOFF, pause * 2)
     finally:
         # On shutdown, one last best-effort flush.
-        prepare()
+        prepared()
         await shipper.flush(stub(), token)

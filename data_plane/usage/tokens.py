@@ -78,7 +78,7 @@ def _object_at(data: bytes, pos: int, line_ends: bool) -> dict[str, Any] | None:
     text = data[pos : end if end >= 0 else len(data)].decode("utf-8", "replace")
     try:
         value, _ = _DECODER.raw_decode(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # malformed, or nested past the decoder's limit
         return None
     return value if isinstance(value, dict) else None
 
@@ -105,14 +105,15 @@ def from_body(tail: bytes, api: ApiFormat) -> Tokens | None:
 class AnswerUsage:
     """Where one answer's token counts are, kept as the bytes they came in.
 
-    The relay hands it each batch of whole SSE events as it passes, or a JSON body's last
-    bytes once it has been relayed; on the request path that is one C-level search per
-    batch and a slice of each line holding a `"usage"` key. `tokens()` decodes them, at
-    the digest, many answers at a time: decoding each answer at the end of its own
-    request, with the decoder cold in the CPU's caches, cost the proxy several times more.
-    A stream's usage lines are kept up to `_LINES` (then the newest replaces the last):
-    Anthropic sends two (input at `message_start`, output at the last `message_delta`),
-    OpenAI one.
+        The relay hands it each batch of whole SSE events as it passes, or a JSON body's last
+        bytes once it has been relayed; on the request path that is one C-level search per
+        batch and a slice of each line holding a `"usage"` key. `tokens()` decodes them, at
+        the digest, many answers at a time: decoding each answer at the end of its own
+        request, with the decoder cold in the CPU's caches, cost the proxy several times more.
+        A stream's usage lines are kept up to `_LINES` (then the newest replaces the last),
+    each at most `TAIL_BYTES`, and a body from its first `"usage"` key:
+        Anthropic sends two (input at `message_start`, output at the last `message_delta`),
+        OpenAI one.
     """
 
     __slots__ = ("_api", "_lines", "_tail")
@@ -128,16 +129,19 @@ class AnswerUsage:
             end = events.find(b"\n", at)
             if end < 0:
                 end = len(events)
-            end = min(end, at + TAIL_BYTES)
-            if len(self._lines) < _LINES:
-                self._lines.append(events[at:end])
-            else:
-                self._lines[-1] = events[at:end]
+            # Only an object counts (OpenAI sends `"usage":null` in every chunk but the last).
+            if _KEY_AND_OBJECT.match(events, at):
+                line = events[at : min(end, at + TAIL_BYTES)]
+                if len(self._lines) < _LINES:
+                    self._lines.append(line)
+                else:
+                    self._lines[-1] = line
             at = events.find(_KEY, end)
 
     def end_of_body(self, tail: bytes) -> None:
-        """A JSON answer's last bytes (`TAIL_BYTES`)."""
-        self._tail = tail
+        """A JSON answer's last bytes (`TAIL_BYTES`); kept from its first `"usage"` key on."""
+        at = tail.find(_KEY)
+        self._tail = tail[at:] if at >= 0 else b""
 
     def tokens(self) -> Tokens | None:
         if self._tail:

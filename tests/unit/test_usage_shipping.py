@@ -6,11 +6,12 @@ import grpc
 import pytest
 from keyway.v1 import discovery_pb2 as pb
 
+from data_plane.formats import ApiFormat
 from data_plane.usage import Observer
 from data_plane.usage.metrics import RequestMetrics
 from data_plane.usage.records import AttemptTrace, RequestTrace
 from data_plane.usage.shipping import BATCH_RECORDS, Shipper, UsageBuffer, messages
-from data_plane.usage.tokens import Tokens
+from data_plane.usage.tokens import AnswerUsage, Tokens
 
 
 def trace(request_id: str, *outcomes: str) -> RequestTrace:
@@ -139,3 +140,27 @@ async def test_a_batch_refused_as_malformed_is_dropped_and_counted_not_resent() 
     assert await shipper.flush(stub, "token")  # type: ignore[arg-type]
     assert buffer.dropped == 2
     assert shipper.next_batch() is None
+
+
+class _Unreadable(AnswerUsage):
+    def tokens(self) -> Tokens | None:
+        raise RuntimeError("a decoder bug")
+
+
+def test_an_answer_whose_tokens_cannot_be_read_costs_only_its_own_counts() -> None:
+    observer = Observer(UsageBuffer(), RequestMetrics())
+    odd, fine = trace("req_odd", "success"), trace("req_fine", "success")
+    odd.attempts[-1].tokens, odd.attempts[-1].usage = None, _Unreadable(ApiFormat.OPENAI)
+    fine.attempts[-1].tokens = None
+    fine.attempts[-1].usage = AnswerUsage(ApiFormat.OPENAI)
+    fine.attempts[-1].usage.end_of_body(b'{"usage":{"prompt_tokens":5,"completion_tokens":2}}')
+    observer.finish(odd)
+    observer.finish(fine)
+    observer.digest()
+    assert observer.buffer is not None
+    batch = observer.buffer.take()
+    assert batch is not None
+    counted = {r.request_id: r.HasField("tokens") for r in batch.attempts}
+    assert counted == {"req_odd": False, "req_fine": True}
+    assert observer.metrics is not None
+    assert observer.metrics.tokens == {("openai", "gpt-4o"): [5, 2, 0, 0]}

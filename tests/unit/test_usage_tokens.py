@@ -102,3 +102,20 @@ def test_a_json_body_counts_from_its_last_decodable_usage_object() -> None:
     whole = payloads.dumps({"usage": payloads.chat_usage(3, 1)})
     usage.end_of_body(whole[:-1] + b',"x":{"usage":{"prompt_tokens":7,')  # the last one cut off
     assert usage.tokens() == Tokens(3, 1)
+
+
+def test_usage_nested_past_the_decoders_limit_counts_nothing_and_raises_nothing() -> None:
+    deep = b'{"usage":{"prompt_tokens":1,"x":' + b"[" * 15_000
+    assert from_body(deep, OPENAI) is None
+    usage = AnswerUsage(OPENAI)
+    usage.feed(b"data: " + deep + b"\n\n")
+    assert usage.tokens() is None
+
+
+def test_null_usage_chunks_never_push_out_the_real_counts() -> None:
+    chunk: dict[str, object] = {"object": "chat.completion.chunk", "choices": [], "usage": None}
+    usage = AnswerUsage(OPENAI)
+    usage.feed(sse(*[chunk] * 7))
+    usage.feed(sse({"choices": [], "usage": payloads.chat_usage(12, 2)}))
+    usage.feed(sse(*[chunk] * 20))
+    assert usage.tokens() == Tokens(12, 2)

@@ -66,7 +66,8 @@ class Session(Protocol):
         ...
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        """One statement for each row; the rows it changed, summed over all of them."""
+        """One statement for each row; the rows it changed, summed over all of them.
+        Needs `atomic()` (the SQLite adapter runs it on the bare connection)."""
         ...
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterable[dict[str, Any]]:

@@ -102,7 +102,8 @@ def _rollups(attempts: Sequence[UsageAttempt]) -> list[list[Any]]:
         else:
             for i in range(_ROLLUP_KEY, len(row)):
                 found[i] += row[i]
-    return list(merged.values())
+    # In key order, so that two replicas adding to the same rows lock them in one order.
+    return [merged[key] for key in sorted(merged)]
 
 
 class _SeenBeforeError(Exception):
@@ -202,11 +203,14 @@ class RelationalUsage:
                 if not added:
                     return False
             rows = [_attempt_row(a) for a in attempts]
+            if not rows:
+                record_key_usage(conn, provider_keys, access_keys)
+                return True
             try:
                 # Nearly always every attempt is new: all inserted at once, then one rollup
                 # row per hour, key, model and outcome.
                 with conn.atomic():
-                    if rows and conn.executemany(_INSERT_ATTEMPT, rows) != len(rows):
+                    if conn.executemany(_INSERT_ATTEMPT, rows) != len(rows):
                         raise _SeenBeforeError
                     conn.executemany(_ADD_ROLLUP, _rollups(attempts))
             except _SeenBeforeError:
