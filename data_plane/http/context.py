@@ -71,10 +71,10 @@ class ProxyContext:
     clock: Callable[[], float] = loop_clock
     """Monotonic seconds for deadlines and cooldowns (the loop's, like the timers)."""
     wall: Callable[[], float] = time.time
+    """Wall-clock seconds, for usage times and dates in provider headers."""
     timer: Callable[[], float] = time.perf_counter
     """Seconds for request records and metrics: the loop's clock ticks in whole
     milliseconds under uvloop, too coarse for what the proxy adds."""
-    """Wall-clock seconds, for usage times and dates in provider headers."""
     body_worker: Executor = field(default_factory=_body_worker)
     """Where bodies too large to scan on the event loop are read and rewritten."""
     admission: Admission = field(init=False)

@@ -22,6 +22,7 @@ import time
 from typing import TextIO
 
 from .records import RequestTrace
+from .tokens import Tokens
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 # Printable ASCII without `"` and `\`: what a JSON string holds unescaped.
@@ -66,31 +67,14 @@ class _Clock:
         return f"{self._prefix}.{int((at - second) * 1000):03d}+00:00"
 
 
-def values(trace: RequestTrace, clock: _Clock) -> tuple[list[object], list[int]]:
-    """The line's values in `_NAMES` order, and the token counts (empty when unknown)."""
-    last = trace.attempts[-1] if trace.attempts else None
-    first_byte = 0.0
-    if last is not None and last.first_byte_at:
-        first_byte = round((last.first_byte_at - last.started) * 1000, 3)
-    line: list[object] = [
-        clock.format(trace.time),
-        trace.request_id,
-        trace.account_id,
-        trace.access_key_id,
-        trace.surface,
-        trace.requested_model,
-        last.provider_id if last else "",
-        last.upstream_model if last else "",
-        last.provider_key_id if last else "",
-        len(trace.attempts),
-        trace.status,
-        trace.error or (last.outcome if last else ""),
-        round((trace.ended - trace.started) * 1000, 3),
-        first_byte,
-    ]
-    tokens = last.tokens if last else None
-    counts = [] if tokens is None else [tokens.input, tokens.output, tokens.cached_input]
-    return line, counts
+def _last(trace: RequestTrace) -> tuple[str, str, str, str, float, Tokens | None]:
+    """Provider, upstream model, key, outcome, first-byte ms and tokens of the last attempt."""
+    if not trace.attempts:
+        return "", "", "", trace.error, 0.0, None
+    last = trace.attempts[-1]
+    first_byte = (last.first_byte_at - last.started) * 1000 if last.first_byte_at else 0.0
+    who = (last.provider_id, last.upstream_model, last.provider_key_id)
+    return (*who, trace.error or last.outcome, first_byte, last.tokens)
 
 
 def _escaped(value: str) -> str:
@@ -106,16 +90,7 @@ def _quoted(value: object) -> object:
 
 def json_line(trace: RequestTrace, clock: _Clock) -> str:
     """One JSON line; written out field by field because this runs once per request."""
-    attempts = trace.attempts
-    if attempts:
-        last = attempts[-1]
-        provider, upstream, key = last.provider_id, last.upstream_model, last.provider_key_id
-        outcome = trace.error or last.outcome
-        first_byte = (last.first_byte_at - last.started) * 1000 if last.first_byte_at else 0.0
-        tokens = last.tokens
-    else:
-        provider = upstream = key = ""
-        outcome, first_byte, tokens = trace.error, 0.0, None
+    provider, upstream, key, outcome, first_byte, tokens = _last(trace)
     request_id, account, access_key = trace.request_id, trace.account_id, trace.access_key_id
     surface, model = trace.surface, trace.requested_model
     strings = (request_id, account, access_key, surface, model, provider, upstream, key, outcome)
@@ -128,7 +103,7 @@ def json_line(trace: RequestTrace, clock: _Clock) -> str:
         f'{{"time":"{clock.format(trace.time)}","request_id":"{request_id}",'
         f'"account_id":"{account}","access_key_id":"{access_key}","surface":"{surface}",'
         f'"model":"{model}","provider":"{provider}","upstream_model":"{upstream}",'
-        f'"provider_key_id":"{key}","attempts":{len(attempts)},"status":{trace.status},'
+        f'"provider_key_id":"{key}","attempts":{len(trace.attempts)},"status":{trace.status},'
         f'"outcome":"{outcome}","duration_ms":{(trace.ended - trace.started) * 1000:.3f},'
         f'"first_byte_ms":{first_byte:.3f}'
     )
@@ -141,7 +116,24 @@ def json_line(trace: RequestTrace, clock: _Clock) -> str:
 
 
 def text_line(trace: RequestTrace, clock: _Clock) -> str:
-    line, counts = values(trace, clock)
+    provider, upstream, key, outcome, first_byte, tokens = _last(trace)
+    line: list[object] = [
+        clock.format(trace.time),
+        trace.request_id,
+        trace.account_id,
+        trace.access_key_id,
+        trace.surface,
+        trace.requested_model,
+        provider,
+        upstream,
+        key,
+        len(trace.attempts),
+        trace.status,
+        outcome,
+        round((trace.ended - trace.started) * 1000, 3),
+        round(first_byte, 3),
+    ]
+    counts = [] if tokens is None else [tokens.input, tokens.output, tokens.cached_input]
     pairs = [*zip(_NAMES, line, strict=True), *zip(_TOKENS, counts, strict=False)]
     return " ".join(f"{name}={_quoted(value)}" for name, value in pairs if value != "") + "\n"
 

@@ -163,13 +163,6 @@ def add_messages(trace: RequestTrace, into: Any) -> int:
     return len(trace.attempts)
 
 
-def messages(trace: RequestTrace) -> list[pb.AttemptRecord]:
-    """`add_messages` as a list."""
-    batch = pb.ReportUsageRequest()
-    add_messages(trace, batch.attempts)
-    return list(batch.attempts)
-
-
 class Shipper:
     """Takes batches from the buffer and sends them, each until the control plane has it."""
 

@@ -10,7 +10,7 @@ from data_plane.formats import ApiFormat
 from data_plane.usage import Observer
 from data_plane.usage.metrics import RequestMetrics
 from data_plane.usage.records import AttemptTrace, RequestTrace
-from data_plane.usage.shipping import BATCH_RECORDS, Shipper, UsageBuffer, messages
+from data_plane.usage.shipping import BATCH_RECORDS, Shipper, UsageBuffer, add_messages
 from data_plane.usage.tokens import AnswerUsage, Tokens
 
 
@@ -25,6 +25,12 @@ def trace(request_id: str, *outcomes: str) -> RequestTrace:
         t.attempts[-1].tokens = Tokens(3, 4)
     t.status, t.ended = 200, 9.0
     return t
+
+
+def messages(trace: RequestTrace) -> list[pb.AttemptRecord]:
+    batch = pb.ReportUsageRequest()
+    add_messages(trace, batch.attempts)
+    return list(batch.attempts)
 
 
 def test_a_request_makes_one_record_per_attempt_and_the_last_is_final() -> None:
