@@ -41,20 +41,7 @@ class Harness:
         self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One request straight into the ASGI app: (status, headers, body)."""
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode("latin-1", "replace"),
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 8080),
-        }
+        scope = http_scope(method, path, headers)
         sent: list[dict[str, Any]] = []
         delivered = False
 
@@ -75,6 +62,24 @@ class Harness:
         start = next(m for m in sent if m["type"] == "http.response.start")
         content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         return start["status"], list(start.get("headers", [])), content
+
+
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of one HTTP/1.1 request from a loopback client."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("latin-1", "replace"),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8080),
+    }
 
 
 def _complete(sent: list[dict[str, Any]]) -> bool:

@@ -7,6 +7,7 @@ a completion), and a request refused before any attempt recorded with its error 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -18,7 +19,7 @@ from data_plane.usage.request_log import LogFormat, RequestLog
 from data_plane.usage.shipping import UsageBuffer
 from tests.unit import snapshots as s
 
-from .asgi_gateway import Harness, Tenant, access_token, asgi_gateway
+from .asgi_gateway import Harness, Tenant, access_token, asgi_gateway, http_scope
 
 TOKEN = access_token("O")
 PROMPT = "a prompt nobody may log"
@@ -114,3 +115,51 @@ async def test_a_request_refused_before_any_attempt_is_recorded_with_its_code() 
     assert (record.attempt, record.final, record.provider_key_id) == (0, True, "")
     assert record.outcome == json.loads(str(refused["text"]))["error"]["code"]
     assert record.requested_model == "no-such-model-anywhere"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_client_leaving_during_the_last_send_still_has_its_tokens_recorded(
+    stream: bool,
+) -> None:
+    """The provider answered in full (and bills for it): the tokens are kept even when the
+    client is gone by the time the answer's last bytes go out."""
+    observer = Observer(UsageBuffer(), RequestMetrics())
+    async with asgi_gateway([Tenant(TOKEN, KEYS, CONFIG)], observer=observer) as gw:
+        body: dict[str, object] = {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": PROMPT}],
+        }
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        headers = [
+            (b"authorization", f"Bearer {TOKEN}".encode()),
+            (b"content-type", b"application/json"),
+        ]
+        scope = http_scope("POST", "/v1/chat/completions", headers)
+        requests: list[dict[str, object]] = [
+            {"type": "http.request", "body": json.dumps(body).encode()}
+        ]
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, object]:
+            if requests:
+                return requests.pop()
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                gone.set()
+                raise OSError("the client is gone")
+
+        with pytest.raises(OSError, match="the client is gone"):
+            await gw.app(scope, receive, send)  # type: ignore[arg-type]
+    observer.digest()
+    assert observer.buffer is not None
+    batch = observer.buffer.take()
+    assert batch is not None
+    answered = batch.attempts[-1]
+    assert (answered.provider_key_id, answered.status) == ("pk_ok", 200)
+    assert answered.HasField("tokens")
+    assert answered.tokens.input > 0
+    assert answered.tokens.output > 0
