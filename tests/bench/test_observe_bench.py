@@ -2,7 +2,8 @@
 
 One stack, one mock (20 ms latency), and proxies that differ only in their observability
 flags, all following the same control plane: `off` (`--usage-records off --metrics off`,
-no request log) and `on` (records, metrics and `--request-log json`). They are measured
+no request log), `default` (records and metrics, as `keyway proxy` starts) and `on`
+(records, metrics and `--request-log json`). They are measured
 at the same time, each under its own wrk, for several rounds (the note lists every round).
 With two or more CPUs the proxies share one core and everything else (mock, control
 plane, wrk, this process) runs on the others: the scheduler gives each proxy the same
@@ -56,6 +57,7 @@ BODY = (
 )
 _FLAGS = {
     "off": ["--usage-records", "off", "--metrics", "off", "--request-log", "off"],
+    "default": [],  # records and metrics, no request log
     "on": ["--request-log", "json"],
 }
 
