@@ -44,6 +44,9 @@ from .workers import worker_command as worker_command
 
 log = logging.getLogger("keyway.data_plane")
 
+GC_YOUNG_THRESHOLD = 10_000
+"""Net allocations of container objects between young-generation collections."""
+
 
 @dataclass(frozen=True, slots=True)
 class ProxySettings:
@@ -223,6 +226,12 @@ class ProxyRunner:
         # Everything built so far lives as long as the process: keep it out of
         # the collector's generations so collections scan only request garbage.
         gc.freeze()
+        # A young-object collection every 700 net allocations (the default) ran hundreds of
+        # times a second under load, each scanning the objects of every request in flight:
+        # ~6 % of the proxy's CPU for garbage that reference counting frees anyway. At
+        # 10,000 a loaded proxy went 15 s without one (+6-8 % throughput, measured side by
+        # side); cyclic garbage still triggers one before it passes 10,000 objects.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
         scheme = "https" if self.settings.tls_cert else "http"
         host = self.settings.listen.rpartition(":")[0]
         log.info("proxy listening on %s://%s:%d", scheme, host, self.port)
