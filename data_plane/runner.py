@@ -256,14 +256,6 @@ async def _digest_forever(observer: Observer) -> None:
     try:
         while True:
             await asyncio.sleep(0.25)
-            _digest(observer)
+            observer.digest()
     finally:
-        _digest(observer)
-
-
-def _digest(observer: Observer) -> None:
-    try:
         observer.digest()
-    except Exception:
-        # Lost: this digest's requests. Kept: the task, and every digest after it.
-        log.exception("usage digest failed")

@@ -10,6 +10,7 @@ cost of all three stays off every request's latency. Each of them can be off.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ from .shipping import DEFAULT_CAPACITY, UsageBuffer
 
 if TYPE_CHECKING:
     from .tracing import Tracing
+
+log = logging.getLogger("keyway.data_plane.usage")
 
 DIGEST_AT = 20_000
 """Finished requests held at most before `finish` digests them itself."""
@@ -87,17 +90,23 @@ class Observer:
         """Hands the requests finished since the last call to the buffer, metrics and log.
 
         One loop for each of them (not one loop handing each request to all three in
-        turn, which measured slower: each loop's code stays in the CPU's caches)."""
+        turn, which measured slower: each loop's code stays in the CPU's caches). Never
+        raises: one that fails (a bug, a closed stdout) is logged and costs only its own
+        share of these requests; the others, and every later digest, go on."""
         done, self._finished = self._finished, []
         if not done:
             return
         for trace in done:
             settle(trace)
-        if self.buffer is not None:
-            self.buffer.add_all(done)
-        if self.metrics is not None:
-            observe = self.metrics.observe
-            for trace in done:
-                observe(trace)
-        if self.log is not None:
-            self.log.write(done)
+        steps = (
+            ("records", self.buffer.add_all if self.buffer is not None else None),
+            ("metrics", self.metrics.observe_all if self.metrics is not None else None),
+            ("request log", self.log.write if self.log is not None else None),
+        )
+        for name, step in steps:
+            if step is None:
+                continue
+            try:
+                step(done)
+            except Exception:
+                log.exception("usage digest: %s of %d requests lost", name, len(done))

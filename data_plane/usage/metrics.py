@@ -78,6 +78,11 @@ class RequestMetrics:
         self.added = _Histogram(_ADDED)
         self.active_streams = 0
 
+    def observe_all(self, traces: list[RequestTrace]) -> None:
+        observe = self.observe
+        for trace in traces:
+            observe(trace)
+
     def observe(self, trace: RequestTrace) -> None:
         # Plain dict updates, inlined: this runs once per request.
         attempts = trace.attempts

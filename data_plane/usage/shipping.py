@@ -219,25 +219,20 @@ async def report_forever(
     prepare: Callable[[], None] = lambda: None,
 ) -> None:
     """Ships every `interval` seconds to the control plane `channel()` is on (the snapshot
-    stream's, which moves between replicas); `prepare` first moves finished requests in."""
+    stream's, which moves between replicas); `prepare` (which must not raise) first moves
+    finished requests in."""
 
     def stub() -> DataPlaneDiscoveryServiceAsyncStub:
         return discovery_pb2_grpc.DataPlaneDiscoveryServiceStub(channel())
-
-    def prepared() -> None:
-        try:
-            prepare()
-        except Exception:
-            log.exception("usage digest failed")  # shipping what there is goes on
 
     pause = interval
     try:
         while True:
             await asyncio.sleep(pause)
-            prepared()
+            prepare()
             delivered = await shipper.flush(stub(), token)
             pause = interval if delivered else min(MAX_BACKOFF, pause * 2)
     finally:
         # On shutdown, one last best-effort flush.
-        prepared()
+        prepare()
         await shipper.flush(stub(), token)

@@ -73,20 +73,17 @@ def _normalised(usage: Mapping[str, Any], api: ApiFormat) -> Tokens:
     )
 
 
-def _object_at(data: bytes, pos: int, line_ends: bool) -> dict[str, Any] | None:
-    end = data.find(b"\n", pos) if line_ends else -1
-    text = data[pos : end if end >= 0 else len(data)].decode("utf-8", "replace")
+def _object_at(data: bytes, pos: int) -> dict[str, Any] | None:
     try:
-        value, _ = _DECODER.raw_decode(text)
+        value, _ = _DECODER.raw_decode(data[pos:].decode("utf-8", "replace"))
     except (ValueError, RecursionError):  # malformed, or nested past the decoder's limit
         return None
     return value if isinstance(value, dict) else None
 
 
-def _objects(data: bytes, line_ends: bool) -> list[dict[str, Any]]:
-    """Every `"usage": {...}` object in `data`, in order. With `line_ends`, an object is
-    looked for only up to the end of its line (SSE data lines are one line each)."""
-    found = (_object_at(data, m.end(), line_ends) for m in _KEY_AND_OBJECT.finditer(data))
+def _objects(line: bytes) -> list[dict[str, Any]]:
+    """Every `"usage": {...}` object in one kept SSE line (no line end), in order."""
+    found = (_object_at(line, m.end()) for m in _KEY_AND_OBJECT.finditer(line))
     return [value for value in found if value is not None]
 
 
@@ -95,7 +92,7 @@ def from_body(tail: bytes, api: ApiFormat) -> Tokens | None:
     at = tail.rfind(_KEY)  # the last one first: a body's usage object is near its end
     while at >= 0:
         match = _KEY_AND_OBJECT.match(tail, at)
-        usage = _object_at(tail, match.end(), line_ends=False) if match else None
+        usage = _object_at(tail, match.end()) if match else None
         if usage is not None:
             return _normalised(usage, api)
         at = tail.rfind(_KEY, 0, at)
@@ -105,15 +102,15 @@ def from_body(tail: bytes, api: ApiFormat) -> Tokens | None:
 class AnswerUsage:
     """Where one answer's token counts are, kept as the bytes they came in.
 
-        The relay hands it each batch of whole SSE events as it passes, or a JSON body's last
-        bytes once it has been relayed; on the request path that is one C-level search per
-        batch and a slice of each line holding a `"usage"` key. `tokens()` decodes them, at
-        the digest, many answers at a time: decoding each answer at the end of its own
-        request, with the decoder cold in the CPU's caches, cost the proxy several times more.
-        A stream's usage lines are kept up to `_LINES` (then the newest replaces the last),
-    each at most `TAIL_BYTES`, and a body from its first `"usage"` key:
-        Anthropic sends two (input at `message_start`, output at the last `message_delta`),
-        OpenAI one.
+    The relay hands it each batch of whole SSE events as it passes, or a JSON body's last
+    bytes once it has been relayed; on the request path that is one C-level search per
+    batch and a slice of each line holding a `"usage"` key. `tokens()` decodes them, at
+    the digest, many answers at a time: decoding each answer at the end of its own
+    request, with the decoder cold in the CPU's caches, cost the proxy several times more.
+    A stream's usage lines are kept up to `_LINES` (then the newest replaces the last),
+    each without its line end and at most `TAIL_BYTES`; a body from its first `"usage"`
+    key. Anthropic sends two (input at `message_start`, output at the last
+    `message_delta`), OpenAI one.
     """
 
     __slots__ = ("_api", "_lines", "_tail")
@@ -148,7 +145,7 @@ class AnswerUsage:
             return from_body(self._tail, self._api)
         merged: dict[str, Any] | None = None
         for line in self._lines:
-            for usage in _objects(line, line_ends=True):
+            for usage in _objects(line):
                 # Later events carry the newer counts (Anthropic's output grows per delta).
                 if merged is None:
                     merged = dict(usage)

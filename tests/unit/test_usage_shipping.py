@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import grpc
 import pytest
 from keyway.v1 import discovery_pb2 as pb
@@ -10,6 +12,7 @@ from data_plane.formats import ApiFormat
 from data_plane.usage import Observer
 from data_plane.usage.metrics import RequestMetrics
 from data_plane.usage.records import AttemptTrace, RequestTrace
+from data_plane.usage.request_log import LogFormat, RequestLog
 from data_plane.usage.shipping import BATCH_RECORDS, Shipper, UsageBuffer, add_messages
 from data_plane.usage.tokens import AnswerUsage, Tokens
 
@@ -170,3 +173,25 @@ def test_an_answer_whose_tokens_cannot_be_read_costs_only_its_own_counts() -> No
     assert counted == {"req_odd": False, "req_fine": True}
     assert observer.metrics is not None
     assert observer.metrics.tokens == {("openai", "gpt-4o"): [5, 2, 0, 0]}
+
+
+class _ClosedStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError("stdout is gone")
+
+
+def test_a_failing_consumer_costs_only_its_own_share_of_a_digest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = RequestLog(LogFormat.JSON, _ClosedStream())
+    observer = Observer(UsageBuffer(), RequestMetrics(), log)
+    observer.finish(trace("req_1", "success"))
+    observer.digest()  # does not raise
+    assert "request log of 1 requests lost" in caplog.text
+    assert observer.buffer is not None
+    assert len(observer.buffer) == 1
+    assert observer.metrics is not None
+    assert sum(observer.metrics.requests.values()) == 1
+    observer.finish(trace("req_2", "success"))
+    observer.digest()  # and the next digest goes on
+    assert len(observer.buffer) == 2
